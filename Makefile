@@ -1,0 +1,55 @@
+# wa-sidecar: `make run` builds and serves with config.toml; `make test` runs
+# everything CI checks.
+GO        ?= go
+BIN       := bin
+CONFIG    ?= config.toml
+TOOLS     := $(CURDIR)/.tools
+PROMTOOL  ?= $(shell command -v promtool 2>/dev/null || echo $(TOOLS)/promtool)
+export CGO_ENABLED ?= 0
+
+.PHONY: all build run test unit e2e lint proto bench demo clean tools
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/wa-supervisor ./supervisor/cmd/wa-supervisor
+	$(GO) build -o $(BIN)/wa-worker ./worker/cmd/wa-worker
+	$(GO) build -o $(BIN)/wa-emulator ./worker/cmd/wa-emulator
+
+run: build
+	$(BIN)/wa-supervisor serve -config $(CONFIG)
+
+# Regenerates the plugin contract; needs protoc, protoc-gen-go and
+# protoc-gen-go-grpc (`make tools` installs the two Go plugins).
+proto:
+	cd shared/contract && PATH="$$PATH:$$($(GO) env GOPATH)/bin" protoc \
+		--go_out=pb --go_opt=paths=source_relative \
+		--go-grpc_out=pb --go-grpc_opt=paths=source_relative worker.proto
+
+tools:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+
+test: lint unit e2e
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+	scripts/check-ops.sh
+
+# Unit and process tests of every package, with the race detector.
+unit: build
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /e2e)
+
+# The end-to-end suite: real supervisor and worker binaries against the emulator.
+e2e: build
+	WA_SIDECAR_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 10m ./supervisor/e2e/...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: build
+	scripts/demo.sh
+
+clean:
+	rm -rf $(BIN)

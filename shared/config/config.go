@@ -1,0 +1,361 @@
+// Package config holds wa-sidecar's configuration: the types that mirror
+// config.toml, their defaults, and a loader that rejects unknown keys and
+// names the key of every bad value.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
+)
+
+// Duration is a time.Duration written as a Go duration string ("2s", "5m").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (use Go syntax such as \"2s\", \"5m\", \"1h\")", string(b))
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration back as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Config is the whole configuration file.
+type Config struct {
+	StateDir     string   `toml:"state_dir"`
+	WorkerBinary string   `toml:"worker_binary"`
+	LogLevel     string   `toml:"log_level"`
+	API          API      `toml:"api"`
+	Metrics      Metrics  `toml:"metrics"`
+	Workers      Workers  `toml:"workers"`
+	BadMAC       BadMAC   `toml:"badmac"`
+	Logout       Logout   `toml:"logout"`
+	QR           QR       `toml:"qr"`
+	Messages     Messages `toml:"messages"`
+	Webhook      Webhook  `toml:"webhook"`
+	WhatsApp     WhatsApp `toml:"whatsapp"`
+	Orgs         []Org    `toml:"org"`
+}
+
+// API is the local status API that Django polls.
+type API struct {
+	Listen     string `toml:"listen"`
+	APIKeyFile string `toml:"api_key_file"`
+}
+
+// Metrics is the Prometheus endpoint.
+type Metrics struct {
+	Listen string `toml:"listen"`
+}
+
+// Workers bounds how many worker processes live at once and how they start.
+type Workers struct {
+	MaxLive        int         `toml:"max_live"`
+	StartGap       Duration    `toml:"start_gap"`
+	StartJitter    [2]Duration `toml:"start_jitter"`
+	HealthInterval Duration    `toml:"health_interval"`
+	CrashBackoff   [2]Duration `toml:"crash_backoff"`
+	CrashLimit     int         `toml:"crash_limit"`
+	StopTimeout    Duration    `toml:"stop_timeout"`
+}
+
+// BadMAC is the policy for repeated "Bad MAC" decryption failures.
+type BadMAC struct {
+	Limit            int      `toml:"limit"`
+	ResetAfter       Duration `toml:"reset_after"`
+	KeepArchives     int      `toml:"keep_archives"`
+	RestartDelay     Duration `toml:"restart_delay"`
+	StormTrips       int      `toml:"storm_trips"`
+	StormMaxCooldown Duration `toml:"storm_max_cooldown"`
+}
+
+// Logout is the policy after WhatsApp ends a link.
+type Logout struct {
+	Cooldown Duration `toml:"cooldown"`
+}
+
+// QR bounds how long an unscanned QR keeps a slot.
+type QR struct {
+	GiveUpAfter Duration `toml:"give_up_after"`
+}
+
+// Messages paces outgoing messages.
+type Messages struct {
+	MinInterval Duration `toml:"min_interval"`
+	PerMinute   int      `toml:"per_minute"`
+	ExpireAfter Duration `toml:"expire_after"`
+	MaxJobs     int      `toml:"max_jobs"`
+}
+
+// Webhook is the optional state-change callback.
+type Webhook struct {
+	URL        string `toml:"url"`
+	SecretFile string `toml:"secret_file"`
+}
+
+// WhatsApp holds where workers connect to.
+type WhatsApp struct {
+	Emulator *Emulator `toml:"emulator"`
+}
+
+// Emulator points workers at the local test emulator instead of WhatsApp.
+type Emulator struct {
+	URL string `toml:"url"`
+}
+
+// Org is an organization kept running from boot.
+type Org struct {
+	ID string `toml:"id"`
+}
+
+// Default returns the configuration used for every key the file leaves out.
+func Default() Config {
+	return Config{
+		StateDir:     "./var",
+		WorkerBinary: "./bin/wa-worker",
+		LogLevel:     "info",
+		API:          API{Listen: "127.0.0.1:8089"},
+		Metrics:      Metrics{Listen: "127.0.0.1:9189"},
+		Workers: Workers{
+			MaxLive:        5,
+			StartGap:       Duration{2 * time.Second},
+			StartJitter:    [2]Duration{{time.Second}, {3 * time.Second}},
+			HealthInterval: Duration{30 * time.Second},
+			CrashBackoff:   [2]Duration{{time.Second}, {5 * time.Minute}},
+			CrashLimit:     5,
+			StopTimeout:    Duration{10 * time.Second},
+		},
+		BadMAC: BadMAC{
+			Limit:            5,
+			ResetAfter:       Duration{60 * time.Second},
+			KeepArchives:     3,
+			RestartDelay:     Duration{2 * time.Second},
+			StormTrips:       3,
+			StormMaxCooldown: Duration{time.Hour},
+		},
+		Logout:   Logout{Cooldown: Duration{5 * time.Minute}},
+		QR:       QR{GiveUpAfter: Duration{10 * time.Minute}},
+		Messages: Messages{MinInterval: Duration{2 * time.Second}, PerMinute: 20, ExpireAfter: Duration{24 * time.Hour}, MaxJobs: 2},
+	}
+}
+
+// Load reads the file at path over the defaults and validates the result.
+// Relative paths in it (state_dir, worker_binary, files) are taken relative
+// to the current directory, as an operator running `make run` expects.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	md, err := toml.DecodeFile(path, &cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			key := ""
+			if perr.LastKey != "" {
+				key = perr.LastKey + ": "
+			}
+			return Config{}, fmt.Errorf("config %s: line %d: %s%s", path, perr.Position.Line, key, perr.Message)
+		}
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		return Config{}, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks every value and names the first key that is wrong.
+func (c *Config) Validate() error {
+	check := []struct {
+		key string
+		err error
+	}{
+		{"state_dir", nonEmpty(c.StateDir)},
+		{"worker_binary", nonEmpty(c.WorkerBinary)},
+		{"log_level", oneOf(c.LogLevel, "debug", "info", "warn", "error")},
+		{"api.listen", listenAddr(c.API.Listen)},
+		{"metrics.listen", listenAddr(c.Metrics.Listen)},
+		{"workers.max_live", atLeast(c.Workers.MaxLive, 1)},
+		{"workers.start_gap", nonNegative(c.Workers.StartGap)},
+		{"workers.start_jitter", durationRange(c.Workers.StartJitter)},
+		{"workers.health_interval", positive(c.Workers.HealthInterval)},
+		{"workers.crash_backoff", durationRange(c.Workers.CrashBackoff)},
+		{"workers.crash_limit", atLeast(c.Workers.CrashLimit, 1)},
+		{"workers.stop_timeout", positive(c.Workers.StopTimeout)},
+		{"badmac.limit", atLeast(c.BadMAC.Limit, 1)},
+		{"badmac.reset_after", positive(c.BadMAC.ResetAfter)},
+		{"badmac.keep_archives", atLeast(c.BadMAC.KeepArchives, 0)},
+		{"badmac.restart_delay", nonNegative(c.BadMAC.RestartDelay)},
+		{"badmac.storm_trips", atLeast(c.BadMAC.StormTrips, 1)},
+		{"badmac.storm_max_cooldown", nonNegative(c.BadMAC.StormMaxCooldown)},
+		{"logout.cooldown", nonNegative(c.Logout.Cooldown)},
+		{"qr.give_up_after", positive(c.QR.GiveUpAfter)},
+		{"messages.min_interval", nonNegative(c.Messages.MinInterval)},
+		{"messages.per_minute", atLeast(c.Messages.PerMinute, 1)},
+		{"messages.expire_after", positive(c.Messages.ExpireAfter)},
+		{"messages.max_jobs", atLeast(c.Messages.MaxJobs, 1)},
+		{"webhook.url", optionalURL(c.Webhook.URL)},
+	}
+	for _, ch := range check {
+		if ch.err != nil {
+			return fmt.Errorf("%s: %w", ch.key, ch.err)
+		}
+	}
+	if c.WhatsApp.Emulator != nil {
+		if err := requiredURL(c.WhatsApp.Emulator.URL); err != nil {
+			return fmt.Errorf("whatsapp.emulator.url: %w", err)
+		}
+	}
+	seen := map[string]bool{}
+	for i, o := range c.Orgs {
+		if err := orgid.Validate(o.ID); err != nil {
+			return fmt.Errorf("org[%d].id: %w", i, err)
+		}
+		if seen[o.ID] {
+			return fmt.Errorf("org[%d].id: organization %q is listed twice", i, o.ID)
+		}
+		seen[o.ID] = true
+	}
+	return nil
+}
+
+// AuthDir is where the worker of org keeps its whatsmeow store.
+func (c *Config) AuthDir(org string) string {
+	return filepath.Join(c.StateDir, "auth_sessions", org)
+}
+
+// APIKey returns the key callers must send in x-api-key: from the
+// environment variable WA_SIDECAR_API_KEY, else from api.api_key_file, else
+// empty (dev mode, allowed on loopback only).
+func (c *Config) APIKey() (string, error) {
+	if k := strings.TrimSpace(os.Getenv("WA_SIDECAR_API_KEY")); k != "" {
+		return k, nil
+	}
+	if c.API.APIKeyFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(c.API.APIKeyFile)
+	if err != nil {
+		return "", fmt.Errorf("api.api_key_file: %w", err)
+	}
+	k := strings.TrimSpace(string(b))
+	if k == "" {
+		return "", fmt.Errorf("api.api_key_file: %s is empty", c.API.APIKeyFile)
+	}
+	return k, nil
+}
+
+// IsUnixListen reports whether a listen address names a unix socket, and
+// its path.
+func IsUnixListen(addr string) (string, bool) {
+	p, ok := strings.CutPrefix(addr, "unix:")
+	return p, ok
+}
+
+// IsLoopback reports whether a listen address can only be reached from this
+// host: a unix socket or a loopback IP.
+func IsLoopback(addr string) bool {
+	if _, ok := IsUnixListen(addr); ok {
+		return true
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func nonEmpty(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return errors.New("must not be empty")
+	}
+	return nil
+}
+
+func oneOf(s string, allowed ...string) error {
+	for _, a := range allowed {
+		if s == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not one of %s", s, strings.Join(allowed, ", "))
+}
+
+func listenAddr(s string) error {
+	if p, ok := IsUnixListen(s); ok {
+		if p == "" {
+			return errors.New("unix: needs a socket path")
+		}
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(s); err != nil {
+		return fmt.Errorf("%q is not host:port or unix:/path", s)
+	}
+	return nil
+}
+
+func atLeast(v, min int) error {
+	if v < min {
+		return fmt.Errorf("%d is below the minimum %d", v, min)
+	}
+	return nil
+}
+
+func positive(d Duration) error {
+	if d.Duration <= 0 {
+		return fmt.Errorf("%s must be greater than zero", d.Duration)
+	}
+	return nil
+}
+
+func nonNegative(d Duration) error {
+	if d.Duration < 0 {
+		return fmt.Errorf("%s must not be negative", d.Duration)
+	}
+	return nil
+}
+
+func durationRange(r [2]Duration) error {
+	if r[0].Duration < 0 || r[1].Duration < r[0].Duration {
+		return fmt.Errorf("[%s, %s] must be [min, max] with 0 <= min <= max", r[0].Duration, r[1].Duration)
+	}
+	return nil
+}
+
+func optionalURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	return requiredURL(s)
+}
+
+func requiredURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	return nil
+}

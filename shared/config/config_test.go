@@ -1,0 +1,136 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRepoConfigIsTheDefault(t *testing.T) {
+	cfg, err := Load("../../config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	if cfg.Workers != def.Workers || cfg.BadMAC != def.BadMAC || cfg.API != def.API || cfg.QR != def.QR {
+		t.Errorf("config.toml drifted from Default():\n%+v\n%+v", cfg, def)
+	}
+	if cfg.WhatsApp.Emulator != nil {
+		t.Error("config.toml must not point at the emulator")
+	}
+}
+
+func TestLoadValues(t *testing.T) {
+	cfg, err := Load(write(t, `
+state_dir = "/tmp/x"
+[workers]
+start_jitter = ["0s", "10ms"]
+[whatsapp.emulator]
+url = "http://127.0.0.1:7000"
+[[org]]
+id = "2"
+[[org]]
+id = "abc"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Workers.StartJitter[1].Duration != 10*time.Millisecond || len(cfg.Orgs) != 2 || cfg.WhatsApp.Emulator.URL != "http://127.0.0.1:7000" {
+		t.Errorf("unexpected %+v", cfg)
+	}
+	if cfg.Workers.MaxLive != 5 {
+		t.Errorf("default max_live lost: %d", cfg.Workers.MaxLive)
+	}
+	if got := cfg.AuthDir("2"); got != filepath.Join("/tmp/x", "auth_sessions", "2") {
+		t.Errorf("AuthDir = %s", got)
+	}
+}
+
+func TestLoadErrorsNameTheKey(t *testing.T) {
+	cases := map[string]string{
+		"unknown top":    "colour = 1\n",
+		"unknown nested": "[workers]\nmax_lives = 3\n",
+		"bad duration":   "[badmac]\nreset_after = \"soon\"\n",
+		"negative":       "[workers]\nstart_gap = \"-1s\"\n",
+		"bad range":      "[workers]\nstart_jitter = [\"3s\", \"1s\"]\n",
+		"bad id":         "[[org]]\nid = \"../etc\"\n",
+		"dup id":         "[[org]]\nid = \"2\"\n[[org]]\nid = \"2\"\n",
+		"zero max_live":  "[workers]\nmax_live = 0\n",
+		"bad listen":     "[api]\nlisten = \"8089\"\n",
+		"bad emulator":   "[whatsapp.emulator]\nurl = \"ftp://x\"\n",
+		"syntax":         "state_dir = \n",
+		"wrong type":     "[workers]\nmax_live = \"five\"\n",
+		"bad log level":  "log_level = \"loud\"\n",
+	}
+	want := map[string]string{
+		"unknown top":    "colour",
+		"unknown nested": "workers.max_lives",
+		"bad duration":   "badmac.reset_after",
+		"negative":       "workers.start_gap",
+		"bad range":      "workers.start_jitter",
+		"bad id":         "org[0].id",
+		"dup id":         "org[1].id",
+		"zero max_live":  "workers.max_live",
+		"bad listen":     "api.listen",
+		"bad emulator":   "whatsapp.emulator.url",
+		"syntax":         "line 1",
+		"wrong type":     "max_live",
+		"bad log level":  "log_level",
+	}
+	for name, body := range cases {
+		_, err := Load(write(t, body))
+		if err == nil {
+			t.Errorf("%s: no error", name)
+			continue
+		}
+		if !strings.Contains(err.Error(), want[name]) {
+			t.Errorf("%s: error %q does not name %q", name, err, want[name])
+		}
+		if strings.Count(err.Error(), "\n") > 3 {
+			t.Errorf("%s: error is not short: %q", name, err)
+		}
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8089": true, "[::1]:1": true, "localhost:1": true, "unix:/run/x.sock": true,
+		"0.0.0.0:8089": false, "10.0.0.1:1": false, ":8089": false,
+	} {
+		if got := IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v", addr, got)
+		}
+	}
+}
+
+func TestAPIKey(t *testing.T) {
+	cfg := Default()
+	t.Setenv("WA_SIDECAR_API_KEY", "")
+	if k, err := cfg.APIKey(); k != "" || err != nil {
+		t.Fatalf("dev mode: %q %v", k, err)
+	}
+	cfg.API.APIKeyFile = write(t, "  secret\n")
+	if k, _ := cfg.APIKey(); k != "secret" {
+		t.Fatalf("file key %q", k)
+	}
+	t.Setenv("WA_SIDECAR_API_KEY", "env")
+	if k, _ := cfg.APIKey(); k != "env" {
+		t.Fatalf("env key %q", k)
+	}
+	t.Setenv("WA_SIDECAR_API_KEY", "")
+	cfg.API.APIKeyFile = filepath.Join(t.TempDir(), "missing")
+	if _, err := cfg.APIKey(); err == nil || !strings.Contains(err.Error(), "api.api_key_file") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
