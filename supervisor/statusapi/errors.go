@@ -1,0 +1,100 @@
+package statusapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
+)
+
+// ErrorBody is the shape of every error answer.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// apiError is an answer the API decided on itself, as opposed to an error
+// from the fleet that writeError has to classify.
+type apiError struct {
+	status     int
+	code       string
+	msg        string
+	retryAfter time.Duration
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badID(err error) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: "bad_id", msg: err.Error()}
+}
+
+func errNotFound(format string, a ...any) *apiError {
+	return &apiError{status: http.StatusNotFound, code: "not_found", msg: fmt.Sprintf(format, a...)}
+}
+
+// classify maps fleet errors to answers. Anything it does not know is an
+// internal error: logged in full, answered without detail, because it may
+// carry paths or worker output.
+func (s *server) classify(r *http.Request, err error) *apiError {
+	var (
+		ae       *apiError
+		cooldown *fleet.CooldownError
+		conflict *fleet.ConflictError
+	)
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, fleet.ErrUnknownOrg):
+		return &apiError{status: http.StatusNotFound, code: "unknown_org",
+			msg: fmt.Sprintf("organization %s is not registered; POST /v1/orgs/%[1]s/start registers it", r.PathValue("id"))}
+	case errors.As(err, &cooldown):
+		return &apiError{status: http.StatusConflict, code: "cooldown", msg: cooldown.Error(),
+			retryAfter: time.Until(cooldown.Until)}
+	case errors.As(err, &conflict):
+		return &apiError{status: http.StatusConflict, code: "conflict", msg: conflict.Error()}
+	}
+	s.log.Error("status api request failed", "method", r.Method, "path", r.URL.Path,
+		"org", r.PathValue("id"), "err", err)
+	return &apiError{status: http.StatusInternalServerError, code: "internal",
+		msg: "internal error; the supervisor log has the details"}
+}
+
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	ae := s.classify(r, err)
+	if ae.status == http.StatusConflict && ae.code == "cooldown" {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(ae.retryAfter)))
+	}
+	s.writeJSON(w, r, ae.status, ErrorBody{Error: ae.msg, Code: ae.code})
+}
+
+// retryAfterSeconds rounds up, so a caller that waits as told is never early,
+// and never says 0, which some clients read as "retry now in a loop".
+func retryAfterSeconds(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
+}
+
+func (s *server) writeJSON(w http.ResponseWriter, r *http.Request, status int, body any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	// Snapshots carry QR codes, which must not linger in caches.
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(body); err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "status api response not written",
+			slog.String("path", r.URL.Path), slog.Any("err", err))
+	}
+}
+
+func sortByID(snaps []state.Snapshot) {
+	slices.SortFunc(snaps, func(a, b state.Snapshot) int { return strings.Compare(a.OrganizationID, b.OrganizationID) })
+}

@@ -1,0 +1,228 @@
+package statusapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
+)
+
+// maxBody bounds every request body; the largest legitimate one (a message
+// text, later) is far smaller.
+const maxBody = 64 << 10
+
+// handlerFunc answers one request with a status and a JSON body, or an error
+// that writeError turns into the error shape.
+type handlerFunc func(r *http.Request) (int, any, error)
+
+// orgHandlerFunc is a handlerFunc for routes under /v1/orgs/{id}; id is valid.
+type orgHandlerFunc func(r *http.Request, id string) (int, any, error)
+
+func (s *server) handle(fn handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		status, body, err := fn(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.writeJSON(w, r, status, body)
+	}
+}
+
+// org validates {id} before anything else sees it: IDs become file names.
+func (s *server) org(fn orgHandlerFunc) http.HandlerFunc {
+	return s.handle(func(r *http.Request) (int, any, error) {
+		id := r.PathValue("id")
+		if err := orgid.Validate(id); err != nil {
+			return 0, nil, badID(err)
+		}
+		return fn(r, id)
+	})
+}
+
+func (s *server) list(*http.Request) (int, any, error) {
+	snaps := s.fleet.List()
+	if snaps == nil {
+		snaps = []state.Snapshot{} // `[]`, not `null`, for callers that iterate
+	}
+	sortByID(snaps)
+	return http.StatusOK, snaps, nil
+}
+
+func (s *server) get(_ *http.Request, id string) (int, any, error) {
+	snap, err := s.fleet.Get(id)
+	return http.StatusOK, snap, err
+}
+
+// start answers 202 because linking goes on after the answer, and 200 when
+// the organization is already connected and nothing was started.
+func (s *server) start(r *http.Request, id string) (int, any, error) {
+	if err := decode(r, &struct{}{}, false); err != nil {
+		return 0, nil, err
+	}
+	snap, err := s.fleet.Start(id)
+	if err != nil {
+		return 0, nil, err
+	}
+	if snap.Status == state.Connected {
+		return http.StatusOK, snap, nil
+	}
+	return http.StatusAccepted, snap, nil
+}
+
+// snapshotAction adapts the fleet calls that take only an ID and need no body.
+func (s *server) snapshotAction(action func(id string) (state.Snapshot, error)) orgHandlerFunc {
+	return func(r *http.Request, id string) (int, any, error) {
+		if err := decode(r, &struct{}{}, false); err != nil {
+			return 0, nil, err
+		}
+		snap, err := action(id)
+		return http.StatusOK, snap, err
+	}
+}
+
+func (s *server) logout(r *http.Request, id string) (int, any, error) {
+	if err := decode(r, &struct{}{}, false); err != nil {
+		return 0, nil, err
+	}
+	snap, err := s.fleet.Logout(r.Context(), id)
+	return http.StatusOK, snap, err
+}
+
+// DeleteResponse answers DELETE /v1/orgs/{id}: there is no snapshot left.
+type DeleteResponse struct {
+	OrganizationID string `json:"organization_id"`
+	Deleted        bool   `json:"deleted"`
+}
+
+func (s *server) delete(r *http.Request, id string) (int, any, error) {
+	if err := decode(r, &struct{}{}, false); err != nil {
+		return 0, nil, err
+	}
+	if err := s.fleet.Delete(id); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, DeleteResponse{OrganizationID: id, Deleted: true}, nil
+}
+
+// PairPhoneRequest is the body of POST /v1/orgs/{id}/pair-phone.
+type PairPhoneRequest struct {
+	Phone string `json:"phone"`
+}
+
+// PairPhoneResponse carries the code the user types on the phone.
+type PairPhoneResponse struct {
+	Code string `json:"code"`
+}
+
+func (s *server) pairPhone(r *http.Request, id string) (int, any, error) {
+	var req PairPhoneRequest
+	if err := decode(r, &req, true); err != nil {
+		return 0, nil, err
+	}
+	if !validPhone(req.Phone) {
+		return 0, nil, &apiError{status: http.StatusBadRequest, code: "bad_body",
+			msg: "phone must be 7 to 15 digits, country code first, without '+', spaces or dashes"}
+	}
+	code, err := s.fleet.PairPhone(r.Context(), id, req.Phone)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, PairPhoneResponse{Code: code}, nil
+}
+
+func validPhone(p string) bool {
+	return len(p) >= 7 && len(p) <= 15 && strings.Trim(p, "0123456789") == ""
+}
+
+// ClearCorruptedSessionResponse answers the route the old Node servers
+// offered. `success` is what those callers test; `status` is the status
+// string as they knew it and `session` the full status object.
+type ClearCorruptedSessionResponse struct {
+	Success        bool           `json:"success"`
+	Message        string         `json:"message"`
+	OrganizationID string         `json:"organization_id"`
+	Status         state.Status   `json:"status"`
+	Session        state.Snapshot `json:"session"`
+}
+
+func (s *server) clearCorruptedSession(r *http.Request) (int, any, error) {
+	var req struct {
+		OrganizationID json.RawMessage `json:"organization_id"`
+	}
+	if err := decode(r, &req, true); err != nil {
+		return 0, nil, err
+	}
+	id, err := seedOrgID(req.OrganizationID)
+	if err != nil {
+		return 0, nil, err
+	}
+	// The request log and unknown_org message read the ID from the path
+	// values, as on every other route.
+	r.SetPathValue("id", id)
+	snap, err := s.fleet.Clear(id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, ClearCorruptedSessionResponse{
+		Success:        true,
+		Message:        fmt.Sprintf("session of organization %s archived; a new QR code follows", id),
+		OrganizationID: id,
+		Status:         snap.Status,
+		Session:        snap,
+	}, nil
+}
+
+// seedOrgID accepts the ID as a string or as a JSON integer, because the old
+// callers' Django models hold numeric IDs and some send them unquoted.
+func seedOrgID(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", &apiError{status: http.StatusBadRequest, code: "bad_body", msg: "organization_id is missing"}
+	}
+	id := string(raw)
+	if raw[0] == '"' {
+		if err := json.Unmarshal(raw, &id); err != nil {
+			return "", bodyError(err)
+		}
+	}
+	if err := orgid.Validate(id); err != nil {
+		return "", badID(err)
+	}
+	return id, nil
+}
+
+// decode reads a JSON object into dst. Unknown fields are refused so that a
+// caller's typo (or an option this version lacks) fails loudly instead of
+// being ignored. An empty body is fine when the route needs none.
+func decode(r *http.Request, dst any, required bool) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		if errors.Is(err, io.EOF) && !required {
+			return nil
+		}
+		return bodyError(err)
+	}
+	if dec.More() {
+		return &apiError{status: http.StatusBadRequest, code: "bad_body", msg: "request body holds more than one JSON value"}
+	}
+	return nil
+}
+
+func bodyError(err error) error {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return &apiError{status: http.StatusRequestEntityTooLarge, code: "too_large",
+			msg: fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit)}
+	case errors.Is(err, io.EOF):
+		return &apiError{status: http.StatusBadRequest, code: "bad_body", msg: "request body is empty; a JSON object is expected"}
+	}
+	return &apiError{status: http.StatusBadRequest, code: "bad_body", msg: "request body is not the expected JSON: " + err.Error()}
+}

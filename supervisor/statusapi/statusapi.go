@@ -1,0 +1,160 @@
+// Package statusapi serves the local HTTP/JSON API that Django polls and the
+// operator CLI drives. It validates every organization ID before the fleet
+// sees it, answers every failure (unknown routes included) with the JSON
+// error shape `{"error": sentence, "code": word}`, and never leaks internal
+// errors to the caller: they go to the log instead.
+package statusapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
+)
+
+// Fleet is what the API needs from the supervisor's registry of
+// organizations. IDs passed to it have already been validated.
+type Fleet interface {
+	// List returns a new slice the API may reorder.
+	List() []state.Snapshot
+	Get(id string) (state.Snapshot, error)
+	// Start registers the organization if new and starts or links it; it is
+	// a no-op for a connected one and returns *fleet.CooldownError while a
+	// relink is held back.
+	Start(id string) (state.Snapshot, error)
+	Stop(id string) (state.Snapshot, error)
+	Logout(ctx context.Context, id string) (state.Snapshot, error)
+	// Clear archives the auth directory and relinks: the manual Bad MAC cure.
+	Clear(id string) (state.Snapshot, error)
+	// Delete stops the organization and forgets it; its auth is archived.
+	Delete(id string) error
+	// PairPhone asks for a pairing code to type on the phone instead of
+	// scanning a QR.
+	PairPhone(ctx context.Context, id, phone string) (string, error)
+}
+
+// New returns the API handler. An empty apiKey lets every request through
+// (dev mode); the caller is the one that knows whether that is acceptable
+// and warns about it.
+func New(f Fleet, apiKey string, log *slog.Logger) http.Handler {
+	s := &server{fleet: f, log: log, mux: http.NewServeMux()}
+	if apiKey != "" {
+		sum := sha256.Sum256([]byte(apiKey))
+		s.keySum = sum[:]
+	}
+	s.routes()
+	return http.HandlerFunc(s.serve)
+}
+
+type server struct {
+	fleet Fleet
+	log   *slog.Logger
+	mux   *http.ServeMux
+	// keySum is the SHA-256 of the API key, nil in dev mode. Comparing
+	// digests keeps the comparison constant-time even in the key's length.
+	keySum []byte
+}
+
+// probeMethods are tried against the route table to tell a 405 from a 404.
+var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+func (s *server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /v1/orgs", s.handle(s.list))
+	s.mux.HandleFunc("GET /v1/orgs/{id}", s.org(s.get))
+	s.mux.HandleFunc("POST /v1/orgs/{id}/start", s.org(s.start))
+	s.mux.HandleFunc("POST /v1/orgs/{id}/stop", s.org(s.snapshotAction(s.fleet.Stop)))
+	s.mux.HandleFunc("POST /v1/orgs/{id}/logout", s.org(s.logout))
+	s.mux.HandleFunc("POST /v1/orgs/{id}/clear", s.org(s.snapshotAction(s.fleet.Clear)))
+	s.mux.HandleFunc("DELETE /v1/orgs/{id}", s.org(s.delete))
+	s.mux.HandleFunc("POST /v1/orgs/{id}/pair-phone", s.org(s.pairPhone))
+	s.mux.HandleFunc("POST /api/clear-corrupted-session", s.handle(s.clearCorruptedSession))
+	// Without a catch-all, ServeMux would answer unknown routes and wrong
+	// methods in plain text, which callers parsing JSON choke on.
+	s.mux.HandleFunc("/", s.unrouted)
+}
+
+// serve wraps the route table with what every request needs: a debug log
+// line, canonical paths and the API key.
+func (s *server) serve(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "status api request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status), slog.String("org", r.PathValue("id")),
+			slog.Duration("took", time.Since(start)))
+	}()
+	// ServeMux would redirect a path with "." or ".." segments to another
+	// resource; a caller building such paths has a bug worth surfacing.
+	if p := r.URL.EscapedPath(); !canonical(p) {
+		s.writeError(rec, r, errNotFound("path %q is not canonical", r.URL.Path))
+		return
+	}
+	if r.URL.Path != "/healthz" && !s.authorized(r) {
+		msg := "x-api-key header does not match the configured API key"
+		if r.Header.Get("x-api-key") == "" {
+			msg = "x-api-key header is missing"
+		}
+		s.writeError(rec, r, &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: msg})
+		return
+	}
+	s.mux.ServeHTTP(rec, r)
+}
+
+func canonical(p string) bool {
+	c := path.Clean(p)
+	return c == p || c+"/" == p
+}
+
+func (s *server) authorized(r *http.Request) bool {
+	if s.keySum == nil {
+		return true
+	}
+	got := sha256.Sum256([]byte(r.Header.Get("x-api-key")))
+	return subtle.ConstantTimeCompare(got[:], s.keySum) == 1
+}
+
+func (s *server) unrouted(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range probeMethods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := s.mux.Handler(probe); p != "" && p != "/" {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) == 0 {
+		s.writeError(w, r, errNotFound("no route for %s %s", r.Method, r.URL.Path))
+		return
+	}
+	if slices.Contains(allowed, http.MethodGet) {
+		allowed = append(allowed, http.MethodHead)
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	s.writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
+		msg: r.Method + " is not allowed on " + r.URL.Path + "; use " + strings.Join(allowed, " or ")})
+}
+
+// statusRecorder remembers the status for the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
