@@ -1,0 +1,201 @@
+// Package apiclient is the operator CLI's client for a running supervisor's
+// status API. It reaches the daemon through the same listen address and key
+// the daemon reads from its config, unix socket included, and hands back the
+// server's own error sentence so operators see why a call was refused.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/config"
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
+)
+
+// APIError is an answer other than 2xx. Code and Message come from the
+// server's `{"error", "code"}` body; Code is empty when something other than
+// the status API answered.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("status api: HTTP %d: %s", e.Status, e.Message)
+	}
+	return fmt.Sprintf("status api: %s (%s, HTTP %d)", e.Message, e.Code, e.Status)
+}
+
+// Client talks to one supervisor. It is safe for concurrent use.
+type Client struct {
+	base   string
+	apiKey string
+	http   *http.Client
+}
+
+// New returns a client for a listen address as written in the config:
+// "host:port" or "unix:/path".
+func New(listen, apiKey string) *Client {
+	// No proxy: the API is local by design, and a proxy from the
+	// environment would either fail or see the key.
+	tr := &http.Transport{Proxy: nil, MaxIdleConns: 2}
+	base := "http://" + listen
+	if path, ok := config.IsUnixListen(listen); ok {
+		var d net.Dialer
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", path)
+		}
+		// The host is only a placeholder: every connection goes to the socket.
+		base = "http://wa-supervisor"
+	}
+	return &Client{base: base, apiKey: apiKey, http: &http.Client{Transport: tr}}
+}
+
+// Healthz reports whether the daemon answers at all.
+func (c *Client) Healthz(ctx context.Context) error {
+	var body struct {
+		Status string `json:"status"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/healthz", nil, &body); err != nil {
+		return err
+	}
+	if body.Status != "ok" {
+		return fmt.Errorf("status api: healthz says %q", body.Status)
+	}
+	return nil
+}
+
+// List returns every organization's status.
+func (c *Client) List(ctx context.Context) ([]state.Snapshot, error) {
+	var snaps []state.Snapshot
+	err := c.do(ctx, http.MethodGet, "/v1/orgs", nil, &snaps)
+	return snaps, err
+}
+
+// Status returns one organization's status.
+func (c *Client) Status(ctx context.Context, id string) (state.Snapshot, error) {
+	return c.snapshot(ctx, http.MethodGet, orgPath(id, ""))
+}
+
+// Start registers the organization if new and starts or links it.
+func (c *Client) Start(ctx context.Context, id string) (state.Snapshot, error) {
+	return c.snapshot(ctx, http.MethodPost, orgPath(id, "/start"))
+}
+
+// Stop stops the worker and keeps the auth directory.
+func (c *Client) Stop(ctx context.Context, id string) (state.Snapshot, error) {
+	return c.snapshot(ctx, http.MethodPost, orgPath(id, "/stop"))
+}
+
+// Logout unlinks the device.
+func (c *Client) Logout(ctx context.Context, id string) (state.Snapshot, error) {
+	return c.snapshot(ctx, http.MethodPost, orgPath(id, "/logout"))
+}
+
+// Clear archives the auth directory and relinks.
+func (c *Client) Clear(ctx context.Context, id string) (state.Snapshot, error) {
+	return c.snapshot(ctx, http.MethodPost, orgPath(id, "/clear"))
+}
+
+// Delete stops the organization and forgets it.
+func (c *Client) Delete(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, orgPath(id, ""), nil, nil)
+}
+
+// PairPhone asks for a pairing code to type on the phone.
+func (c *Client) PairPhone(ctx context.Context, id, phone string) (string, error) {
+	var body struct {
+		Code string `json:"code"`
+	}
+	err := c.do(ctx, http.MethodPost, orgPath(id, "/pair-phone"), map[string]string{"phone": phone}, &body)
+	return body.Code, err
+}
+
+// orgPath escapes the ID so that a malformed one reaches the server whole,
+// which then refuses it with its own sentence, rather than a different route.
+func orgPath(id, suffix string) string {
+	return "/v1/orgs/" + url.PathEscape(id) + suffix
+}
+
+func (c *Client) snapshot(ctx context.Context, method, path string) (state.Snapshot, error) {
+	var s state.Snapshot
+	err := c.do(ctx, method, path, nil, &s)
+	return s, err
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("status api: encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("status api: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.apiKey != "" {
+		req.Header.Set("x-api-key", c.apiKey)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("status api: %w", err)
+	}
+	defer resp.Body.Close()
+	// Bounded: a snapshot list is small, and a wrong server must not make
+	// the CLI read forever.
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return fmt.Errorf("status api: read %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return apiError(resp.StatusCode, raw)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("status api: decode %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func apiError(status int, raw []byte) *APIError {
+	var body struct {
+		Error string `json:"error"`
+		Code  string `json:"code"`
+	}
+	if err := json.Unmarshal(raw, &body); err == nil && body.Code != "" {
+		return &APIError{Status: status, Code: body.Code, Message: body.Error}
+	}
+	msg := strings.TrimSpace(string(raw))
+	if len(msg) > 200 {
+		msg = msg[:200] + "..."
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	return &APIError{Status: status, Message: msg}
+}
+
+// IsCode reports whether err is an *APIError with the given code, such as
+// "unknown_org" or "cooldown".
+func IsCode(err error, code string) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Code == code
+}
