@@ -1,0 +1,63 @@
+package parentwatch
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestOrphaned(t *testing.T) {
+	cases := []struct {
+		initial, current int
+		want             bool
+	}{
+		{4242, 4242, false},
+		{4242, 1, true},   // reparented to init
+		{4242, 977, true}, // reparented to a subreaper (systemd --user, tini)
+	}
+	for _, c := range cases {
+		if got := Orphaned(c.initial, c.current); got != c.want {
+			t.Errorf("Orphaned(%d, %d) = %v, want %v", c.initial, c.current, got, c.want)
+		}
+	}
+}
+
+func TestWatchFiresOnceWhenParentChanges(t *testing.T) {
+	var ppid atomic.Int64
+	ppid.Store(4242)
+	tick := make(chan time.Time)
+	fired := make(chan struct{}, 2)
+	done := make(chan struct{})
+	go func() {
+		Watch(context.Background(), 4242, func() int { return int(ppid.Load()) }, tick, func() { fired <- struct{}{} })
+		close(done)
+	}()
+
+	for range 3 {
+		tick <- time.Time{} // unbuffered: returns once Watch has taken the tick
+	}
+	select {
+	case <-fired:
+		t.Fatal("fired while the parent was alive")
+	default:
+	}
+
+	ppid.Store(1)
+	tick <- time.Time{}
+	<-done
+	if len(fired) != 1 {
+		t.Fatalf("onOrphan ran %d times, want 1", len(fired))
+	}
+}
+
+func TestWatchStopsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		Watch(ctx, 4242, func() int { return 1 }, nil, func() { t.Error("fired after cancel") })
+		close(done)
+	}()
+	cancel()
+	<-done
+}
