@@ -1,0 +1,180 @@
+// Package metrics exports the supervisor's Prometheus series, prefixed
+// wa_sidecar_ and labelled by organization. Labels are bounded on purpose:
+// one series per organization (and per status or reason), never per message
+// or per JID, so a busy host cannot blow up Prometheus.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
+)
+
+const namespace = "wa_sidecar"
+
+// Metrics holds every collector. All methods are safe for concurrent use.
+type Metrics struct {
+	workersLive     prometheus.Gauge
+	workersMax      prometheus.Gauge
+	startQueueDepth prometheus.Gauge
+	workerStart     prometheus.Histogram
+
+	orgStatus       *prometheus.GaugeVec
+	workerRSS       *prometheus.GaugeVec
+	outboxDepth     *prometheus.GaugeVec
+	badMACErrors    *prometheus.CounterVec
+	badMACTrips     *prometheus.CounterVec
+	qrCodes         *prometheus.CounterVec
+	messagesSent    *prometheus.CounterVec
+	messagesFailed  *prometheus.CounterVec
+	sessionsCleared *prometheus.CounterVec
+	logouts         *prometheus.CounterVec
+	workerRestarts  *prometheus.CounterVec
+	decryptFailures *prometheus.CounterVec
+
+	// perOrg lists every vector with an org label, for Forget.
+	perOrg []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}
+}
+
+// New registers the collectors, Go runtime and process ones included, on
+// reg. It panics if reg already holds any of them: that is a wiring bug,
+// not a runtime condition.
+func New(reg prometheus.Registerer, maxLive int) *Metrics {
+	gauge := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
+	}
+	gaugeVec := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
+	}
+	counterVec := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+	}
+	m := &Metrics{
+		workersLive:     gauge("workers_live", "Worker processes occupying a live slot."),
+		workersMax:      gauge("workers_max", "Configured maximum of live workers (workers.max_live)."),
+		startQueueDepth: gauge("start_queue_depth", "Organizations waiting for a live slot or the start gap."),
+		workerStart: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "worker_start_seconds",
+			Help: "Time from spawning a worker to its first session state.",
+			// Process spawn plus the go-plugin handshake is sub-second; a
+			// connect to WhatsApp can take tens of seconds on a bad link.
+			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120},
+		}),
+		orgStatus:       gaugeVec("org_status", "1 for the organization's current status, 0 for the others.", "org", "status"),
+		workerRSS:       gaugeVec("worker_rss_bytes", "Resident memory of the organization's worker process.", "org"),
+		outboxDepth:     gaugeVec("outbox_depth", "Messages queued for sending.", "org"),
+		badMACErrors:    counterVec("badmac_errors_total", "Bad MAC decryption failures.", "org"),
+		badMACTrips:     counterVec("badmac_trips_total", "Times the Bad MAC counter tripped and the session was archived.", "org"),
+		qrCodes:         counterVec("qr_codes_total", "QR codes offered for linking.", "org"),
+		messagesSent:    counterVec("messages_sent_total", "Messages WhatsApp acknowledged.", "org"),
+		messagesFailed:  counterVec("messages_failed_total", "Messages given up on.", "org"),
+		sessionsCleared: counterVec("sessions_cleared_total", "Auth directories archived for a relink, by reason (bad_mac_errors, manual).", "org", "reason"),
+		logouts:         counterVec("logouts_total", "Links that ended, by reason.", "org", "reason"),
+		workerRestarts:  counterVec("worker_restarts_total", "Worker restarts, by reason.", "org", "reason"),
+		decryptFailures: counterVec("decrypt_failures_total", "Decryption failures other than Bad MAC, by reason.", "org", "reason"),
+	}
+	m.perOrg = []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}{m.orgStatus, m.workerRSS, m.outboxDepth, m.badMACErrors, m.badMACTrips, m.qrCodes,
+		m.messagesSent, m.messagesFailed, m.sessionsCleared, m.logouts, m.workerRestarts, m.decryptFailures}
+
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.workersLive, m.workersMax, m.startQueueDepth, m.workerStart,
+		m.orgStatus, m.workerRSS, m.outboxDepth, m.badMACErrors, m.badMACTrips, m.qrCodes,
+		m.messagesSent, m.messagesFailed, m.sessionsCleared, m.logouts, m.workerRestarts, m.decryptFailures,
+	)
+	m.workersMax.Set(float64(maxLive))
+	return m
+}
+
+// SetStatus sets the organization's current status to 1 and every other
+// one to 0, so that dashboards and alerts see a 0 rather than a missing
+// series when a state is left.
+func (m *Metrics) SetStatus(org string, s state.Status) {
+	for _, other := range state.All {
+		if other != s {
+			m.orgStatus.WithLabelValues(org, string(other)).Set(0)
+		}
+	}
+	m.orgStatus.WithLabelValues(org, string(s)).Set(1)
+}
+
+// Forget deletes every series of org, for an organization that was deleted;
+// otherwise its last values would be scraped forever.
+func (m *Metrics) Forget(org string) {
+	for _, v := range m.perOrg {
+		v.DeletePartialMatch(prometheus.Labels{"org": org})
+	}
+}
+
+// SetLive sets the number of workers in a live slot.
+func (m *Metrics) SetLive(n int) { m.workersLive.Set(float64(n)) }
+
+// SetQueueDepth sets the number of organizations waiting to start.
+func (m *Metrics) SetQueueDepth(n int) { m.startQueueDepth.Set(float64(n)) }
+
+// BadMACError counts one Bad MAC decryption failure.
+func (m *Metrics) BadMACError(org string) { m.badMACErrors.WithLabelValues(org).Inc() }
+
+// BadMACTrip counts one trip of the Bad MAC counter.
+func (m *Metrics) BadMACTrip(org string) { m.badMACTrips.WithLabelValues(org).Inc() }
+
+// SessionCleared counts an archived auth directory; reason is
+// bad_mac_errors or manual.
+func (m *Metrics) SessionCleared(org, reason string) {
+	m.sessionsCleared.WithLabelValues(org, reason).Inc()
+}
+
+// Logout counts an ended link.
+func (m *Metrics) Logout(org, reason string) { m.logouts.WithLabelValues(org, reason).Inc() }
+
+// WorkerRestart counts a restart; reason is crash, unhealthy, bad_mac,
+// banned_expired, qr_timeout and the like.
+func (m *Metrics) WorkerRestart(org, reason string) {
+	m.workerRestarts.WithLabelValues(org, reason).Inc()
+}
+
+// SetRSS sets the resident memory of the organization's worker.
+func (m *Metrics) SetRSS(org string, bytes int64) {
+	m.workerRSS.WithLabelValues(org).Set(float64(bytes))
+}
+
+// QRCode counts a QR code offered.
+func (m *Metrics) QRCode(org string) { m.qrCodes.WithLabelValues(org).Inc() }
+
+// ObserveStart records how long a worker took to start.
+func (m *Metrics) ObserveStart(d time.Duration) { m.workerStart.Observe(d.Seconds()) }
+
+// MessageSent counts a message WhatsApp acknowledged.
+func (m *Metrics) MessageSent(org string) { m.messagesSent.WithLabelValues(org).Inc() }
+
+// MessageFailed counts a message given up on.
+func (m *Metrics) MessageFailed(org string) { m.messagesFailed.WithLabelValues(org).Inc() }
+
+// SetOutboxDepth sets the number of messages queued for org.
+func (m *Metrics) SetOutboxDepth(org string, n int) {
+	m.outboxDepth.WithLabelValues(org).Set(float64(n))
+}
+
+// DecryptFailure counts a decryption failure that is not a Bad MAC (no
+// session, unavailable, database busy), kept apart so that it never feeds
+// the Bad MAC policy's picture.
+func (m *Metrics) DecryptFailure(org, reason string) {
+	m.decryptFailures.WithLabelValues(org, reason).Inc()
+}
+
+// Handler serves g in the Prometheus exposition format. A collector that
+// fails (the process collector on an unusual kernel, say) costs its own
+// series, not the whole scrape.
+func Handler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
