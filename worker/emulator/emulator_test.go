@@ -1,0 +1,403 @@
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mau.fi/libsignal/logger"
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	waLog "go.mau.fi/whatsmeow/util/log"
+	"google.golang.org/protobuf/proto"
+)
+
+const waitTimeout = 30 * time.Second
+
+// signalLog captures libsignal's process-global logger, where the Bad MAC
+// shows itself ("mismatching MAC in signal message").
+var signalLog = &lineRecorder{}
+
+func TestMain(m *testing.M) {
+	var l logger.Loggable = signalLog
+	logger.Setup(&l)
+	os.Exit(m.Run())
+}
+
+type lineRecorder struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *lineRecorder) add(level, caller, msg string) {
+	r.mu.Lock()
+	r.lines = append(r.lines, level+" "+caller+": "+msg)
+	r.mu.Unlock()
+}
+func (r *lineRecorder) Debug(string, string)       {}
+func (r *lineRecorder) Info(string, string)        {}
+func (r *lineRecorder) Warning(caller, msg string) { r.add("WARN", caller, msg) }
+func (r *lineRecorder) Error(caller, msg string)   { r.add("ERROR", caller, msg) }
+func (r *lineRecorder) Configure(string)           {}
+
+func (r *lineRecorder) count(substr string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, l := range r.lines {
+		if strings.Contains(l, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+// eventLog records a client's events without ever blocking its dispatcher.
+type eventLog struct {
+	mu     sync.Mutex
+	events []any
+	notify chan struct{}
+}
+
+func newEventLog(cli *whatsmeow.Client) *eventLog {
+	el := &eventLog{notify: make(chan struct{}, 1)}
+	cli.AddEventHandler(func(evt any) {
+		el.mu.Lock()
+		el.events = append(el.events, evt)
+		el.mu.Unlock()
+		select {
+		case el.notify <- struct{}{}:
+		default:
+		}
+	})
+	return el
+}
+
+// waitFor returns the first event (from index from on) matching match, and
+// the index after it.
+func waitFor[T any](t *testing.T, el *eventLog, from int, match func(T) bool) (T, int) {
+	t.Helper()
+	deadline := time.After(waitTimeout)
+	for {
+		el.mu.Lock()
+		for i := from; i < len(el.events); i++ {
+			if evt, ok := el.events[i].(T); ok && (match == nil || match(evt)) {
+				el.mu.Unlock()
+				return evt, i + 1
+			}
+		}
+		el.mu.Unlock()
+		select {
+		case <-el.notify:
+		case <-deadline:
+			var zero T
+			t.Fatalf("no %T event within %s; got %s", zero, waitTimeout, el.summary())
+			return zero, 0
+		}
+	}
+}
+
+func (el *eventLog) len() int {
+	el.mu.Lock()
+	defer el.mu.Unlock()
+	return len(el.events)
+}
+
+func (el *eventLog) summary() string {
+	el.mu.Lock()
+	defer el.mu.Unlock()
+	names := make([]string, len(el.events))
+	for i, e := range el.events {
+		names[i] = fmt.Sprintf("%T", e)
+	}
+	return strings.Join(names, ", ")
+}
+
+type harness struct {
+	t    *testing.T
+	srv  *Server
+	base string
+	db   *sqlstore.Container
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	level := slog.LevelWarn
+	if testing.Verbose() {
+		level = slog.LevelInfo
+	}
+	srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		if unknown := srv.UnknownIQs(); len(unknown) > 0 {
+			t.Errorf("emulator saw unknown iqs: %q", unknown)
+		}
+		if err := srv.Close(); err != nil {
+			t.Errorf("close emulator: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	dsn := "file:" + filepath.Join(t.TempDir(), "client.db") +
+		"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
+	db, err := sqlstore.New(context.Background(), "sqlite", dsn, waLog.Noop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return &harness{t: t, srv: srv, base: "http://" + ln.Addr().String(), db: db}
+}
+
+// client is a real whatsmeow client on a new store device, pointed at the emulator.
+func (h *harness) client(dev *store.Device) (*whatsmeow.Client, *eventLog) {
+	h.t.Helper()
+	log := waLog.Noop
+	if testing.Verbose() {
+		log = waLog.Stdout("client", "INFO", false)
+	}
+	cli := whatsmeow.NewClient(dev, log)
+	if err := Configure(cli, h.base); err != nil {
+		h.t.Fatal(err)
+	}
+	el := newEventLog(cli)
+	h.t.Cleanup(cli.Disconnect)
+	return cli, el
+}
+
+// pair links a fresh client to phone through the QR flow and waits until it
+// is logged in.
+func (h *harness) pair(phone string) (*whatsmeow.Client, *eventLog, types.JID) {
+	h.t.Helper()
+	cli, el := h.client(h.db.NewDevice())
+	qrs, err := cli.GetQRChannel(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	codes := make(chan string, 1)
+	go func() {
+		for item := range qrs {
+			if item.Event == whatsmeow.QRChannelEventCode {
+				select {
+				case codes <- item.Code:
+				default:
+				}
+			}
+		}
+	}()
+	if err := cli.Connect(); err != nil {
+		h.t.Fatal(err)
+	}
+	var code string
+	select {
+	case code = <-codes:
+	case <-time.After(waitTimeout):
+		h.t.Fatal("no QR code from the client")
+	}
+	if !strings.HasPrefix(code, "2@") {
+		h.t.Fatalf("QR code %q does not start with a 2@ ref", code)
+	}
+	var scanned struct{ JID string }
+	h.control(http.MethodPost, "/control/scan", map[string]string{"qr_code": code, "phone": phone}, http.StatusOK, &scanned)
+	success, next := waitFor(h.t, el, 0, func(*events.PairSuccess) bool { return true })
+	if success.ID.String() != scanned.JID {
+		h.t.Fatalf("PairSuccess for %s, scan answered %s", success.ID, scanned.JID)
+	}
+	waitFor(h.t, el, next, func(*events.Connected) bool { return true })
+	return cli, el, success.ID
+}
+
+// control calls the control API and decodes the answer into out (if not nil).
+func (h *harness) control(method, path string, body any, wantStatus int, out any) {
+	h.t.Helper()
+	var reader io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		reader = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, h.base+path, reader)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp, err := HTTPClient(strings.TrimPrefix(h.base, "http://")).Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if resp.StatusCode != wantStatus {
+		h.t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, wantStatus, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			h.t.Fatalf("%s %s: decode %s: %v", method, path, data, err)
+		}
+	}
+}
+
+func TestPairingAndGoodMessage(t *testing.T) {
+	h := newHarness(t)
+	_, el, jid := h.pair("573007915262")
+	if jid.User != "573007915262" || jid.Device != 1 {
+		t.Fatalf("paired as %s, want 573007915262:1", jid)
+	}
+	var devices []DeviceInfo
+	h.control(http.MethodGet, "/control/devices", nil, http.StatusOK, &devices)
+	if len(devices) != 1 || devices[0].JID != jid.String() || !devices[0].Connected {
+		t.Fatalf("devices = %+v", devices)
+	}
+
+	from := el.len()
+	for _, text := range []string{"hola", "segundo"} {
+		var sent struct{ ID string }
+		h.control(http.MethodPost, "/control/devices/573007915262/message",
+			map[string]string{"from": "573001112222", "text": text}, http.StatusOK, &sent)
+		msg, next := waitFor(t, el, from, func(*events.Message) bool { return true })
+		from = next
+		if msg.Info.ID != sent.ID || msg.Message.GetConversation() != text || msg.Info.Sender.User != "573001112222" {
+			t.Fatalf("got message %s %q from %s, want %s %q", msg.Info.ID, msg.Message.GetConversation(), msg.Info.Sender, sent.ID, text)
+		}
+	}
+}
+
+func TestBadMAC(t *testing.T) {
+	h := newHarness(t)
+	_, el, _ := h.pair("573007915263")
+	const count = 3
+	macLines := signalLog.count("mismatching MAC")
+	var resp struct{ IDs []string }
+	h.control(http.MethodPost, "/control/devices/573007915263/badmac", map[string]int{"count": count}, http.StatusOK, &resp)
+	if len(resp.IDs) != count {
+		t.Fatalf("badmac answered %d ids", len(resp.IDs))
+	}
+	from := 0
+	for i := range count {
+		evt, next := waitFor(t, el, from, func(*events.UndecryptableMessage) bool { return true })
+		from = next
+		if evt.IsUnavailable || evt.Info.ID != resp.IDs[i] {
+			t.Fatalf("undecryptable %d: %+v, want id %s and IsUnavailable=false", i, evt.Info, resp.IDs[i])
+		}
+	}
+	if got := signalLog.count("mismatching MAC") - macLines; got < count {
+		t.Fatalf("libsignal logged %d MAC mismatches, want at least %d", got, count)
+	}
+	// The session survives corrupted messages: a good one still decrypts.
+	h.control(http.MethodPost, "/control/devices/573007915263/message",
+		map[string]string{"from": defaultBadMACSender, "text": "fine again"}, http.StatusOK, nil)
+	msg, _ := waitFor(t, el, from, func(*events.Message) bool { return true })
+	if msg.Message.GetConversation() != "fine again" {
+		t.Fatalf("got %q after bad MACs", msg.Message.GetConversation())
+	}
+}
+
+func TestSendIsDecryptedByRecipient(t *testing.T) {
+	h := newHarness(t)
+	cli, el, _ := h.pair("573007915264")
+	peer := types.NewJID("573009998888", types.DefaultUserServer)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	first, err := cli.SendMessage(ctx, peer, &waE2E.Message{Conversation: proto.String("first")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, el, 0, func(r *events.Receipt) bool { return len(r.MessageIDs) > 0 && r.MessageIDs[0] == first.ID })
+	// The peer answers, then the client replies on the established session.
+	h.control(http.MethodPost, "/control/devices/573007915264/message",
+		map[string]string{"from": peer.User, "text": "answer"}, http.StatusOK, nil)
+	waitFor(t, el, 0, func(*events.Message) bool { return true })
+	second, err := cli.SendMessage(ctx, peer, &waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{Text: proto.String("second")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent []SentMessage
+	h.control(http.MethodGet, "/control/devices/573007915264/sent", nil, http.StatusOK, &sent)
+	want := []SentMessage{{ID: first.ID, To: peer.User, Text: "first"}, {ID: second.ID, To: peer.User, Text: "second"}}
+	if fmt.Sprint(sent) != fmt.Sprint(want) {
+		t.Fatalf("sent = %+v, want %+v", sent, want)
+	}
+}
+
+func TestLogoutThenPairAgainGetsNewDeviceID(t *testing.T) {
+	h := newHarness(t)
+	cli, el, jid := h.pair("573007915265")
+	accountKey := bytes.Clone(cli.Store.Account.GetAccountSignatureKey())
+	h.control(http.MethodPost, "/control/devices/573007915265/logout", nil, http.StatusOK, nil)
+	out, _ := waitFor(t, el, 0, func(*events.LoggedOut) bool { return true })
+	if out.OnConnect || out.Reason != events.ConnectFailureLoggedOut {
+		t.Fatalf("LoggedOut = %+v, want OnConnect=false reason 401", out)
+	}
+	var devices []DeviceInfo
+	h.control(http.MethodGet, "/control/devices", nil, http.StatusOK, &devices)
+	if len(devices) != 0 {
+		t.Fatalf("devices after logout = %+v", devices)
+	}
+
+	again, _, jid2 := h.pair("573007915265")
+	if jid2.User != jid.User || jid2.Device != jid.Device+1 {
+		t.Fatalf("second pairing is %s, want %s:%d", jid2, jid.User, jid.Device+1)
+	}
+	if !bytes.Equal(again.Store.Account.GetAccountSignatureKey(), accountKey) {
+		t.Fatal("the phone's identity key changed between pairings")
+	}
+}
+
+func TestRejectLogin(t *testing.T) {
+	h := newHarness(t)
+	_, el, _ := h.pair("573007915266")
+	from := el.len()
+	h.control(http.MethodPost, "/control/devices/573007915266/reject-login", nil, http.StatusOK, nil)
+	out, _ := waitFor(t, el, from, func(*events.LoggedOut) bool { return true })
+	if !out.OnConnect || out.Reason != events.ConnectFailureLoggedOut {
+		t.Fatalf("LoggedOut = %+v, want OnConnect=true reason 401", out)
+	}
+}
+
+func TestReplace(t *testing.T) {
+	h := newHarness(t)
+	_, el, _ := h.pair("573007915267")
+	from := el.len()
+	h.control(http.MethodPost, "/control/devices/573007915267/replace", nil, http.StatusOK, nil)
+	waitFor(t, el, from, func(*events.StreamReplaced) bool { return true })
+}
+
+func TestControlErrors(t *testing.T) {
+	h := newHarness(t)
+	var e struct{ Error string }
+	h.control(http.MethodPost, "/control/devices/573000000000/logout", nil, http.StatusNotFound, &e)
+	if e.Error == "" {
+		t.Fatal("404 without an error sentence")
+	}
+	h.control(http.MethodGet, "/control/scan", nil, http.StatusMethodNotAllowed, &e)
+	h.control(http.MethodPost, "/control/scan", map[string]string{"qr_code": "2@x,a,b,c", "phone": "57300"}, http.StatusNotFound, &e)
+	h.control(http.MethodPost, "/control/scan", map[string]string{"qr_code": "x", "phone": "not a phone"}, http.StatusBadRequest, &e)
+	h.control(http.MethodGet, "/control/nothing", nil, http.StatusNotFound, &e)
+}

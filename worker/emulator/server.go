@@ -1,0 +1,228 @@
+// Package emulator is a local stand-in for WhatsApp's multidevice server.
+//
+// It speaks the real protocol (Noise XX with a test certificate chain,
+// binary XML nodes, Signal-encrypted messages) to the unchanged whatsmeow
+// client, so that the worker and the end-to-end tests exercise pairing,
+// login, decryption failures and logouts without reaching WhatsApp. A fake
+// phone signs pairings; emulated peers keep their own Signal stores. Tests
+// and operators drive it through the JSON control API under /control/.
+package emulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/util/keys"
+
+	// The emulated peers' Signal stores live in SQLite, as the worker's do.
+	_ "modernc.org/sqlite"
+)
+
+// Options configure a Server. The zero value is usable.
+type Options struct {
+	// Logger receives one structured event per line; nil means slog.Default().
+	Logger *slog.Logger
+	// CloseGrace is how long the server keeps a connection open after a
+	// stream:error or failure when the client does not close it first.
+	// Zero means one second.
+	CloseGrace time.Duration
+}
+
+// Server is the emulated WhatsApp server. Create it with New.
+type Server struct {
+	log        *slog.Logger
+	closeGrace time.Duration
+	root       *keys.KeyPair
+	static     *keys.KeyPair
+	certChain  []byte
+
+	storeDir string
+	peerDB   *sqlstore.Container
+
+	httpServer *http.Server
+
+	mu          sync.Mutex
+	conns       map[*conn]struct{}
+	pairing     map[string]*conn // QR ref -> connection that offered it
+	phones      map[string]*phone
+	unknownIQs  []string
+	retryCounts map[string]int // message id -> retry receipts received
+	closed      bool
+
+	// peersMu guards peers separately so that creating a peer's store (a
+	// database write) does not hold up the protocol paths under mu.
+	peersMu sync.Mutex
+	peers   map[string]*peer
+}
+
+// New creates a server with a fresh static key and certificate chain and an
+// empty SQLite store (in a temporary directory) for the emulated peers.
+func New(opts Options) (*Server, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	grace := opts.CloseGrace
+	if grace == 0 {
+		grace = time.Second
+	}
+	s := &Server{
+		log:         log.With("component", "wa-emulator"),
+		closeGrace:  grace,
+		root:        processRootKey(),
+		static:      keys.NewKeyPair(),
+		conns:       make(map[*conn]struct{}),
+		pairing:     make(map[string]*conn),
+		phones:      make(map[string]*phone),
+		peers:       make(map[string]*peer),
+		retryCounts: make(map[string]int),
+	}
+	var err error
+	if s.certChain, err = buildCertChain(s.root, *s.static.Pub); err != nil {
+		return nil, err
+	}
+	if s.storeDir, err = os.MkdirTemp("", "wa-emulator-"); err != nil {
+		return nil, fmt.Errorf("create peer store directory: %w", err)
+	}
+	dsn := "file:" + filepath.Join(s.storeDir, "peers.db") +
+		"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
+	s.peerDB, err = sqlstore.New(context.Background(), "sqlite", dsn, waLogger(s.log.With("part", "peer-store")))
+	if err != nil {
+		_ = os.RemoveAll(s.storeDir)
+		return nil, fmt.Errorf("open peer store: %w", err)
+	}
+	return s, nil
+}
+
+// RootKey is the public key of the test certificate root; clients must trust
+// it in place of WhatsApp's (whatsmeow.WACertPubKey).
+func (s *Server) RootKey() [32]byte {
+	return *s.root.Pub
+}
+
+// UnknownIQs lists the iqs (as "xmlns type child") that the emulator did not
+// understand, in arrival order. A whatsmeow upgrade that adds a query shows
+// up here; tests should fail when it is not empty.
+func (s *Server) UnknownIQs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.unknownIQs)
+}
+
+// Handler serves the websocket at /ws/chat and the control API under /control/.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws/chat", s.serveWebsocket)
+	s.registerControl(mux)
+	return mux
+}
+
+// Listen listens on addr (e.g. "127.0.0.1:7000") and serves until Close.
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return s.Serve(ln)
+}
+
+// Serve serves on ln until Close; it returns nil after Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return errors.New("emulator is closed")
+	}
+	s.httpServer = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := s.httpServer
+	s.mu.Unlock()
+	s.log.Info("emulator listening", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// Close stops serving, drops every client connection and deletes the peer store.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	srv := s.httpServer
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	var errs []error
+	if srv != nil {
+		errs = append(errs, srv.Close())
+	}
+	for _, c := range conns {
+		c.close()
+		<-c.done
+	}
+	errs = append(errs, s.peerDB.Close(), os.RemoveAll(s.storeDir))
+	return errors.Join(errs...)
+}
+
+func (s *Server) serveWebsocket(w http.ResponseWriter, r *http.Request) {
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		// whatsmeow sends Origin: https://web.whatsapp.com (socket.Origin).
+		OriginPatterns: []string{"web.whatsapp.com"},
+	})
+	if err != nil {
+		s.log.Warn("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	ws.SetReadLimit(1 << 24)
+	c := newConn(s, ws, r.RemoteAddr)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ws.CloseNow()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	defer s.dropConn(c)
+	c.run()
+}
+
+func (s *Server) dropConn(c *conn) {
+	c.close()
+	s.mu.Lock()
+	delete(s.conns, c)
+	for ref, pc := range s.pairing {
+		if pc == c {
+			delete(s.pairing, ref)
+		}
+	}
+	if c.device != nil && c.device.conn == c {
+		c.device.conn = nil
+	}
+	s.mu.Unlock()
+	close(c.done)
+}
+
+func (s *Server) recordUnknownIQ(what string) {
+	s.mu.Lock()
+	s.unknownIQs = append(s.unknownIQs, what)
+	s.mu.Unlock()
+}
