@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,7 @@ func (f *fakeFleet) List() []state.Snapshot {
 		s, _ := f.snap(id)
 		out = append(out, s)
 	}
+	slices.SortFunc(out, func(a, b state.Snapshot) int { return strings.Compare(a.OrganizationID, b.OrganizationID) })
 	return out
 }
 

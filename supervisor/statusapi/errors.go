@@ -7,12 +7,9 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 )
 
@@ -70,7 +67,7 @@ func (s *server) classify(r *http.Request, err error) *apiError {
 
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := s.classify(r, err)
-	if ae.status == http.StatusConflict && ae.code == "cooldown" {
+	if ae.code == "cooldown" {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(ae.retryAfter)))
 	}
 	s.writeJSON(w, r, ae.status, ErrorBody{Error: ae.msg, Code: ae.code})
@@ -93,8 +90,4 @@ func (s *server) writeJSON(w http.ResponseWriter, r *http.Request, status int, b
 		s.log.LogAttrs(r.Context(), slog.LevelDebug, "status api response not written",
 			slog.String("path", r.URL.Path), slog.Any("err", err))
 	}
-}
-
-func sortByID(snaps []state.Snapshot) {
-	slices.SortFunc(snaps, func(a, b state.Snapshot) int { return strings.Compare(a.OrganizationID, b.OrganizationID) })
 }

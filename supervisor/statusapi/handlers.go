@@ -51,7 +51,6 @@ func (s *server) list(*http.Request) (int, any, error) {
 	if snaps == nil {
 		snaps = []state.Snapshot{} // `[]`, not `null`, for callers that iterate
 	}
-	sortByID(snaps)
 	return http.StatusOK, snaps, nil
 }
 

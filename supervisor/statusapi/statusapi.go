@@ -22,7 +22,8 @@ import (
 // Fleet is what the API needs from the supervisor's registry of
 // organizations. IDs passed to it have already been validated.
 type Fleet interface {
-	// List returns a new slice the API may reorder.
+	// List returns every organization, sorted by ID so that pollers can
+	// diff consecutive answers.
 	List() []state.Snapshot
 	Get(id string) (state.Snapshot, error)
 	// Start registers the organization if new and starts or links it; it is
