@@ -14,10 +14,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/config"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/statusapi"
 )
 
 // APIError is an answer other than 2xx. Code and Message come from the
@@ -27,6 +30,8 @@ type APIError struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter is the server's Retry-After on a 409 cooldown, 0 otherwise.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
@@ -121,6 +126,14 @@ func (c *Client) PairPhone(ctx context.Context, id, phone string) (string, error
 	return body.Code, err
 }
 
+// ClearCorruptedSession calls the endpoint kept for the old Node servers'
+// callers, POST /api/clear-corrupted-session.
+func (c *Client) ClearCorruptedSession(ctx context.Context, id string) (statusapi.ClearCorruptedSessionResponse, error) {
+	var body statusapi.ClearCorruptedSessionResponse
+	err := c.do(ctx, http.MethodPost, "/api/clear-corrupted-session", map[string]string{"organization_id": id}, &body)
+	return body, err
+}
+
 // orgPath escapes the ID so that a malformed one reaches the server whole,
 // which then refuses it with its own sentence, rather than a different route.
 func orgPath(id, suffix string) string {
@@ -164,7 +177,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("status api: read %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return apiError(resp.StatusCode, raw)
+		ae := apiError(resp.StatusCode, raw)
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			ae.RetryAfter = time.Duration(secs) * time.Second
+		}
+		return ae
 	}
 	if out == nil {
 		return nil

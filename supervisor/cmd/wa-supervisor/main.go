@@ -1,0 +1,77 @@
+// Command wa-supervisor runs the wa-sidecar daemon (`serve`) and the
+// operator commands that talk to a running daemon's status API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `usage: wa-supervisor [command] [-config FILE] [args]
+
+commands:
+  serve              run the daemon (default)
+  status [ORG]       show every organization, or one
+  qr ORG             print the organization's QR code in the terminal
+  start ORG          register if new and start or link
+  stop ORG           stop the worker, keep the session
+  logout ORG         unlink the device on WhatsApp, keep an archive
+  clear ORG          archive the session and relink (the Bad MAC cure)
+  delete ORG         stop and forget the organization (session archived)
+  pair-phone ORG PHONE
+                     get a code to type on the phone instead of scanning
+`
+
+func main() {
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("wa-supervisor "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	configPath := fs.String("config", "config.toml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if cmd == "help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	var err error
+	if cmd == "serve" {
+		if fs.NArg() > 0 {
+			fmt.Fprintf(stderr, "wa-supervisor serve: unexpected argument %q\n", fs.Arg(0))
+			return 2
+		}
+		err = serve(*configPath, stderr)
+	} else {
+		err = operate(context.Background(), cmd, fs.Args(), *configPath, stdout)
+	}
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "wa-supervisor %s: %v\n%s", cmd, err, usage)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "wa-supervisor %s: %v\n", cmd, err)
+		return 1
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/config"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/archive"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/launcher"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/metrics"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/registry"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/statusapi"
+)
+
+// serve wires the daemon: config, state, then an oklog/run group of actors
+// (signals, fleet, status API, metrics, systemd watchdog).
+func serve(configPath string, stderr io.Writer) error {
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel, stderr)
+
+	apiKey, err := cfg.APIKey()
+	if err != nil {
+		return err
+	}
+	if apiKey == "" {
+		if !config.IsLoopback(cfg.API.Listen) {
+			return fmt.Errorf("api.listen %s is reachable from other hosts: set api.api_key_file or WA_SIDECAR_API_KEY", cfg.API.Listen)
+		}
+		log.Warn("no API key configured: the status API accepts every local caller (dev mode)", "listen", cfg.API.Listen)
+	}
+	authRoot := filepath.Join(cfg.StateDir, "auth_sessions")
+	if err := os.MkdirAll(authRoot, 0o700); err != nil {
+		return fmt.Errorf("state_dir: %w", err)
+	}
+	reg, err := registry.Open(filepath.Join(cfg.StateDir, "supervisor", "registry.json"))
+	if err != nil {
+		return err
+	}
+	launch, err := launcher.New(cfg.WorkerBinary, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.WhatsApp.Emulator != nil {
+		log.Warn("workers connect to a local WhatsApp EMULATOR, not to WhatsApp", "url", cfg.WhatsApp.Emulator.URL)
+	}
+
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(promReg, cfg.Workers.MaxLive)
+
+	fl := fleet.New(fleet.Options{
+		Config:   cfg,
+		Registry: reg,
+		Launch: func(ctx context.Context, org string) (fleet.Worker, error) {
+			p, err := launch.Launch(ctx, org)
+			if err != nil {
+				return nil, err
+			}
+			return p, nil
+		},
+		Archive: archive.Dir(authRoot),
+		Metrics: m,
+		Log:     log,
+	})
+
+	apiLn, err := statusapi.Listen(cfg.API.Listen)
+	if err != nil {
+		return fmt.Errorf("api.listen: %w", err)
+	}
+	metricsLn, err := net.Listen("tcp", cfg.Metrics.Listen)
+	if err != nil {
+		apiLn.Close()
+		return fmt.Errorf("metrics.listen: %w", err)
+	}
+	apiSrv := &http.Server{Handler: statusapi.New(fl, apiKey, log), ReadHeaderTimeout: 10 * time.Second}
+	metricsSrv := &http.Server{Handler: metrics.Handler(promReg), ReadHeaderTimeout: 10 * time.Second}
+
+	var g run.Group
+	g.Add(run.SignalHandler(context.Background(), syscall.SIGINT, syscall.SIGTERM))
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			if err := fl.Boot(); err != nil {
+				return err
+			}
+			log.Info("supervisor ready", "api", apiLn.Addr().String(), "metrics", metricsLn.Addr().String(),
+				"state_dir", cfg.StateDir, "max_live", cfg.Workers.MaxLive)
+			_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+			fl.RunHealth(ctx)
+			return nil
+		}, func(error) {
+			cancel()
+			_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+			sctx, scancel := context.WithTimeout(context.Background(), cfg.Workers.StopTimeout.Duration+5*time.Second)
+			defer scancel()
+			fl.Shutdown(sctx)
+		})
+	}
+	g.Add(func() error { return serveHTTP(apiSrv, apiLn) }, func(error) { shutdownHTTP(apiSrv) })
+	g.Add(func() error { return serveHTTP(metricsSrv, metricsLn) }, func(error) { shutdownHTTP(metricsSrv) })
+	if interval, err := daemon.SdWatchdogEnabled(false); err == nil && interval > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			t := time.NewTicker(interval / 2)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-t.C:
+					_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+				}
+			}
+		}, func(error) { cancel() })
+	}
+
+	err = g.Run()
+	var sig run.SignalError
+	if errors.As(err, &sig) {
+		log.Info("stopped", "signal", sig.Signal.String())
+		return nil
+	}
+	return err
+}
+
+func serveHTTP(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+func shutdownHTTP(srv *http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+}
+
+func newLogger(level string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}

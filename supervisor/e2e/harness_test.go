@@ -1,0 +1,444 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/apiclient"
+	"github.com/wa-sidecar/wa-sidecar/worker/emulator"
+)
+
+// binDir holds wa-supervisor and wa-worker: `make e2e` passes bin/ in
+// WA_SIDECAR_BIN; otherwise TestMain builds them into a temporary directory.
+var binDir string
+
+func TestMain(m *testing.M) {
+	binDir = os.Getenv("WA_SIDECAR_BIN")
+	var cleanup func()
+	if binDir == "" {
+		dir, err := os.MkdirTemp("", "wa-sidecar-e2e-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+		for _, pkg := range []string{"supervisor/cmd/wa-supervisor", "worker/cmd/wa-worker"} {
+			cmd := exec.Command("go", "build", "-o", dir, "github.com/wa-sidecar/wa-sidecar/"+pkg)
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if err := cmd.Run(); err != nil {
+				fmt.Fprintf(os.Stderr, "build %s: %v\n", pkg, err)
+				cleanup()
+				os.Exit(1)
+			}
+		}
+		binDir = dir
+	}
+	code := m.Run()
+	if cleanup != nil {
+		cleanup()
+	}
+	os.Exit(code)
+}
+
+// env is one emulator and one real supervisor (with real workers) in a
+// temporary state directory.
+type env struct {
+	t        *testing.T
+	dir      string
+	stateDir string
+	cfgPath  string
+	emu      *emulator.Server
+	emuURL   string
+	api      *apiclient.Client
+
+	sup        *exec.Cmd
+	supDone    chan struct{}
+	metricsURL string
+	logs       *logBuffer
+	pids       map[int]bool // every worker PID seen, checked for leaks at the end
+}
+
+// timings are the short durations the suite runs with.
+const timings = `
+[workers]
+max_live = 5
+start_gap = "300ms"
+start_jitter = ["0s", "50ms"]
+health_interval = "1s"
+crash_backoff = ["300ms", "2s"]
+crash_limit = 5
+stop_timeout = "3s"
+
+[badmac]
+limit = 5
+reset_after = "3s"
+keep_archives = 3
+restart_delay = "300ms"
+storm_trips = 10
+storm_max_cooldown = "5s"
+
+[logout]
+cooldown = "4s"
+`
+
+func newEnv(t *testing.T, extra string) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{t: t, dir: dir, stateDir: filepath.Join(dir, "state"), pids: map[int]bool{}}
+
+	emu, err := emulator.New(emulator.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = emu.Serve(ln) }()
+	e.emu = emu
+	e.emuURL = "http://" + ln.Addr().String()
+	t.Cleanup(func() {
+		if iqs := emu.UnknownIQs(); len(iqs) > 0 {
+			t.Errorf("the emulator did not understand these iqs: %v", iqs)
+		}
+		emu.Close()
+	})
+
+	sock := filepath.Join(dir, "api.sock")
+	cfg := fmt.Sprintf(`state_dir = %q
+worker_binary = %q
+log_level = "debug"
+[api]
+listen = "unix:%s"
+[metrics]
+listen = "127.0.0.1:0"
+[whatsapp.emulator]
+url = %q
+%s
+%s`, e.stateDir, filepath.Join(binDir, "wa-worker"), sock, e.emuURL, timings, extra)
+	e.cfgPath = filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.api = apiclient.New("unix:"+sock, "")
+	e.startSupervisor()
+	t.Cleanup(e.stop)
+	return e
+}
+
+// startSupervisor runs wa-supervisor serve and waits for its ready line.
+func (e *env) startSupervisor() {
+	e.t.Helper()
+	e.logs = &logBuffer{}
+	cmd := exec.Command(filepath.Join(binDir, "wa-supervisor"), "serve", "-config", e.cfgPath)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.sup = cmd
+	e.supDone = make(chan struct{})
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			e.logs.add(line)
+			if strings.Contains(line, `"msg":"supervisor ready"`) {
+				var v struct{ Metrics string }
+				_ = json.Unmarshal([]byte(line), &v)
+				ready <- v.Metrics
+			}
+		}
+	}()
+	go func() { _ = cmd.Wait(); close(e.supDone) }()
+	select {
+	case addr := <-ready:
+		e.metricsURL = "http://" + addr + "/metrics"
+	case <-e.supDone:
+		e.t.Fatalf("supervisor exited before ready:\n%s", e.logs.String())
+	case <-time.After(20 * time.Second):
+		e.t.Fatalf("supervisor not ready:\n%s", e.logs.String())
+	}
+}
+
+// stop ends the supervisor with SIGTERM, as systemd would, and checks that
+// it exits 0 and leaves no worker behind.
+func (e *env) stop() {
+	if e.sup == nil {
+		return
+	}
+	select {
+	case <-e.supDone:
+	default:
+		_ = e.sup.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-e.supDone:
+			if code := e.sup.ProcessState.ExitCode(); code != 0 && !e.t.Failed() {
+				e.t.Errorf("supervisor exit code %d after SIGTERM", code)
+			}
+		case <-time.After(30 * time.Second):
+			_ = e.sup.Process.Kill()
+			<-e.supDone
+			e.t.Errorf("supervisor did not stop within 30s of SIGTERM")
+		}
+	}
+	e.sup = nil
+	e.waitNoWorkers()
+	if e.t.Failed() {
+		e.t.Logf("supervisor log:\n%s", e.logs.String())
+	}
+}
+
+// killSupervisor SIGKILLs the supervisor, as a crash or OOM would.
+func (e *env) killSupervisor() {
+	e.t.Helper()
+	_ = e.sup.Process.Kill()
+	<-e.supDone
+	e.sup = nil
+}
+
+// waitNoWorkers fails unless every worker PID seen is gone.
+func (e *env) waitNoWorkers() {
+	e.t.Helper()
+	e.eventually(15*time.Second, "no worker process left", func() error {
+		for pid := range e.pids {
+			if alive(pid) {
+				return fmt.Errorf("worker pid %d still running", pid)
+			}
+		}
+		return nil
+	})
+}
+
+// alive reports whether pid runs and is not a zombie waiting for its reaper.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z" && fields[0] != "X"
+}
+
+func (e *env) eventually(timeout time.Duration, what string, check func() error) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *env) status(org string) state.Snapshot {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := e.api.Status(ctx, org)
+	if err != nil {
+		e.t.Fatalf("status %s: %v", org, err)
+	}
+	if s.WorkerPID != 0 {
+		e.pids[s.WorkerPID] = true
+	}
+	return s
+}
+
+// waitStatus polls the status API until org is in want.
+func (e *env) waitStatus(org string, want state.Status, timeout time.Duration) state.Snapshot {
+	e.t.Helper()
+	var s state.Snapshot
+	e.eventually(timeout, fmt.Sprintf("%s to be %s", org, want), func() error {
+		s = e.status(org)
+		if s.Status != want {
+			return fmt.Errorf("status is %s (last event %s, error %q)", s.Status, s.LastEvent, s.LastError)
+		}
+		return nil
+	})
+	return s
+}
+
+func (e *env) start(org string) state.Snapshot {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := e.api.Start(ctx, org)
+	if err != nil {
+		e.t.Fatalf("start %s: %v", org, err)
+	}
+	return s
+}
+
+// link starts org, scans its QR with the emulated phone and waits until it
+// is connected; it returns the JID.
+func (e *env) link(org, phone string) string {
+	e.t.Helper()
+	e.start(org)
+	qr := e.waitStatus(org, state.QRRequired, 30*time.Second)
+	if !strings.HasPrefix(qr.QR, "data:image/png;base64,") || qr.QRCode == "" || qr.QRExpiresAt == nil {
+		e.t.Fatalf("QR status incomplete: %+v", qr)
+	}
+	var resp struct{ JID string }
+	e.control(http.MethodPost, "/control/scan", map[string]string{"qr_code": qr.QRCode, "phone": phone}, &resp)
+	s := e.waitStatus(org, state.Connected, 30*time.Second)
+	if !strings.HasPrefix(s.JID, phone) || s.QR != "" {
+		e.t.Fatalf("connected with JID %q (want phone %s) and QR %q", s.JID, phone, s.QR)
+	}
+	return s.JID
+}
+
+// control calls the emulator's control API.
+func (e *env) control(method, path string, body, out any) {
+	e.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, e.emuURL+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("emulator %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		e.t.Fatalf("emulator %s %s: %s %s", method, path, resp.Status, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			e.t.Fatalf("emulator %s %s: %v in %s", method, path, err, b)
+		}
+	}
+}
+
+// metric returns the value of the series name{labels...}, 0 if absent.
+func (e *env) metric(name string, labels map[string]string) float64 {
+	e.t.Helper()
+	resp, err := http.Get(e.metricsURL)
+	if err != nil {
+		e.t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	var parser expfmt.TextParser
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		e.t.Fatalf("parse metrics: %v", err)
+	}
+	fam, ok := families[name]
+	if !ok {
+		return 0
+	}
+next:
+	for _, m := range fam.Metric {
+		have := map[string]string{}
+		for _, l := range m.Label {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range labels {
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		}
+	}
+	return 0
+}
+
+// archives lists org's archived auth directories of one reason.
+func (e *env) archives(org, reason string) []string {
+	e.t.Helper()
+	entries, err := os.ReadDir(filepath.Join(e.stateDir, "auth_sessions"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		e.t.Fatal(err)
+	}
+	var out []string
+	prefix := org + "_" + reason + "_"
+	for _, en := range entries {
+		if strings.HasPrefix(en.Name(), prefix) {
+			out = append(out, en.Name())
+		}
+	}
+	return out
+}
+
+// logBuffer keeps the supervisor's log lines for failure reports.
+type logBuffer struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (b *logBuffer) add(line string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lines = append(b.lines, line)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	from := max(0, len(b.lines)-300)
+	return strings.Join(b.lines[from:], "\n")
+}
+
+// times returns the timestamps of the log lines that contain s.
+func (b *logBuffer) times(s string) []time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []time.Time
+	for _, l := range b.lines {
+		if !strings.Contains(l, s) {
+			continue
+		}
+		var v struct{ Time time.Time }
+		if json.Unmarshal([]byte(l), &v) == nil {
+			out = append(out, v.Time)
+		}
+	}
+	return out
+}
+
+func (b *logBuffer) contains(s string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, l := range b.lines {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
