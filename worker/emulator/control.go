@@ -120,6 +120,8 @@ func (s *Server) handleScan(w http.ResponseWriter, r *http.Request) {
 	}
 	jid, err := s.scan(r.Context(), req.QRCode, number)
 	switch {
+	case errors.Is(err, errBadRequest):
+		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, errNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -397,7 +397,9 @@ func TestControlErrors(t *testing.T) {
 		t.Fatal("404 without an error sentence")
 	}
 	h.control(http.MethodGet, "/control/scan", nil, http.StatusMethodNotAllowed, &e)
-	h.control(http.MethodPost, "/control/scan", map[string]string{"qr_code": "2@x,a,b,c", "phone": "57300"}, http.StatusNotFound, &e)
+	h.control(http.MethodPost, "/control/scan", map[string]string{"qr_code": "2@x,AAAA,AAAA,AAAA", "phone": "57300"}, http.StatusNotFound, &e)
+	h.control(http.MethodPost, "/control/scan", map[string]string{"qr_code": "2@x,a,b,c", "phone": "57300"}, http.StatusBadRequest, &e)
 	h.control(http.MethodPost, "/control/scan", map[string]string{"qr_code": "x", "phone": "not a phone"}, http.StatusBadRequest, &e)
+	h.control(http.MethodPost, "/control/scan", map[string]string{"qr": "x"}, http.StatusBadRequest, &e)
 	h.control(http.MethodGet, "/control/nothing", nil, http.StatusNotFound, &e)
 }

@@ -64,7 +64,10 @@ type SentMessage struct {
 	Text string `json:"text"`
 }
 
-var errNotFound = errors.New("not found")
+var (
+	errNotFound   = errors.New("not found")
+	errBadRequest = errors.New("bad request")
+)
 
 // pairDeviceTimeout bounds how long the fake phone waits for the client's
 // pair-device-sign after pair-success.
@@ -113,15 +116,17 @@ func (c *conn) startPairing() error {
 func (s *Server) scan(ctx context.Context, qr, number string) (types.JID, error) {
 	parts := strings.Split(qr, ",")
 	if len(parts) != 4 {
-		return types.EmptyJID, fmt.Errorf("QR code must have 4 comma-separated parts, got %d", len(parts))
+		return types.EmptyJID, fmt.Errorf("%w: QR code must have 4 comma-separated parts, got %d", errBadRequest, len(parts))
 	}
 	ref := parts[0]
-	noiseKey, err1 := base64.StdEncoding.DecodeString(parts[1])
-	identityKey, err2 := base64.StdEncoding.DecodeString(parts[2])
-	advSecret, err3 := base64.StdEncoding.DecodeString(parts[3])
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return types.EmptyJID, fmt.Errorf("QR code has invalid base64: %w", err)
+	var decoded [3][]byte
+	for i, part := range parts[1:] {
+		var err error
+		if decoded[i], err = base64.StdEncoding.DecodeString(part); err != nil {
+			return types.EmptyJID, fmt.Errorf("%w: QR code part %d is not base64", errBadRequest, i+2)
+		}
 	}
+	noiseKey, identityKey, advSecret := decoded[0], decoded[1], decoded[2]
 
 	s.mu.Lock()
 	c, ok := s.pairing[ref]
