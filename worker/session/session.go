@@ -1,0 +1,403 @@
+// Package session is the worker's side of the plugin contract: one
+// organization's whatsmeow client, its SQLite store, and the events the
+// supervisor acts on. A worker process holds exactly one Session, because
+// whatsmeow's device properties and libsignal's logger are process-global.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/contract"
+	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
+	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
+	"github.com/wa-sidecar/wa-sidecar/worker/badmac"
+	"github.com/wa-sidecar/wa-sidecar/worker/emulator"
+	"github.com/wa-sidecar/wa-sidecar/worker/fingerprint"
+
+	// The store's driver: pure Go, so the worker builds with CGO_ENABLED=0.
+	_ "modernc.org/sqlite"
+)
+
+// storeDSN carries the pragmas DESIGN.md measured as required: without
+// busy_timeout, concurrent store writes failed decryption with SQLITE_BUSY
+// and messages were lost.
+const storeDSN = "file:%s?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
+
+// phonePattern is an international number, digits only (E.164 allows 15).
+var phonePattern = regexp.MustCompile(`^[1-9][0-9]{6,14}$`)
+
+// Options are what a Session needs from the process around it.
+type Options struct {
+	Log *slog.Logger // required
+	// Handler, when set, is told the organization ID so that every log line
+	// carries it.
+	Handler *LogHandler
+	// Level, when set, follows StartRequest.log_level.
+	Level *slog.LevelVar
+	// Detector must already have libsignal's logger installed.
+	Detector *badmac.Detector
+	Now      func() time.Time // nil means time.Now
+}
+
+// Session implements contract.Worker for one organization.
+type Session struct {
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
+	events *queue
+
+	mu        sync.Mutex
+	starting  bool
+	stopped   bool
+	fp        fingerprint.Fingerprint
+	container *sqlstore.Container
+	cli       *whatsmeow.Client
+	cancel    context.CancelFunc // ends the client's context and the QR loop
+	loops     sync.WaitGroup
+}
+
+var _ contract.Worker = (*Session)(nil)
+
+// New returns a Session that does nothing until Start.
+func New(opts Options) *Session {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Session{opts: opts, log: opts.Log, now: now, events: newQueue()}
+}
+
+// Start opens the organization's store and connects; progress arrives on
+// Events. A Session starts once: the supervisor runs a new process to relink.
+func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartResponse, error) {
+	started := s.now()
+	if err := orgid.Validate(req.OrganizationId); err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	if err := checkAuthDir(req.AuthDir); err != nil {
+		return nil, fmt.Errorf("start %s: %w", req.OrganizationId, err)
+	}
+	level, setLevel, err := ParseLevel(req.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: log_level: %w", req.OrganizationId, err)
+	}
+
+	s.mu.Lock()
+	if s.starting || s.cli != nil || s.stopped {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("start %s: this worker was already started; the supervisor runs a new process per start", req.OrganizationId)
+	}
+	s.starting = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.starting = false
+		s.mu.Unlock()
+	}()
+
+	if setLevel && s.opts.Level != nil {
+		s.opts.Level.Set(level)
+	}
+	if s.opts.Handler != nil {
+		s.opts.Handler.SetOrg(req.OrganizationId)
+	}
+
+	if err := os.MkdirAll(req.AuthDir, 0o700); err != nil {
+		return nil, fmt.Errorf("start %s: create auth dir: %w", req.OrganizationId, err)
+	}
+	// Before NewClient and before any connect: the registration payload is
+	// built from these globals.
+	fp := fingerprint.For(req.OrganizationId)
+	fp.Apply()
+
+	waLog := s.opts.Detector.WhatsmeowLogger(s.log)
+	container, err := sqlstore.New(ctx, "sqlite", fmt.Sprintf(storeDSN, filepath.Join(req.AuthDir, "whatsmeow.db")), waLog.Sub("Store"))
+	if err != nil {
+		return nil, fmt.Errorf("start %s: open store: %w", req.OrganizationId, err)
+	}
+	device, err := container.GetFirstDevice(ctx)
+	if err != nil {
+		container.Close()
+		return nil, fmt.Errorf("start %s: load device: %w", req.OrganizationId, err)
+	}
+	restoring := device.ID != nil
+
+	cli := whatsmeow.NewClient(device, waLog.Sub("Client"))
+	if req.EmulatorUrl != "" {
+		s.log.Warn("THIS WORKER TALKS TO A LOCAL EMULATOR, NOT TO WHATSAPP; messages go nowhere real",
+			"emulator_url", req.EmulatorUrl)
+		if err := emulator.Configure(cli, req.EmulatorUrl); err != nil {
+			container.Close()
+			return nil, fmt.Errorf("start %s: configure emulator: %w", req.OrganizationId, err)
+		}
+	}
+
+	// The client's context outlives this RPC: it ends with Stop.
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		cancel()
+		container.Close()
+		return nil, fmt.Errorf("start %s: stopped while starting", req.OrganizationId)
+	}
+	s.fp, s.container, s.cli, s.cancel = fp, container, cli, cancel
+	s.mu.Unlock()
+	tr := &translator{now: s.now, ownJID: func() string { return cli.Store.GetJID().String() }, detector: s.opts.Detector}
+	cli.AddEventHandler(func(evt any) { s.handle(tr, cli, evt) })
+
+	s.log.Info("starting session", "restoring", restoring, "fingerprint", fp.String(), "auth_dir", req.AuthDir)
+	if restoring {
+		err = cli.ConnectContext(runCtx)
+	} else {
+		err = s.startPairing(runCtx, cli, started, time.Duration(req.QrGiveUpAfterMs)*time.Millisecond)
+	}
+	if err != nil {
+		stopErr := s.Stop(context.WithoutCancel(ctx))
+		return nil, errors.Join(fmt.Errorf("start %s: %w", req.OrganizationId, err), stopErr)
+	}
+	return &pb.StartResponse{Restoring: restoring}, nil
+}
+
+// startPairing opens the first QR round here, so that a failed connect is
+// Start's error, and leaves the following rounds to the loop.
+func (s *Session) startPairing(ctx context.Context, cli *whatsmeow.Client, start time.Time, giveUpAfter time.Duration) error {
+	if giveUpAfter <= 0 {
+		giveUpAfter = defaultQRGiveUp
+	}
+	ch, err := qrRound(ctx, cli)
+	if err != nil {
+		return err
+	}
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		s.qrLoop(ctx, cli, ch, start, giveUpAfter)
+	}()
+	return nil
+}
+
+// checkAuthDir rejects paths the supervisor would never build: it joins
+// state_dir and the org ID, which gives a clean path. Anything else is a bug
+// or an attack, and the directory is about to be created.
+func checkAuthDir(dir string) error {
+	switch {
+	case dir == "":
+		return errors.New("auth_dir is empty")
+	case filepath.Clean(dir) != dir:
+		return fmt.Errorf("auth_dir %q is not a clean path (want %q)", dir, filepath.Clean(dir))
+	case !filepath.IsAbs(dir) && (dir == ".." || strings.HasPrefix(dir, "../")):
+		return fmt.Errorf("auth_dir %q leaves the working directory", dir)
+	case strings.ContainsAny(dir, "?#"):
+		// They would end the SQLite URI's path.
+		return fmt.Errorf("auth_dir %q contains '?' or '#'", dir)
+	}
+	return nil
+}
+
+// handle runs inside whatsmeow's event dispatch: it must not block.
+func (s *Session) handle(tr *translator, cli *whatsmeow.Client, evt any) {
+	ev := tr.translate(evt)
+	if ev == nil {
+		s.logUntranslated(evt)
+		return
+	}
+	s.logEvent(ev)
+	s.publish(ev)
+	switch evt.(type) {
+	case *events.LoggedOut, *events.StreamReplaced:
+		// whatsmeow already expects the disconnect and will not reconnect;
+		// closing our side too means a slow server close cannot turn into a
+		// plain disconnect and an auto-reconnect (EMULATOR.md's race). The
+		// supervisor decides what happens next, in a new process.
+		go cli.Disconnect()
+	}
+}
+
+func (s *Session) publish(ev *pb.Event) {
+	if !s.events.publish(ev) {
+		s.log.Error("event dropped: nobody has drained the event stream", "event", fmt.Sprintf("%T", ev.Kind))
+	}
+}
+
+func (s *Session) logEvent(ev *pb.Event) {
+	switch k := ev.Kind.(type) {
+	case *pb.Event_BadMac:
+		s.log.Warn("Bad MAC: message failed MAC verification with every session state", "message_id", k.BadMac.MessageId, "sender", k.BadMac.Sender)
+	case *pb.Event_DecryptFailure:
+		s.log.Warn("message could not be decrypted", "message_id", k.DecryptFailure.MessageId, "sender", k.DecryptFailure.Sender, "reason", k.DecryptFailure.Reason)
+	case *pb.Event_MessageReceived:
+		s.log.Debug("message received", "message_id", k.MessageReceived.MessageId)
+	case *pb.Event_LoggedOut:
+		s.log.Warn("logged out by WhatsApp", "on_connect", k.LoggedOut.OnConnect, "reason", k.LoggedOut.Reason)
+	case *pb.Event_StreamReplaced:
+		s.log.Warn("session replaced by another connection with the same keys")
+	case *pb.Event_TemporaryBan:
+		s.log.Warn("temporarily banned", "code", k.TemporaryBan.Code, "expires_at_unix_ms", k.TemporaryBan.ExpiresAtUnixMs)
+	case *pb.Event_ConnectFailure:
+		s.log.Warn("connect failed", "reason", k.ConnectFailure.Reason, "message", k.ConnectFailure.Message)
+	case *pb.Event_Connected:
+		s.log.Info("connected", "jid", k.Connected.Jid)
+	case *pb.Event_PairSuccess:
+		s.log.Info("paired", "jid", k.PairSuccess.Jid, "platform", k.PairSuccess.Platform)
+	case *pb.Event_Disconnected:
+		s.log.Info("disconnected; whatsmeow reconnects by itself")
+	}
+}
+
+// logUntranslated keeps the whatsmeow events that explain trouble visible
+// in the logs even though the contract has no event for them.
+func (s *Session) logUntranslated(evt any) {
+	switch e := evt.(type) {
+	case *events.PairError:
+		s.log.Warn("pairing failed locally", "error", e.Error)
+	case *events.StreamError:
+		s.log.Warn("unknown stream error from the server", "code", e.Code)
+	case *events.KeepAliveTimeout:
+		s.log.Warn("keepalive timed out", "errors", e.ErrorCount)
+	case *events.CATRefreshError:
+		s.log.Warn("CAT refresh failed", "error", e.Error)
+	}
+}
+
+// Events streams events to sink until the session stops (nil), ctx ends or
+// sink fails. Events from before the call were kept for it.
+func (s *Session) Events(ctx context.Context, sink func(*pb.Event) error) error {
+	if err := s.events.subscribe(ctx, sink); err != nil {
+		return fmt.Errorf("event stream: %w", err)
+	}
+	return nil
+}
+
+// Ping reports the process's health and whether the session is online.
+func (s *Session) Ping(context.Context) (*pb.PingResponse, error) {
+	rss, err := residentBytes()
+	if err != nil {
+		return nil, fmt.Errorf("ping: %w", err)
+	}
+	cli := s.client()
+	return &pb.PingResponse{
+		Pid:       int32(os.Getpid()),
+		RssBytes:  rss,
+		Connected: cli != nil && cli.IsConnected() && cli.IsLoggedIn(),
+	}, nil
+}
+
+// Stop disconnects, closes the store and ends the event stream. It keeps
+// the auth store and may be called more than once.
+func (s *Session) Stop(context.Context) error {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopped = true
+	cli, container, cancel := s.cli, s.container, s.cancel
+	s.mu.Unlock()
+
+	if cancel != nil {
+		cancel()
+	}
+	s.loops.Wait()
+	if cli != nil {
+		cli.Disconnect()
+	}
+	var err error
+	if container != nil {
+		if cerr := container.Close(); cerr != nil {
+			err = fmt.Errorf("stop: close store: %w", cerr)
+		}
+	}
+	s.events.close()
+	s.log.Info("session stopped", "dropped_events", s.events.droppedCount())
+	return err
+}
+
+// Logout unlinks this device on WhatsApp's side and deletes the local
+// device; the supervisor archives the directory and decides about a relink.
+func (s *Session) Logout(ctx context.Context) error {
+	cli := s.client()
+	if cli == nil {
+		return errors.New("logout: session not started")
+	}
+	if err := cli.Logout(ctx); err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	s.log.Info("logged out on request")
+	return nil
+}
+
+// PairPhone asks WhatsApp for an 8-character code to type on the phone. The
+// device announces itself as the same browser and OS its QR registration
+// uses, so the two paths do not give one organization two fingerprints.
+func (s *Session) PairPhone(ctx context.Context, phone string) (string, error) {
+	if !phonePattern.MatchString(phone) {
+		return "", fmt.Errorf("pair phone: %q is not an international phone number of digits only", phone)
+	}
+	cli := s.client()
+	switch {
+	case cli == nil:
+		return "", errors.New("pair phone: session not started")
+	case cli.Store.GetJID() != types.EmptyJID:
+		return "", errors.New("pair phone: this device is already linked")
+	case !cli.IsConnected():
+		return "", errors.New("pair phone: not connected to WhatsApp yet; retry in a few seconds")
+	}
+	s.mu.Lock()
+	fp := s.fp
+	s.mu.Unlock()
+	code, err := cli.PairPhone(ctx, phone, true, fp.Pair, fp.DisplayName())
+	if err != nil {
+		return "", fmt.Errorf("pair phone: %w", err)
+	}
+	s.log.Info("pairing code issued")
+	return code, nil
+}
+
+// SendText sends one text and returns once the server has acked it. A
+// caller-chosen id makes retries of the same message idempotent on
+// WhatsApp's side.
+func (s *Session) SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error) {
+	if !phonePattern.MatchString(req.To) {
+		return nil, fmt.Errorf("send text: recipient %q is not an international phone number of digits only", req.To)
+	}
+	if req.Text == "" {
+		return nil, errors.New("send text: text is empty")
+	}
+	cli := s.client()
+	if cli == nil || !cli.IsLoggedIn() {
+		return nil, errors.New("send text: not connected to WhatsApp")
+	}
+	var extra []whatsmeow.SendRequestExtra
+	if req.Id != "" {
+		extra = append(extra, whatsmeow.SendRequestExtra{ID: types.MessageID(req.Id)})
+	}
+	to := types.NewJID(req.To, types.DefaultUserServer)
+	resp, err := cli.SendMessage(ctx, to, &waE2E.Message{Conversation: proto.String(req.Text)}, extra...)
+	if err != nil {
+		return nil, fmt.Errorf("send text to %s: %w", req.To, err)
+	}
+	return &pb.SendTextResponse{Id: string(resp.ID), ServerTimestampUnixMs: resp.Timestamp.UnixMilli()}, nil
+}
+
+func (s *Session) client() *whatsmeow.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cli
+}
