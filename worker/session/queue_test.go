@@ -46,7 +46,9 @@ func TestQueueDeliversLiveEventsAndEndsOnClose(t *testing.T) {
 	q := newQueue()
 	got := make(chan int64, 10)
 	done := make(chan error, 1)
-	go func() { done <- q.subscribe(context.Background(), func(e *pb.Event) error { got <- e.AtUnixMs; return nil }) }()
+	go func() {
+		done <- q.subscribe(context.Background(), func(e *pb.Event) error { got <- e.AtUnixMs; return nil })
+	}()
 	q.publish(ev(7))
 	if v := <-got; v != 7 {
 		t.Fatalf("got %d, want 7", v)
