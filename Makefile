@@ -5,6 +5,7 @@ BIN       := bin
 CONFIG    ?= config.toml
 TOOLS     := $(CURDIR)/.tools
 PROMTOOL  ?= $(shell command -v promtool 2>/dev/null || echo $(TOOLS)/promtool)
+export PROMTOOL
 export CGO_ENABLED ?= 0
 
 .PHONY: all build run test unit e2e lint proto bench demo clean tools
@@ -35,7 +36,7 @@ test: lint unit e2e
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
-	scripts/check-ops.sh
+	bash scripts/check-ops.sh
 
 # Unit and process tests of every package, with the race detector.
 unit: build

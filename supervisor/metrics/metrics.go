@@ -106,6 +106,12 @@ func (m *Metrics) SetStatus(org string, s state.Status) {
 		}
 	}
 	m.orgStatus.WithLabelValues(org, string(s)).Set(1)
+	// Counters labelled by org alone start at 0 as soon as the org is known,
+	// so increase() in alerts sees the first Bad MAC, trip or sent message
+	// instead of a series that is born at 1.
+	for _, c := range []*prometheus.CounterVec{m.badMACErrors, m.badMACTrips, m.qrCodes, m.messagesSent, m.messagesFailed} {
+		c.WithLabelValues(org)
+	}
 }
 
 // Forget deletes every series of org, for an organization that was deleted;

@@ -39,7 +39,8 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	configPath := fs.String("config", "config.toml", "configuration file")
-	if err := fs.Parse(args); err != nil {
+	positional, err := parseInterleaved(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -49,15 +50,14 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	var err error
 	if cmd == "serve" {
-		if fs.NArg() > 0 {
-			fmt.Fprintf(stderr, "wa-supervisor serve: unexpected argument %q\n", fs.Arg(0))
+		if len(positional) > 0 {
+			fmt.Fprintf(stderr, "wa-supervisor serve: unexpected argument %q\n", positional[0])
 			return 2
 		}
 		err = serve(*configPath, stderr)
 	} else {
-		err = operate(context.Background(), cmd, fs.Args(), *configPath, stdout)
+		err = operate(context.Background(), cmd, positional, *configPath, stdout)
 	}
 	var ue usageError
 	switch {
@@ -69,6 +69,24 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stderr, "wa-supervisor %s: %v\n", cmd, err)
 		return 1
+	}
+}
+
+// parseInterleaved accepts flags before and after the positional arguments
+// (`clear 2 -config x.toml` as well as `clear -config x.toml 2`), which is
+// how operators type them.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
 	}
 }
 

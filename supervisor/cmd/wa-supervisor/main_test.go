@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestBadInputGetsOneClearError(t *testing.T) {
+	dir := t.TempDir()
+	badCfg := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(badCfg, []byte("[workers]\nstart_gap = \"soon\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unknownKey := filepath.Join(dir, "unknown.toml")
+	if err := os.WriteFile(unknownKey, []byte("[api]\nlisen = \"127.0.0.1:1\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"qr"}, 2, "wrong number of arguments"},
+		{[]string{"status", "../etc"}, 1, `organization id "../etc" is invalid`},
+		{[]string{"start", "a/b", "-config", badCfg}, 1, "invalid"},
+		{[]string{"serve", "-config", badCfg}, 1, "workers.start_gap"},
+		{[]string{"serve", "-config", unknownKey}, 1, "unknown key api.lisen"},
+		{[]string{"serve", "-config", filepath.Join(dir, "missing.toml")}, 1, "missing.toml"},
+		{[]string{"serve", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"status", "2", "-config", badCfg}, 1, "workers.start_gap"},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		code := dispatch(c.args, &out, &errb)
+		if code != c.code || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q", c.args, code, errb.String(), c.code, c.want)
+		}
+		if strings.Contains(errb.String(), "goroutine ") {
+			t.Errorf("%v: crashed: %s", c.args, errb.String())
+		}
+	}
+}
+
+func TestServeRefusesOpenAPIWithoutKey(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.toml")
+	worker := filepath.Join(dir, "wa-worker")
+	if err := os.WriteFile(worker, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := "state_dir = \"" + dir + "/state\"\nworker_binary = \"" + worker + "\"\n[api]\nlisten = \"0.0.0.0:0\"\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("WA_SIDECAR_API_KEY", "")
+	var errb bytes.Buffer
+	if code := dispatch([]string{"serve", "-config", cfg}, &bytes.Buffer{}, &errb); code != 1 || !strings.Contains(errb.String(), "api_key_file") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
