@@ -36,6 +36,10 @@ var signalLog = &lineRecorder{}
 func TestMain(m *testing.M) {
 	var l logger.Loggable = signalLog
 	logger.Setup(&l)
+	// Keepalives every few dozen milliseconds let every test exercise the
+	// w:p iq; set before any client exists, as the client reads them unlocked.
+	whatsmeow.KeepAliveIntervalMin = 50 * time.Millisecond
+	whatsmeow.KeepAliveIntervalMax = 100 * time.Millisecond
 	os.Exit(m.Run())
 }
 
@@ -54,6 +58,31 @@ func (r *lineRecorder) Info(string, string)        {}
 func (r *lineRecorder) Warning(caller, msg string) { r.add("WARN", caller, msg) }
 func (r *lineRecorder) Error(caller, msg string)   { r.add("ERROR", caller, msg) }
 func (r *lineRecorder) Configure(string)           {}
+
+// clientLogger records a whatsmeow client's warnings and errors (and prints
+// everything with -v).
+type clientLogger struct {
+	rec    *lineRecorder
+	module string
+}
+
+func (l clientLogger) logf(level, msg string, args []any) {
+	line := fmt.Sprintf(msg, args...)
+	if level == "WARN" || level == "ERROR" {
+		l.rec.add(level, l.module, line)
+	}
+	if testing.Verbose() && level != "DEBUG" {
+		fmt.Fprintf(os.Stderr, "%s [%s %s] %s\n", time.Now().Format("15:04:05.000"), l.module, level, line)
+	}
+}
+
+func (l clientLogger) Warnf(msg string, args ...any)  { l.logf("WARN", msg, args) }
+func (l clientLogger) Errorf(msg string, args ...any) { l.logf("ERROR", msg, args) }
+func (l clientLogger) Infof(msg string, args ...any)  { l.logf("INFO", msg, args) }
+func (l clientLogger) Debugf(msg string, args ...any) { l.logf("DEBUG", msg, args) }
+func (l clientLogger) Sub(module string) waLog.Logger {
+	return clientLogger{rec: l.rec, module: l.module + "/" + module}
+}
 
 func (r *lineRecorder) count(substr string) int {
 	r.mu.Lock()
@@ -129,16 +158,19 @@ func (el *eventLog) summary() string {
 }
 
 type harness struct {
-	t    *testing.T
-	srv  *Server
-	base string
-	db   *sqlstore.Container
+	t         *testing.T
+	srv       *Server
+	base      string
+	db        *sqlstore.Container
+	clientLog *lineRecorder
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	level := slog.LevelWarn
-	if testing.Verbose() {
+	if os.Getenv("EMULATOR_TRACE") != "" {
+		level = slog.LevelDebug // every node, prekey uploads included
+	} else if testing.Verbose() {
 		level = slog.LevelInfo
 	}
 	srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))})
@@ -169,22 +201,27 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	return &harness{t: t, srv: srv, base: "http://" + ln.Addr().String(), db: db}
+	return &harness{t: t, srv: srv, base: "http://" + ln.Addr().String(), db: db, clientLog: &lineRecorder{}}
 }
 
 // client is a real whatsmeow client on a new store device, pointed at the emulator.
 func (h *harness) client(dev *store.Device) (*whatsmeow.Client, *eventLog) {
 	h.t.Helper()
-	log := waLog.Noop
-	if testing.Verbose() {
-		log = waLog.Stdout("client", "INFO", false)
-	}
-	cli := whatsmeow.NewClient(dev, log)
+	cli := whatsmeow.NewClient(dev, clientLogger{rec: h.clientLog, module: "client"})
 	if err := Configure(cli, h.base); err != nil {
 		h.t.Fatal(err)
 	}
 	el := newEventLog(cli)
-	h.t.Cleanup(cli.Disconnect)
+	h.t.Cleanup(func() {
+		cli.Disconnect()
+		el.mu.Lock()
+		defer el.mu.Unlock()
+		for _, evt := range el.events {
+			if timeout, ok := evt.(*events.KeepAliveTimeout); ok {
+				h.t.Errorf("keepalive timed out: %+v", timeout)
+			}
+		}
+	})
 	return cli, el
 }
 
@@ -289,34 +326,56 @@ func TestPairingAndGoodMessage(t *testing.T) {
 	}
 }
 
+// TestBadMAC corrupts first prekey messages (the peer has not heard back
+// yet), then, once the client has answered, normal messages.
 func TestBadMAC(t *testing.T) {
 	h := newHarness(t)
-	_, el, _ := h.pair("573007915263")
-	const count = 3
-	macLines := signalLog.count("mismatching MAC")
-	var resp struct{ IDs []string }
-	h.control(http.MethodPost, "/control/devices/573007915263/badmac", map[string]int{"count": count}, http.StatusOK, &resp)
-	if len(resp.IDs) != count {
-		t.Fatalf("badmac answered %d ids", len(resp.IDs))
-	}
-	from := 0
-	for i := range count {
-		evt, next := waitFor(t, el, from, func(*events.UndecryptableMessage) bool { return true })
-		from = next
-		if evt.IsUnavailable || evt.Info.ID != resp.IDs[i] {
-			t.Fatalf("undecryptable %d: %+v, want id %s and IsUnavailable=false", i, evt.Info, resp.IDs[i])
-		}
-	}
-	if got := signalLog.count("mismatching MAC") - macLines; got < count {
-		t.Fatalf("libsignal logged %d MAC mismatches, want at least %d", got, count)
-	}
+	cli, el, _ := h.pair("573007915263")
+	from := h.expectBadMACs("573007915263", el, 0, 3, "failed to decrypt prekey message: no valid sessions")
+
 	// The session survives corrupted messages: a good one still decrypts.
 	h.control(http.MethodPost, "/control/devices/573007915263/message",
 		map[string]string{"from": defaultBadMACSender, "text": "fine again"}, http.StatusOK, nil)
-	msg, _ := waitFor(t, el, from, func(*events.Message) bool { return true })
+	msg, from := waitFor(t, el, from, func(*events.Message) bool { return true })
 	if msg.Message.GetConversation() != "fine again" {
 		t.Fatalf("got %q after bad MACs", msg.Message.GetConversation())
 	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if _, err := cli.SendMessage(ctx, types.NewJID(defaultBadMACSender, types.DefaultUserServer),
+		&waE2E.Message{Conversation: proto.String("reply")}); err != nil {
+		t.Fatal(err)
+	}
+	h.expectBadMACs("573007915263", el, from, 2, "failed to decrypt normal message: no valid sessions")
+}
+
+// expectBadMACs asks for count corrupted messages and checks that each one
+// fails the real MAC check: libsignal logs the mismatch and whatsmeow emits
+// UndecryptableMessage{IsUnavailable: false} after logging clientError.
+func (h *harness) expectBadMACs(phone string, el *eventLog, from, count int, clientError string) int {
+	h.t.Helper()
+	macLines := signalLog.count("mismatching MAC")
+	clientLines := h.clientLog.count(clientError)
+	var resp struct{ IDs []string }
+	h.control(http.MethodPost, "/control/devices/"+phone+"/badmac", map[string]int{"count": count}, http.StatusOK, &resp)
+	if len(resp.IDs) != count {
+		h.t.Fatalf("badmac answered %d ids", len(resp.IDs))
+	}
+	for i := range count {
+		var evt *events.UndecryptableMessage
+		evt, from = waitFor(h.t, el, from, func(*events.UndecryptableMessage) bool { return true })
+		if evt.IsUnavailable || evt.Info.ID != resp.IDs[i] {
+			h.t.Fatalf("undecryptable %d: %+v, want id %s and IsUnavailable=false", i, evt.Info, resp.IDs[i])
+		}
+	}
+	if got := signalLog.count("mismatching MAC") - macLines; got < count {
+		h.t.Fatalf("libsignal logged %d MAC mismatches, want at least %d", got, count)
+	}
+	if got := h.clientLog.count(clientError) - clientLines; got != count {
+		h.t.Fatalf("client logged %q %d times, want %d", clientError, got, count)
+	}
+	return from
 }
 
 func TestSendIsDecryptedByRecipient(t *testing.T) {

@@ -68,5 +68,9 @@ func run() error {
 	if err := srv.Close(); err != nil {
 		return fmt.Errorf("close emulator: %w", err)
 	}
-	return <-served
+	if err := <-served; err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
 }
