@@ -384,6 +384,13 @@ func TestSendIsDecryptedByRecipient(t *testing.T) {
 	peer := types.NewJID("573009998888", types.DefaultUserServer)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
+	onWA, err := cli.IsOnWhatsApp(ctx, []string{"+" + peer.User})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(onWA) != 1 || !onWA[0].IsIn || onWA[0].JID != peer {
+		t.Fatalf("IsOnWhatsApp = %+v", onWA)
+	}
 	first, err := cli.SendMessage(ctx, peer, &waE2E.Message{Conversation: proto.String("first")})
 	if err != nil {
 		t.Fatal(err)

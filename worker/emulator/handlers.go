@@ -220,17 +220,19 @@ func (s *Server) preKeyBundles(ctx context.Context, dev *device, key waBinary.No
 	return waBinary.Node{Tag: "list", Content: users}, nil
 }
 
-// usync answers device-list and contact queries (user.go:448, 836-906).
+// usync answers device-list and contact queries (user.go:448, 836-906;
+// IsOnWhatsApp at user.go:168). Every valid number is on WhatsApp, as a
+// regular (non-business) user.
 func (s *Server) usync(dev *device, query waBinary.Node) waBinary.Node {
 	queryNode, listNode := query.GetChildByTag("query"), query.GetChildByTag("list")
 	wanted := queryNode.GetChildren()
 	var users []waBinary.Node
 	for _, user := range listNode.GetChildren() {
 		jid, ok := user.Attrs["jid"].(types.JID)
+		contact, _ := user.GetChildByTag("contact").Content.([]byte)
 		if !ok {
-			// Contact lookups name the user by phone number (+573...) only.
-			contact, _ := user.GetChildByTag("contact").Content.([]byte)
-			number, err := numberOf(string(contact))
+			// Contact lookups name the user only by number: "573...@c.us" or "+573...".
+			number, err := numberOf(strings.TrimSuffix(string(contact), "@"+types.LegacyUserServer))
 			if err != nil {
 				continue
 			}
@@ -250,7 +252,13 @@ func (s *Server) usync(dev *device, query waBinary.Node) waBinary.Node {
 					{Tag: "device-list", Content: devices},
 				}})
 			case "contact":
-				parts = append(parts, waBinary.Node{Tag: "contact", Attrs: waBinary.Attrs{"type": "in"}})
+				node := waBinary.Node{Tag: "contact", Attrs: waBinary.Attrs{"type": "in"}}
+				if contact != nil {
+					node.Content = contact
+				}
+				parts = append(parts, node)
+			case "business":
+				// No business node: a regular account without a verified name.
 			default:
 				s.recordUnknownIQ("usync query " + q.Tag)
 				s.log.Error("UNKNOWN IQ: usync query the emulator does not implement", "query", q.Tag)

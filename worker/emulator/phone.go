@@ -288,14 +288,16 @@ func (c *conn) login() error {
 		dev.rejectLogin = false
 		dev.removed = true
 	}
+	jid := types.JID{User: number, Device: id, Server: types.DefaultUserServer}
 	var old *conn
 	if reason == "" {
+		// Set before dev.conn publishes c to control requests.
+		c.log = c.log.With("jid", jid.String())
 		old = dev.conn
 		dev.conn = c
 		c.device = dev
 	}
 	s.mu.Unlock()
-	jid := types.JID{User: number, Device: id, Server: types.DefaultUserServer}
 	if reason != "" {
 		c.log.Info("rejecting login", "jid", jid.String(), "reason", reason)
 		return c.terminate(waBinary.Node{Tag: "failure", Attrs: waBinary.Attrs{"reason": "401", "location": "emu"}})
@@ -303,7 +305,6 @@ func (c *conn) login() error {
 	if old != nil {
 		old.close()
 	}
-	c.log = c.log.With("jid", jid.String())
 	c.log.Info("device logged in")
 	return c.send(waBinary.Node{Tag: "success", Attrs: waBinary.Attrs{
 		"t":        fmt.Sprint(time.Now().Unix()),
