@@ -36,7 +36,9 @@ func qrRound(ctx context.Context, cli *whatsmeow.Client) (<-chan whatsmeow.QRCha
 	if err != nil {
 		return nil, fmt.Errorf("open QR channel: %w", err)
 	}
-	if err := cli.ConnectContext(ctx); err != nil {
+	// Connect, not ConnectContext(ctx): the client's context must outlive
+	// the QR loop (see Session.Start).
+	if err := cli.Connect(); err != nil {
 		return nil, fmt.Errorf("connect for QR pairing: %w", err)
 	}
 	return ch, nil

@@ -18,6 +18,7 @@ import (
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
@@ -68,8 +69,11 @@ type Session struct {
 	fp        fingerprint.Fingerprint
 	container *sqlstore.Container
 	cli       *whatsmeow.Client
-	cancel    context.CancelFunc // ends the client's context and the QR loop
-	loops     sync.WaitGroup
+	cancel    context.CancelFunc // ends the QR loop
+	// linked is the device's JID once known, kept apart from whatsmeow's
+	// Store.ID, which whatsmeow clears concurrently when it deletes the device.
+	linked types.JID
+	loops  sync.WaitGroup // goroutines Stop waits for before closing the store
 }
 
 var _ contract.Worker = (*Session)(nil)
@@ -148,7 +152,11 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 		}
 	}
 
-	// The client's context outlives this RPC: it ends with Stop.
+	// runCtx ends the QR loop on Stop. The client itself runs on whatsmeow's
+	// background context instead: cancelling that would abort whatsmeow's
+	// own store writes, such as deleting the device after a LoggedOut that
+	// the supervisor answers with an immediate Stop. Disconnect ends its
+	// work; closing the store waits for statements already running.
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
 	if s.stopped {
@@ -158,13 +166,16 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 		return nil, fmt.Errorf("start %s: stopped while starting", req.OrganizationId)
 	}
 	s.fp, s.container, s.cli, s.cancel = fp, container, cli, cancel
+	if restoring {
+		s.linked = *device.ID
+	}
 	s.mu.Unlock()
 	tr := &translator{now: s.now, ownJID: func() string { return cli.Store.GetJID().String() }, detector: s.opts.Detector}
 	cli.AddEventHandler(func(evt any) { s.handle(tr, cli, evt) })
 
 	s.log.Info("starting session", "restoring", restoring, "fingerprint", fp.String(), "auth_dir", req.AuthDir)
 	if restoring {
-		err = cli.ConnectContext(runCtx)
+		err = cli.Connect()
 	} else {
 		err = s.startPairing(runCtx, cli, started, time.Duration(req.QrGiveUpAfterMs)*time.Millisecond)
 	}
@@ -185,7 +196,13 @@ func (s *Session) startPairing(ctx context.Context, cli *whatsmeow.Client, start
 	if err != nil {
 		return err
 	}
-	s.loops.Add(1)
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return errors.New("stopped while starting")
+	}
+	s.loops.Add(1) // under mu: Stop's Wait must not race an Add
+	s.mu.Unlock()
 	go func() {
 		defer s.loops.Done()
 		s.qrLoop(ctx, cli, ch, start, giveUpAfter)
@@ -219,15 +236,55 @@ func (s *Session) handle(tr *translator, cli *whatsmeow.Client, evt any) {
 		return
 	}
 	s.logEvent(ev)
-	s.publish(ev)
-	switch evt.(type) {
-	case *events.LoggedOut, *events.StreamReplaced:
+	switch e := evt.(type) {
+	case *events.PairSuccess:
+		s.setLinked(e.ID)
+	case *events.LoggedOut:
+		s.afterLogout(cli, ev)
+		return
+	case *events.StreamReplaced:
 		// whatsmeow already expects the disconnect and will not reconnect;
 		// closing our side too means a slow server close cannot turn into a
 		// plain disconnect and an auto-reconnect (EMULATOR.md's race). The
 		// supervisor decides what happens next, in a new process.
 		go cli.Disconnect()
 	}
+	s.publish(ev)
+}
+
+func (s *Session) setLinked(jid types.JID) {
+	s.mu.Lock()
+	s.linked = jid
+	s.mu.Unlock()
+}
+
+// afterLogout makes sure the store no longer holds the removed device before
+// the supervisor hears of the LoggedOut: whatsmeow deletes it too, but in a
+// goroutine that races the supervisor's Stop. A store that kept the device
+// would restore it on the next start and be logged out again, forever.
+func (s *Session) afterLogout(cli *whatsmeow.Client, ev *pb.Event) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	jid, container := s.linked, s.container
+	s.loops.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.loops.Done()
+		cli.Disconnect() // as for StreamReplaced
+		if !jid.IsEmpty() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			// Deleting by JID with a device of our own: whatsmeow's Device is
+			// being cleared by whatsmeow at the same time.
+			if err := container.DeleteDevice(ctx, &store.Device{ID: &jid}); err != nil {
+				s.log.Error("delete logged-out device from the store", "jid", jid.String(), "error", err)
+			}
+		}
+		s.publish(ev)
+	}()
 }
 
 func (s *Session) publish(ev *pb.Event) {
@@ -301,7 +358,7 @@ func (s *Session) Ping(context.Context) (*pb.PingResponse, error) {
 
 // Stop disconnects, closes the store and ends the event stream. It keeps
 // the auth store and may be called more than once.
-func (s *Session) Stop(context.Context) error {
+func (s *Session) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
@@ -314,7 +371,7 @@ func (s *Session) Stop(context.Context) error {
 	if cancel != nil {
 		cancel()
 	}
-	s.loops.Wait()
+	s.waitLoops(ctx)
 	if cli != nil {
 		cli.Disconnect()
 	}
@@ -394,6 +451,21 @@ func (s *Session) SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.Se
 		return nil, fmt.Errorf("send text to %s: %w", req.To, err)
 	}
 	return &pb.SendTextResponse{Id: string(resp.ID), ServerTimestampUnixMs: resp.Timestamp.UnixMilli()}, nil
+}
+
+// waitLoops waits for the session's goroutines, but not past ctx: a QR
+// round stuck dialing must not keep the process from exiting.
+func (s *Session) waitLoops(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		s.loops.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("stopping without waiting for the session's goroutines", "error", ctx.Err())
+	}
 }
 
 func (s *Session) client() *whatsmeow.Client {

@@ -1,0 +1,256 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
+	"github.com/wa-sidecar/wa-sidecar/worker/badmac"
+	"github.com/wa-sidecar/wa-sidecar/worker/emulator"
+)
+
+const (
+	emuPhone = "573007915262"
+	emuPeer  = "573001112222"
+	waitFor  = 30 * time.Second
+)
+
+// recorder collects the session's event stream for polling.
+type recorder struct {
+	mu     sync.Mutex
+	events []*pb.Event
+}
+
+func (r *recorder) sink(ev *pb.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev)
+	return nil
+}
+
+func (r *recorder) snapshot() []*pb.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*pb.Event(nil), r.events...)
+}
+
+// waitUntil polls the recorded events until cond holds or the deadline passes.
+func (r *recorder) waitUntil(t *testing.T, what string, cond func([]*pb.Event) bool) []*pb.Event {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		evs := r.snapshot()
+		if cond(evs) {
+			return evs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; events so far: %v", what, evs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func count(evs []*pb.Event, match func(*pb.Event) bool) int {
+	n := 0
+	for _, ev := range evs {
+		if match(ev) {
+			n++
+		}
+	}
+	return n
+}
+
+func isBadMAC(ev *pb.Event) bool { return ev.GetBadMac() != nil }
+
+type control struct {
+	t    *testing.T
+	base string
+	hc   *http.Client
+}
+
+func (c control) post(path string, body any, out any) {
+	c.t.Helper()
+	raw, _ := json.Marshal(body)
+	resp, err := c.hc.Post(c.base+path, "application/json", bytes.NewReader(raw))
+	if err != nil {
+		c.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		c.t.Fatalf("POST %s: %s %v", path, resp.Status, e)
+	}
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			c.t.Fatalf("POST %s: decode: %v", path, err)
+		}
+	}
+}
+
+func (c control) get(path string, out any) {
+	c.t.Helper()
+	resp, err := c.hc.Get(c.base + path)
+	if err != nil {
+		c.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		c.t.Fatalf("GET %s: decode: %v", path, err)
+	}
+}
+
+// TestAgainstEmulator runs the real session, whatsmeow and libsignal
+// against the local WhatsApp emulator: QR pairing, genuine Bad MACs, a good
+// message, a send, and a remote logout.
+func TestAgainstEmulator(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the emulator")
+	}
+	log := testLog(t)
+	srv, err := emulator.New(emulator.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("close emulator: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("emulator serve: %v", err)
+		}
+	})
+	base := "http://" + ln.Addr().String()
+	ctl := control{t: t, base: base, hc: emulator.HTTPClient(ln.Addr().String())}
+
+	det := badmac.New()
+	det.InstallSignalLogger(log)
+	sess := New(Options{Log: log, Detector: det})
+	rec := &recorder{}
+	streamDone := make(chan error, 1)
+	// Subscribe late on purpose: the first QR must have been kept.
+	ctx := context.Background()
+	authDir := filepath.Join(t.TempDir(), "emu-org")
+	resp, err := sess.Start(ctx, &pb.StartRequest{
+		OrganizationId:  "emu-org",
+		AuthDir:         authDir,
+		QrGiveUpAfterMs: (5 * time.Minute).Milliseconds(),
+		EmulatorUrl:     base,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Restoring {
+		t.Fatal("fresh auth dir reported as restoring")
+	}
+	go func() { streamDone <- sess.Events(ctx, rec.sink) }()
+	t.Cleanup(func() {
+		if err := sess.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+		if iqs := srv.UnknownIQs(); len(iqs) > 0 {
+			t.Errorf("emulator saw iqs it does not know (whatsmeow changed?): %v", iqs)
+		}
+	})
+
+	evs := rec.waitUntil(t, "a QR code", func(evs []*pb.Event) bool { return count(evs, func(e *pb.Event) bool { return e.GetQr() != nil }) > 0 })
+	var qr *pb.QR
+	for _, e := range evs {
+		if e.GetQr() != nil {
+			qr = e.GetQr()
+			break
+		}
+	}
+	if qr.PngDataUrl == "" || qr.ExpiresAtUnixMs <= time.Now().UnixMilli() {
+		t.Fatalf("QR event incomplete: png %d bytes, expires %d", len(qr.PngDataUrl), qr.ExpiresAtUnixMs)
+	}
+
+	var scanned struct{ JID string }
+	ctl.post("/control/scan", map[string]string{"qr_code": qr.Code, "phone": emuPhone}, &scanned)
+	evs = rec.waitUntil(t, "Connected", func(evs []*pb.Event) bool {
+		return count(evs, func(e *pb.Event) bool { return e.GetConnected() != nil }) > 0
+	})
+	for _, e := range evs {
+		if c := e.GetConnected(); c != nil && c.Jid != scanned.JID {
+			t.Errorf("Connected jid %q, emulator paired %q", c.Jid, scanned.JID)
+		}
+	}
+	if count(evs, func(e *pb.Event) bool { return e.GetPairSuccess() != nil }) != 1 {
+		t.Errorf("want one PairSuccess before Connected: %v", evs)
+	}
+	if p, err := sess.Ping(ctx); err != nil || !p.Connected {
+		t.Errorf("Ping after Connected = %v, %v", p, err)
+	}
+
+	ctl.post(fmt.Sprintf("/control/devices/%s/badmac", emuPhone), map[string]int{"count": 5}, nil)
+	rec.waitUntil(t, "5 Bad MACs", func(evs []*pb.Event) bool { return count(evs, isBadMAC) >= 5 })
+
+	// whatsmeow handles messages in order, so once the good message is in,
+	// every Bad MAC event that will ever come has come.
+	var sent struct{ ID string }
+	ctl.post(fmt.Sprintf("/control/devices/%s/message", emuPhone), map[string]string{"from": emuPeer, "text": "hi"}, &sent)
+	evs = rec.waitUntil(t, "the good message", func(evs []*pb.Event) bool {
+		return count(evs, func(e *pb.Event) bool { return e.GetMessageReceived().GetMessageId() == sent.ID }) == 1
+	})
+	if n := count(evs, isBadMAC); n != 5 {
+		t.Errorf("got %d Bad MAC events, want exactly 5", n)
+	}
+	if n := count(evs, func(e *pb.Event) bool { return e.GetDecryptFailure() != nil }); n != 0 {
+		t.Errorf("got %d other decrypt failures, want 0: %v", n, evs)
+	}
+
+	out, err := sess.SendText(ctx, &pb.SendTextRequest{To: emuPeer, Text: "hello from the worker", Id: "3EB0WORKERTEST01"})
+	if err != nil {
+		t.Fatalf("SendText: %v", err)
+	}
+	if out.Id != "3EB0WORKERTEST01" || out.ServerTimestampUnixMs == 0 {
+		t.Errorf("SendText = %v", out)
+	}
+	var delivered []struct{ ID, To, Text string }
+	ctl.get(fmt.Sprintf("/control/devices/%s/sent", emuPhone), &delivered)
+	if len(delivered) != 1 || delivered[0].Text != "hello from the worker" || delivered[0].ID != out.Id {
+		t.Errorf("emulated recipient decrypted %v", delivered)
+	}
+
+	ctl.post(fmt.Sprintf("/control/devices/%s/logout", emuPhone), struct{}{}, nil)
+	evs = rec.waitUntil(t, "LoggedOut", func(evs []*pb.Event) bool {
+		return count(evs, func(e *pb.Event) bool { return e.GetLoggedOut() != nil }) > 0
+	})
+	for _, e := range evs {
+		if lo := e.GetLoggedOut(); lo != nil && (lo.OnConnect || lo.Reason != "device_removed") {
+			t.Errorf("LoggedOut = %v, want a device_removed stream error", lo)
+		}
+	}
+
+	// The supervisor stops a logged-out worker at once; the store it leaves
+	// must not restore the removed device.
+	if err := sess.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if err := <-streamDone; err != nil {
+		t.Errorf("event stream ended with %v, want nil", err)
+	}
+	again := New(Options{Log: log, Detector: det})
+	resp, err = again.Start(ctx, &pb.StartRequest{OrganizationId: "emu-org", AuthDir: authDir, EmulatorUrl: base})
+	if err != nil {
+		t.Fatalf("start after logout: %v", err)
+	}
+	defer again.Stop(ctx)
+	if resp.Restoring {
+		t.Error("the store still holds the logged-out device")
+	}
+}
