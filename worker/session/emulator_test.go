@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -116,26 +117,8 @@ func TestAgainstEmulator(t *testing.T) {
 		t.Skip("starts the emulator")
 	}
 	log := testLog(t)
-	srv, err := emulator.New(emulator.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("close emulator: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("emulator serve: %v", err)
-		}
-	})
-	base := "http://" + ln.Addr().String()
-	ctl := control{t: t, base: base, hc: emulator.HTTPClient(ln.Addr().String())}
+	srv, base := startEmulator(t)
+	ctl := control{t: t, base: base, hc: emulator.HTTPClient(strings.TrimPrefix(base, "http://"))}
 
 	det := badmac.New()
 	det.InstallSignalLogger(log)
@@ -252,5 +235,65 @@ func TestAgainstEmulator(t *testing.T) {
 	defer again.Stop(ctx)
 	if resp.Restoring {
 		t.Error("the store still holds the logged-out device")
+	}
+}
+
+// startEmulator serves a fresh emulator on 127.0.0.1:0 for one test.
+func startEmulator(t *testing.T) (*emulator.Server, string) {
+	t.Helper()
+	srv, err := emulator.New(emulator.Options{Logger: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("close emulator: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("emulator serve: %v", err)
+		}
+	})
+	return srv, "http://" + ln.Addr().String()
+}
+
+func TestQRGivesUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the emulator")
+	}
+	_, base := startEmulator(t)
+	det := badmac.New()
+	det.InstallSignalLogger(testLog(t))
+	sess := New(Options{Log: testLog(t), Detector: det})
+	ctx := context.Background()
+	_, err := sess.Start(ctx, &pb.StartRequest{
+		OrganizationId:  "giveup",
+		AuthDir:         filepath.Join(t.TempDir(), "giveup"),
+		QrGiveUpAfterMs: 1500,
+		EmulatorUrl:     base,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Stop(ctx)
+	rec := &recorder{}
+	go func() { _ = sess.Events(ctx, rec.sink) }()
+	evs := rec.waitUntil(t, "QRGaveUp", func(evs []*pb.Event) bool {
+		return count(evs, func(e *pb.Event) bool { return e.GetQrGaveUp() != nil }) == 1
+	})
+	if evs[0].GetQr() == nil {
+		t.Errorf("first event %v, want the QR offered before giving up", evs[0])
+	}
+	deadline := time.Now().Add(waitFor)
+	for sess.client().IsConnected() {
+		if time.Now().After(deadline) {
+			t.Fatal("still connected to the server after giving up")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
