@@ -40,6 +40,13 @@ func TestMain(m *testing.M) {
 	// w:p iq; set before any client exists, as the client reads them unlocked.
 	whatsmeow.KeepAliveIntervalMin = 50 * time.Millisecond
 	whatsmeow.KeepAliveIntervalMax = 100 * time.Millisecond
+	// A proxy from the environment must not catch the emulator traffic
+	// (HTTPClient builds its own Transport): point it at a dead port.
+	for _, name := range []string{"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"} {
+		os.Setenv(name, "http://127.0.0.1:9")
+	}
+	os.Unsetenv("NO_PROXY")
+	os.Unsetenv("no_proxy")
 	os.Exit(m.Run())
 }
 
@@ -447,12 +454,45 @@ func TestRejectLogin(t *testing.T) {
 	}
 }
 
+// TestReplace checks that a replaced client stops (the server closes the
+// socket after it handled the conflict) but stays linked: it can log in again.
 func TestReplace(t *testing.T) {
 	h := newHarness(t)
-	_, el, _ := h.pair("573007915267")
+	cli, el, _ := h.pair("573007915267")
 	from := el.len()
 	h.control(http.MethodPost, "/control/devices/573007915267/replace", nil, http.StatusOK, nil)
-	waitFor(t, el, from, func(*events.StreamReplaced) bool { return true })
+	_, from = waitFor(t, el, from, func(*events.StreamReplaced) bool { return true })
+	h.waitConnected("573007915267", false)
+	if n := el.len(); n != from {
+		t.Fatalf("events after StreamReplaced: %s", el.summary())
+	}
+	if err := cli.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, el, from, func(*events.Connected) bool { return true })
+	h.waitConnected("573007915267", true)
+}
+
+// waitConnected polls the device list until phone's device has the wanted state.
+func (h *harness) waitConnected(phone string, want bool) {
+	h.t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(waitTimeout)
+	for {
+		var devices []DeviceInfo
+		h.control(http.MethodGet, "/control/devices", nil, http.StatusOK, &devices)
+		for _, d := range devices {
+			if d.Phone == phone && d.Connected == want {
+				return
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			h.t.Fatalf("device of %s never reached connected=%v: %+v", phone, want, devices)
+		}
+	}
 }
 
 func TestControlErrors(t *testing.T) {

@@ -5,7 +5,14 @@
 // client, so that the worker and the end-to-end tests exercise pairing,
 // login, decryption failures and logouts without reaching WhatsApp. A fake
 // phone signs pairings; emulated peers keep their own Signal stores. Tests
-// and operators drive it through the JSON control API under /control/.
+// and operators drive it through the JSON control API under /control/
+// (see ../shared/DESIGN.md); GET /control/unknown-iqs additionally lists the
+// iqs it did not understand, which a test run should treat as a failure.
+//
+// Point a client at it with Configure. Every number other than the
+// device's own is an emulated peer with one device; messages to and from
+// peers need the device to be online (the emulator keeps no offline queue),
+// and retry receipts are counted but not answered with a resend.
 package emulator
 
 import (
