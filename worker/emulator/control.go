@@ -235,9 +235,12 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	s.log.Info("removing device", "jid", dev.jid.String(), "connected", c != nil)
 	if c != nil {
-		_ = c.terminate(waBinary.Node{Tag: "stream:error", Attrs: waBinary.Attrs{"code": "401"}, Content: []waBinary.Node{
+		err := c.terminate(waBinary.Node{Tag: "stream:error", Attrs: waBinary.Attrs{"code": "401"}, Content: []waBinary.Node{
 			{Tag: "conflict", Attrs: waBinary.Attrs{"type": "device_removed"}},
 		}})
+		if err != nil {
+			s.log.Warn("could not tell the device it was removed", "jid", dev.jid.String(), "err", err)
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"jid": dev.jid.String(), "connected": c != nil})
 }
@@ -255,9 +258,13 @@ func (s *Server) handleReplace(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("replacing device connection", "jid", dev.jid.String())
-	_ = c.terminate(waBinary.Node{Tag: "stream:error", Content: []waBinary.Node{
+	err := c.terminate(waBinary.Node{Tag: "stream:error", Content: []waBinary.Node{
 		{Tag: "conflict", Attrs: waBinary.Attrs{"type": "replaced"}},
 	}})
+	if err != nil {
+		writeError(w, http.StatusConflict, fmt.Sprintf("could not replace the connection: %v", err))
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"jid": dev.jid.String()})
 }
 

@@ -443,6 +443,21 @@ func TestLogoutThenPairAgainGetsNewDeviceID(t *testing.T) {
 	}
 }
 
+func TestClientLogout(t *testing.T) {
+	h := newHarness(t)
+	cli, _, _ := h.pair("573007915268")
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := cli.Logout(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var devices []DeviceInfo
+	h.control(http.MethodGet, "/control/devices", nil, http.StatusOK, &devices)
+	if len(devices) != 0 {
+		t.Fatalf("devices after the client unlinked itself = %+v", devices)
+	}
+}
+
 func TestRejectLogin(t *testing.T) {
 	h := newHarness(t)
 	_, el, _ := h.pair("573007915266")

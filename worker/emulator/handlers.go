@@ -114,6 +114,14 @@ func (c *conn) handleIQ(node *waBinary.Node) error {
 			return fmt.Errorf("prekey fetch: %w", err)
 		}
 		return c.send(result(node, resp))
+	case xmlns == "md" && typ == "set" && first == "remove-companion-device" && loggedIn:
+		// The client unlinks itself (Client.Logout, client.go:645); it closes
+		// the socket once answered.
+		c.srv.mu.Lock()
+		dev.removed = true
+		c.srv.mu.Unlock()
+		c.log.Info("device unlinked itself")
+		return c.send(result(node))
 	case xmlns == "usync" && typ == "get" && loggedIn:
 		return c.send(result(node, c.srv.usync(dev, node.GetChildByTag("usync"))))
 	}

@@ -5,8 +5,9 @@
 // client, so that the worker and the end-to-end tests exercise pairing,
 // login, decryption failures and logouts without reaching WhatsApp. A fake
 // phone signs pairings; emulated peers keep their own Signal stores. Tests
-// and operators drive it through the JSON control API under /control/
-// (see ../shared/DESIGN.md); GET /control/unknown-iqs additionally lists the
+// and operators drive it through the JSON control API under /control/ (the
+// contract is the table in the design notes, ../shared/DESIGN.md from the
+// repository root); GET /control/unknown-iqs additionally lists the
 // iqs it did not understand, which a test run should treat as a failure.
 //
 // Point a client at it with Configure. Every number other than the
@@ -29,6 +30,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"go.mau.fi/whatsmeow/socket"
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/util/keys"
 
@@ -198,7 +200,7 @@ func (s *Server) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	ws.SetReadLimit(1 << 24)
+	ws.SetReadLimit(int64(len(socket.WAConnHeader) + socket.FrameLengthSize + socket.FrameMaxSize))
 	c := newConn(s, ws, r.RemoteAddr)
 	s.mu.Lock()
 	if s.closed {
