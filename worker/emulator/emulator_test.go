@@ -314,6 +314,7 @@ func TestPairingAndGoodMessage(t *testing.T) {
 	if jid.User != "573007915262" || jid.Device != 1 {
 		t.Fatalf("paired as %s, want 573007915262:1", jid)
 	}
+	waitFor(t, el, 0, func(*events.OfflineSyncCompleted) bool { return true })
 	var devices []DeviceInfo
 	h.control(http.MethodGet, "/control/devices", nil, http.StatusOK, &devices)
 	if len(devices) != 1 || devices[0].JID != jid.String() || !devices[0].Connected {

@@ -95,7 +95,14 @@ func (c *conn) handleIQ(node *waBinary.Node) error {
 	case xmlns == "w:p" && typ == "get":
 		return c.send(result(node))
 	case xmlns == "passive" && typ == "set" && loggedIn:
-		return c.send(result(node))
+		if err := c.send(result(node)); err != nil || first != "active" {
+			return err
+		}
+		// An active device is told that its offline backlog (always empty
+		// here) is through, as WhatsApp does after every login.
+		return c.send(waBinary.Node{Tag: "ib", Content: []waBinary.Node{
+			{Tag: "offline", Attrs: waBinary.Attrs{"count": "0"}},
+		}})
 	case xmlns == "encrypt" && typ == "get" && first == "count" && loggedIn:
 		c.srv.mu.Lock()
 		count := len(dev.preKeys)
