@@ -383,7 +383,25 @@ func (h *harness) expectBadMACs(phone string, el *eventLog, from, count int, cli
 	if got := h.clientLog.count(clientError) - clientLines; got != count {
 		h.t.Fatalf("client logged %q %d times, want %d", clientError, got, count)
 	}
+	for _, id := range resp.IDs {
+		poll(h.t, func() bool { return h.srv.RetryReceipts(id) == 1 }, "one retry receipt for "+id)
+	}
 	return from
+}
+
+// poll waits until cond holds, checking every few milliseconds.
+func poll(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(waitTimeout)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }
 
 func TestSendIsDecryptedByRecipient(t *testing.T) {
@@ -492,23 +510,16 @@ func TestReplace(t *testing.T) {
 // waitConnected polls the device list until phone's device has the wanted state.
 func (h *harness) waitConnected(phone string, want bool) {
 	h.t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(waitTimeout)
-	for {
+	poll(h.t, func() bool {
 		var devices []DeviceInfo
 		h.control(http.MethodGet, "/control/devices", nil, http.StatusOK, &devices)
 		for _, d := range devices {
 			if d.Phone == phone && d.Connected == want {
-				return
+				return true
 			}
 		}
-		select {
-		case <-tick.C:
-		case <-deadline:
-			h.t.Fatalf("device of %s never reached connected=%v: %+v", phone, want, devices)
-		}
-	}
+		return false
+	}, fmt.Sprintf("device of %s to be connected=%v", phone, want))
 }
 
 func TestControlErrors(t *testing.T) {

@@ -129,6 +129,14 @@ func (s *Server) UnknownIQs() []string {
 	return slices.Clone(s.unknownIQs)
 }
 
+// RetryReceipts is how many retry receipts devices sent for the message
+// with that id: whatsmeow sends one for each message it cannot decrypt.
+func (s *Server) RetryReceipts(messageID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.retryCounts[messageID]
+}
+
 // Handler serves the websocket at /ws/chat and the control API under /control/.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
