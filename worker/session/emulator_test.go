@@ -150,31 +150,7 @@ func TestAgainstEmulator(t *testing.T) {
 		}
 	})
 
-	evs := rec.waitUntil(t, "a QR code", func(evs []*pb.Event) bool { return count(evs, func(e *pb.Event) bool { return e.GetQr() != nil }) > 0 })
-	var qr *pb.QR
-	for _, e := range evs {
-		if e.GetQr() != nil {
-			qr = e.GetQr()
-			break
-		}
-	}
-	if qr.PngDataUrl == "" || qr.ExpiresAtUnixMs <= time.Now().UnixMilli() {
-		t.Fatalf("QR event incomplete: png %d bytes, expires %d", len(qr.PngDataUrl), qr.ExpiresAtUnixMs)
-	}
-
-	var scanned struct{ JID string }
-	ctl.post("/control/scan", map[string]string{"qr_code": qr.Code, "phone": emuPhone}, &scanned)
-	evs = rec.waitUntil(t, "Connected", func(evs []*pb.Event) bool {
-		return count(evs, func(e *pb.Event) bool { return e.GetConnected() != nil }) > 0
-	})
-	for _, e := range evs {
-		if c := e.GetConnected(); c != nil && c.Jid != scanned.JID {
-			t.Errorf("Connected jid %q, emulator paired %q", c.Jid, scanned.JID)
-		}
-	}
-	if count(evs, func(e *pb.Event) bool { return e.GetPairSuccess() != nil }) != 1 {
-		t.Errorf("want one PairSuccess before Connected: %v", evs)
-	}
+	pair(t, rec, ctl)
 	if p, err := sess.Ping(ctx); err != nil || !p.Connected {
 		t.Errorf("Ping after Connected = %v, %v", p, err)
 	}
@@ -186,7 +162,7 @@ func TestAgainstEmulator(t *testing.T) {
 	// every Bad MAC event that will ever come has come.
 	var sent struct{ ID string }
 	ctl.post(fmt.Sprintf("/control/devices/%s/message", emuPhone), map[string]string{"from": emuPeer, "text": "hi"}, &sent)
-	evs = rec.waitUntil(t, "the good message", func(evs []*pb.Event) bool {
+	evs := rec.waitUntil(t, "the good message", func(evs []*pb.Event) bool {
 		return count(evs, func(e *pb.Event) bool { return e.GetMessageReceived().GetMessageId() == sent.ID }) == 1
 	})
 	if n := count(evs, isBadMAC); n != 5 {
@@ -295,5 +271,79 @@ func TestQRGivesUp(t *testing.T) {
 			t.Fatal("still connected to the server after giving up")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// pair scans the session's first QR with the emulated phone and waits for
+// Connected, checking the events on the way.
+func pair(t *testing.T, rec *recorder, ctl control) []*pb.Event {
+	t.Helper()
+	evs := rec.waitUntil(t, "a QR code", func(evs []*pb.Event) bool { return count(evs, func(e *pb.Event) bool { return e.GetQr() != nil }) > 0 })
+	var qr *pb.QR
+	for _, e := range evs {
+		if e.GetQr() != nil {
+			qr = e.GetQr()
+			break
+		}
+	}
+	if qr.PngDataUrl == "" || qr.ExpiresAtUnixMs <= time.Now().UnixMilli() {
+		t.Fatalf("QR event incomplete: png %d bytes, expires %d", len(qr.PngDataUrl), qr.ExpiresAtUnixMs)
+	}
+
+	var scanned struct{ JID string }
+	ctl.post("/control/scan", map[string]string{"qr_code": qr.Code, "phone": emuPhone}, &scanned)
+	evs = rec.waitUntil(t, "Connected", func(evs []*pb.Event) bool {
+		return count(evs, func(e *pb.Event) bool { return e.GetConnected() != nil }) > 0
+	})
+	for _, e := range evs {
+		if c := e.GetConnected(); c != nil && c.Jid != scanned.JID {
+			t.Errorf("Connected jid %q, emulator paired %q", c.Jid, scanned.JID)
+		}
+	}
+	if count(evs, func(e *pb.Event) bool { return e.GetPairSuccess() != nil }) != 1 {
+		t.Errorf("want one PairSuccess before Connected: %v", evs)
+	}
+	return evs
+}
+
+func TestLogoutRPC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the emulator")
+	}
+	srv, base := startEmulator(t)
+	ctl := control{t: t, base: base, hc: emulator.HTTPClient(strings.TrimPrefix(base, "http://"))}
+	det := badmac.New()
+	det.InstallSignalLogger(testLog(t))
+	sess := New(Options{Log: testLog(t), Detector: det})
+	ctx := context.Background()
+	authDir := filepath.Join(t.TempDir(), "logout")
+	if _, err := sess.Start(ctx, &pb.StartRequest{OrganizationId: "logout", AuthDir: authDir, EmulatorUrl: base}); err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Stop(ctx)
+	rec := &recorder{}
+	go func() { _ = sess.Events(ctx, rec.sink) }()
+	pair(t, rec, ctl)
+
+	if _, err := sess.PairPhone(ctx, emuPhone); err == nil || !strings.Contains(err.Error(), "already linked") {
+		t.Errorf("PairPhone on a linked device: %v", err)
+	}
+	if err := sess.Logout(ctx); err != nil {
+		t.Fatalf("Logout: %v", err)
+	}
+	if devs := srv.Devices(); len(devs) != 0 {
+		t.Errorf("emulator still lists linked devices after Logout: %v", devs)
+	}
+	if err := sess.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again := New(Options{Log: testLog(t), Detector: det})
+	resp, err := again.Start(ctx, &pb.StartRequest{OrganizationId: "logout", AuthDir: authDir, EmulatorUrl: base})
+	if err != nil {
+		t.Fatalf("start after Logout: %v", err)
+	}
+	defer again.Stop(ctx)
+	if resp.Restoring {
+		t.Error("the store still holds the device after Logout")
 	}
 }
