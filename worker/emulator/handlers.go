@@ -288,8 +288,8 @@ func (s *Server) usync(dev *device, query waBinary.Node) waBinary.Node {
 }
 
 // handleOutgoingMessage lets each addressed peer decrypt what the device sent,
-// records it, acks it (send.go:376-440 waits for that ack) and delivers the
-// peer's delivery receipt.
+// records it, acks it (send.go:376-440 waits for that ack) and, if a peer
+// could read it, delivers that peer's delivery receipt.
 func (c *conn) handleOutgoingMessage(node *waBinary.Node) error {
 	s := c.srv
 	s.mu.Lock()
@@ -300,6 +300,7 @@ func (c *conn) handleOutgoingMessage(node *waBinary.Node) error {
 	if dev == nil {
 		return fmt.Errorf("message %s before login", id)
 	}
+	delivered := false
 	participants := node.GetChildByTag("participants")
 	for _, participant := range participants.GetChildren() {
 		recipient, _ := participant.Attrs["jid"].(types.JID)
@@ -321,10 +322,11 @@ func (c *conn) handleOutgoingMessage(node *waBinary.Node) error {
 		s.mu.Lock()
 		dev.sent = append(dev.sent, SentMessage{ID: id, To: recipient.User, Text: text})
 		s.mu.Unlock()
+		delivered = true
 		c.log.Info("recipient decrypted message", "id", id, "to", recipient.String())
 	}
 	now := fmt.Sprint(time.Now().Unix())
-	if err := c.send(waBinary.Node{Tag: "ack", Attrs: waBinary.Attrs{"class": "message", "id": id, "from": to, "t": now}}); err != nil {
+	if err := c.send(waBinary.Node{Tag: "ack", Attrs: waBinary.Attrs{"class": "message", "id": id, "from": to, "t": now}}); err != nil || !delivered {
 		return err
 	}
 	return c.send(waBinary.Node{Tag: "receipt", Attrs: waBinary.Attrs{"from": to, "id": id, "t": now}})
