@@ -216,12 +216,16 @@ func TestAgainstEmulator(t *testing.T) {
 
 // startEmulator serves a fresh emulator on 127.0.0.1:0 for one test.
 func startEmulator(t *testing.T) (*emulator.Server, string) {
+	return startEmulatorAt(t, "127.0.0.1:0")
+}
+
+func startEmulatorAt(t *testing.T, addr string) (*emulator.Server, string) {
 	t.Helper()
 	srv, err := emulator.New(emulator.Options{Logger: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,5 +349,48 @@ func TestLogoutRPC(t *testing.T) {
 	defer again.Stop(ctx)
 	if resp.Restoring {
 		t.Error("the store still holds the device after Logout")
+	}
+}
+
+// TestQRRoundReopens: when the server drops an unlinked client, the QR loop
+// opens a new round after a pause, and the supervisor sees new codes rather
+// than a "disconnected" status.
+func TestQRRoundReopens(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the emulator")
+	}
+	first, base := startEmulator(t)
+	det := badmac.New()
+	det.InstallSignalLogger(testLog(t))
+	sess := New(Options{Log: testLog(t), Detector: det})
+	ctx := context.Background()
+	_, err := sess.Start(ctx, &pb.StartRequest{OrganizationId: "reopen", AuthDir: filepath.Join(t.TempDir(), "reopen"), EmulatorUrl: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Stop(ctx)
+	rec := &recorder{}
+	go func() { _ = sess.Events(ctx, rec.sink) }()
+	isQR := func(e *pb.Event) bool { return e.GetQr() != nil }
+	rec.waitUntil(t, "the first QR", func(evs []*pb.Event) bool { return count(evs, isQR) == 1 })
+
+	// Same address, same process-wide root key: the client's next round
+	// reaches the new server.
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	startEmulatorAt(t, strings.TrimPrefix(base, "http://"))
+	evs := rec.waitUntil(t, "a QR from a new round", func(evs []*pb.Event) bool { return count(evs, isQR) >= 2 })
+	var codes []string
+	for _, e := range evs {
+		if e.GetQr() != nil {
+			codes = append(codes, e.GetQr().Code)
+		}
+	}
+	if codes[0] == codes[1] {
+		t.Errorf("new round repeated the code %q", codes[0])
+	}
+	if n := count(evs, func(e *pb.Event) bool { return e.GetDisconnected() != nil }); n != 0 {
+		t.Errorf("published %d Disconnected events for an unlinked session", n)
 	}
 }

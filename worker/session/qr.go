@@ -20,11 +20,14 @@ const defaultQRGiveUp = 10 * time.Minute
 // camera pointed at a laptop screen.
 const qrPNGSize = 256
 
-// QR rounds are retried with backoff when connecting fails, so that a
-// network hiccup during pairing does not end it.
+// New QR rounds back off when connecting fails or a round ends early (the
+// server dropping the socket at once): a network hiccup must not end
+// pairing, and a client reconnecting in a tight loop looks like automation.
+// A normal round lasts 160 s (60 s + 5 x 20 s) and is followed at once.
 const (
-	qrRetryMin = 2 * time.Second
-	qrRetryMax = 30 * time.Second
+	qrRetryMin   = 2 * time.Second
+	qrRetryMax   = 30 * time.Second
+	qrShortRound = 20 * time.Second
 )
 
 // qrRound asks whatsmeow for a QR channel and connects: the channel must
@@ -49,6 +52,8 @@ func qrRound(ctx context.Context, cli *whatsmeow.Client) (<-chan whatsmeow.QRCha
 func (s *Session) qrLoop(ctx context.Context, cli *whatsmeow.Client, ch <-chan whatsmeow.QRChannelItem, start time.Time, giveUpAfter time.Duration) {
 	deadline := time.NewTimer(giveUpAfter - s.now().Sub(start))
 	defer deadline.Stop()
+	roundStart := s.now()
+	pause := time.Duration(0)
 	for {
 		item, ok, expired := s.nextQRItem(ctx, ch, deadline.C)
 		switch {
@@ -75,11 +80,18 @@ func (s *Session) qrLoop(ctx context.Context, cli *whatsmeow.Client, ch <-chan w
 		case ok && item.Event == whatsmeow.QRChannelEventError:
 			s.log.Warn("pairing failed, offering new codes", "error", item.Error)
 		case ok:
-			s.log.Info("QR codes ran out, offering new ones", "reason", item.Event)
+			// "timeout": the codes ran out or the server dropped the socket.
+			s.log.Info("QR round ended, offering new codes", "reason", item.Event)
 		}
 		// The round ended (timeout, pair error or a closed channel): a new
 		// connection brings new codes.
-		next, expired := s.reopenQR(ctx, cli, deadline.C)
+		if s.now().Sub(roundStart) < qrShortRound {
+			pause = min(max(2*pause, qrRetryMin), qrRetryMax)
+		} else {
+			pause = 0
+		}
+		next, expired := s.reopenQR(ctx, cli, deadline.C, pause)
+		roundStart = s.now()
 		if expired {
 			s.giveUpQR(cli, giveUpAfter)
 			return
@@ -103,28 +115,35 @@ func (s *Session) nextQRItem(ctx context.Context, ch <-chan whatsmeow.QRChannelI
 	}
 }
 
-// reopenQR disconnects and starts a new round, retrying with backoff. It
-// returns nil when ctx ends, expired when the deadline passes first.
-func (s *Session) reopenQR(ctx context.Context, cli *whatsmeow.Client, deadline <-chan time.Time) (<-chan whatsmeow.QRChannelItem, bool) {
+// reopenQR disconnects, waits pause, and starts a new round, retrying with
+// backoff. It returns nil when ctx ends, expired when the deadline passes
+// first.
+func (s *Session) reopenQR(ctx context.Context, cli *whatsmeow.Client, deadline <-chan time.Time, pause time.Duration) (<-chan whatsmeow.QRChannelItem, bool) {
+	cli.Disconnect() // GetQRChannel refuses a connected client
+	if pause > 0 {
+		s.log.Info("QR round ended early, pausing before the next", "pause", pause.String())
+	}
 	wait := qrRetryMin
 	for {
-		cli.Disconnect() // GetQRChannel refuses a connected client
+		if pause > 0 {
+			t := time.NewTimer(pause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, false
+			case <-deadline:
+				t.Stop()
+				return nil, true
+			case <-t.C:
+			}
+		}
 		ch, err := qrRound(ctx, cli)
 		if err == nil {
 			return ch, false
 		}
 		s.log.Warn("new QR round failed, retrying", "error", err, "retry_in", wait.String())
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, false
-		case <-deadline:
-			t.Stop()
-			return nil, true
-		case <-t.C:
-		}
-		wait = min(2*wait, qrRetryMax)
+		cli.Disconnect()
+		pause, wait = wait, min(2*wait, qrRetryMax)
 	}
 }
 

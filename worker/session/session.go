@@ -235,6 +235,13 @@ func (s *Session) handle(tr *translator, cli *whatsmeow.Client, evt any) {
 		s.logUntranslated(evt)
 		return
 	}
+	if _, ok := evt.(*events.Disconnected); ok && s.linkedJID().IsEmpty() {
+		// Not linked: whatsmeow does not reconnect by itself here, the QR
+		// loop opens the next round; "disconnected, reconnecting by itself"
+		// would be a wrong status upstream.
+		s.log.Info("disconnected while waiting for a QR scan")
+		return
+	}
 	s.logEvent(ev)
 	switch e := evt.(type) {
 	case *events.PairSuccess:
@@ -250,6 +257,12 @@ func (s *Session) handle(tr *translator, cli *whatsmeow.Client, evt any) {
 		go cli.Disconnect()
 	}
 	s.publish(ev)
+}
+
+func (s *Session) linkedJID() types.JID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.linked
 }
 
 func (s *Session) setLinked(jid types.JID) {
