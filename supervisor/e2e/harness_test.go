@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/apiclient"
@@ -258,6 +259,17 @@ func (e *env) eventually(timeout time.Duration, what string, check func() error)
 	}
 }
 
+// never fails if bad becomes true within window: the way to check that
+// something (a restart) does not happen.
+func (e *env) never(window time.Duration, what string, bad func() bool) {
+	e.t.Helper()
+	for end := time.Now().Add(window); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if bad() {
+			e.t.Fatalf("%s", what)
+		}
+	}
+}
+
 func (e *env) status(org string) state.Snapshot {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -349,7 +361,7 @@ func (e *env) metric(name string, labels map[string]string) float64 {
 		e.t.Fatalf("scrape: %v", err)
 	}
 	defer resp.Body.Close()
-	var parser expfmt.TextParser
+	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		e.t.Fatalf("parse metrics: %v", err)

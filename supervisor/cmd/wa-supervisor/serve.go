@@ -16,7 +16,6 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/config"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/archive"
@@ -63,7 +62,6 @@ func serve(configPath string, stderr io.Writer) error {
 	}
 
 	promReg := prometheus.NewRegistry()
-	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(promReg, cfg.Workers.MaxLive)
 
 	fl := fleet.New(fleet.Options{
@@ -133,9 +131,8 @@ func serve(configPath string, stderr io.Writer) error {
 	}
 
 	err = g.Run()
-	var sig run.SignalError
-	if errors.As(err, &sig) {
-		log.Info("stopped", "signal", sig.Signal.String())
+	if errors.Is(err, run.ErrSignal) {
+		log.Info("stopped", "reason", err.Error())
 		return nil
 	}
 	return err
