@@ -27,6 +27,10 @@ var Handshake = plugin.HandshakeConfig{
 	MagicCookieValue: "one-whatsmeow-session-per-process",
 }
 
+// SupervisorPIDEnv carries the supervisor's PID to the worker, which exits
+// when its parent is no longer that process.
+const SupervisorPIDEnv = "WA_SIDECAR_SUPERVISOR_PID"
+
 // Worker is what a worker process offers the supervisor.
 type Worker interface {
 	Start(ctx context.Context, req *pb.StartRequest) (*pb.StartResponse, error)

@@ -98,7 +98,7 @@ func (l *Launcher) Launch(ctx context.Context, org string) (*Process, error) {
 	go func() {
 		runtime.LockOSThread()
 		cmd := exec.Command(l.binary)
-		cmd.Env = append(os.Environ(), "WA_SIDECAR_ORG="+org)
+		cmd.Env = append(os.Environ(), "WA_SIDECAR_ORG="+org, fmt.Sprintf("%s=%d", contract.SupervisorPIDEnv, os.Getpid()))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		client := plugin.NewClient(&plugin.ClientConfig{
 			HandshakeConfig:  contract.Handshake,

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -54,7 +55,7 @@ func main() {
 	defer cancel()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	go parentwatch.Watch(ctx, os.Getppid(), os.Getppid, tick.C, func() {
+	go parentwatch.Watch(ctx, supervisorPID(), os.Getppid, tick.C, func() {
 		shutdown("supervisor is gone")
 		os.Exit(1)
 	})
@@ -81,4 +82,14 @@ func main() {
 	})
 	// Serve returns when the supervisor closes the plugin (Kill).
 	shutdown("plugin closed")
+}
+
+// supervisorPID is the PID the supervisor announced at spawn: comparing
+// against it catches a supervisor that died before this process first
+// looked at its parent. Started without it (tests), the current parent.
+func supervisorPID() int {
+	if pid, err := strconv.Atoi(os.Getenv(contract.SupervisorPIDEnv)); err == nil && pid > 0 {
+		return pid
+	}
+	return os.Getppid()
 }
