@@ -51,7 +51,7 @@ say "Starting the WhatsApp emulator on a free loopback port"
 "$bin/wa-emulator" -addr 127.0.0.1:0 2>"$work/emulator.log" &
 pids+=($!)
 poll "the emulator" grep -q 'emulator listening' "$work/emulator.log"
-emu=$(sed -n 's/.*msg="emulator listening" addr=\([0-9.:]*\).*/\1/p' "$work/emulator.log" | head -n 1)
+emu=$(sed -n 's/.*msg="emulator listening".* addr=\([0-9.:]*\).*/\1/p' "$work/emulator.log" | head -n 1)
 echo "emulator at http://$emu"
 
 cat >"$work/config.toml" <<EOF
@@ -79,7 +79,8 @@ pids+=($!)
 poll "the supervisor" grep -q '"supervisor ready"' "$work/supervisor.log"
 
 sup() { "$bin/wa-supervisor" "$@" -config "$work/config.toml"; }
-field() { sup status "$org" | sed -n "s/^  \"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p"; }
+# field NAME prints a string field of the organization's status object.
+field() { sup status "$org" | sed -n "s/^  \"$1\": \"\([^\"]*\)\",\{0,1\}$/\1/p"; }
 status_is() { [ "$(field status)" = "$1" ]; }
 emulator() { curl -fsS -X POST -H 'Content-Type: application/json' "http://$emu/control/$1" -d "${2:-{\}}"; echo; }
 scan() {

@@ -728,7 +728,7 @@ func (f *Fleet) badMAC(o *org, now time.Time) {
 		f.log.Warn("bad MAC", "org", id, "count", o.rec.BadMAC.Count, "limit", f.cfg.BadMAC.Limit)
 		return
 	}
-	f.log.Warn("bad MAC limit reached: archiving the session and relinking", "org", id, "trips", o.rec.BadMAC.TotalTrips, "relink_in", wait)
+	f.log.Warn("bad MAC limit reached: archiving the session and relinking", "org", id, "trips", o.rec.BadMAC.TotalTrips, "relink_in", wait.String())
 	f.metrics.BadMACTrip(id)
 	f.metrics.SessionCleared(id, "bad_mac_errors")
 	f.clearAndRelink(o, "bad_mac", wait, now)
@@ -807,7 +807,7 @@ func (f *Fleet) crashed(o *org, reason string) {
 		return
 	}
 	delay := crashDelay(f.cfg.Workers.CrashBackoff, o.crashes)
-	f.log.Warn("restarting worker after backoff", "org", id, "reason", reason, "attempt", o.crashes, "in", delay)
+	f.log.Warn("restarting worker after backoff", "org", id, "reason", reason, "attempt", o.crashes, "in", delay.String())
 	f.setStatus(o, state.Queued, reason)
 	f.after(o, delay, "restart", f.relinkLocked)
 	f.pump()
