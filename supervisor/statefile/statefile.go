@@ -55,12 +55,12 @@ func writeAtomic(path string, data []byte) (err error) {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
-// syncDir makes the rename itself durable: without it the directory entry
-// may still point at the old file after a power loss.
-func syncDir(dir string) error {
+// SyncDir makes a rename in dir durable: without it the directory entry
+// may still point at the old name after a power loss.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
