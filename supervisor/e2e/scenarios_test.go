@@ -342,3 +342,31 @@ func TestSeedClearEndpoint(t *testing.T) {
 		t.Fatalf("sessions_cleared_total{manual} = %v", v)
 	}
 }
+
+// A worker that stops answering (SIGSTOP: alive but frozen) is killed by the
+// health check and replaced on the same auth.
+func TestFrozenWorker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "")
+	jid := e.link("fz", "573007915271")
+	old := e.status("fz").WorkerPID
+	if err := syscall.Kill(old, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(30*time.Second, "a fresh worker connected", func() error {
+		s := e.status("fz")
+		if s.Status != state.Connected || s.WorkerPID == old || s.JID != jid {
+			return fmt.Errorf("status %s pid %d jid %s", s.Status, s.WorkerPID, s.JID)
+		}
+		return nil
+	})
+	e.eventually(10*time.Second, "the frozen worker to be killed", func() error {
+		if alive(old) {
+			return errors.New("still there")
+		}
+		return nil
+	})
+	if v := e.metric("wa_sidecar_worker_restarts_total", map[string]string{"org": "fz", "reason": "unhealthy"}); v != 1 {
+		t.Fatalf("worker_restarts_total{reason=unhealthy} = %v", v)
+	}
+}

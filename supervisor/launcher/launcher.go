@@ -69,11 +69,30 @@ func (p *Process) PID() int { return p.pid }
 // Exited reports whether the worker process has ended.
 func (p *Process) Exited() bool { return p.client.Exited() }
 
+// killDeadline bounds go-plugin's Kill: it first asks the plugin to shut
+// down over gRPC with no deadline, which a frozen worker (stopped, or stuck
+// in a system call) never answers.
+const killDeadline = 5 * time.Second
+
 // Kill closes the worker (gracefully first: go-plugin waits 2 s, then kills)
 // and releases the thread that spawned it. Safe to call more than once.
 func (p *Process) Kill() {
 	p.killOnce.Do(func() {
-		p.client.Kill()
+		done := make(chan struct{})
+		go func() {
+			p.client.Kill()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(killDeadline):
+			// Kill still hangs, so the worker has not exited and been reaped:
+			// the PID is still our child.
+			if proc, err := os.FindProcess(p.pid); err == nil && p.pid > 0 {
+				_ = proc.Kill()
+			}
+			<-done
+		}
 		close(p.release)
 	})
 }

@@ -4,43 +4,22 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 )
 
-// LogHandler writes slog records as JSON lines that go-plugin's host side
-// understands: it parses worker stderr lines with the keys @timestamp,
-// @level and @message (hclog's JSON) and re-logs them with their level and
-// fields; any other JSON it would pass on verbatim at debug level. Once the
-// organization is known, every record carries org=<id>.
+// LogHandler writes slog records as JSON lines in the same shape as the
+// supervisor's own (time, level, msg), so one stream holds both. The
+// supervisor passes worker stderr through verbatim; go-plugin only re-logs
+// lines carrying hclog's @level key, so these are never printed twice.
+// Once the organization is known, every record carries org=<id>.
 type LogHandler struct {
 	inner slog.Handler
 	org   *atomic.Pointer[string] // shared with derived handlers
 }
 
-// hclogTime is the only timestamp layout go-plugin's parser accepts; any
-// other makes it drop the line's level.
-const hclogTime = "2006-01-02T15:04:05.000000Z07:00"
-
 // NewLogHandler returns a handler writing to w at level.
 func NewLogHandler(w io.Writer, level slog.Leveler) *LogHandler {
-	inner := slog.NewJSONHandler(w, &slog.HandlerOptions{
-		Level: level,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) > 0 {
-				return a
-			}
-			switch a.Key {
-			case slog.TimeKey:
-				return slog.String("@timestamp", a.Value.Time().Format(hclogTime))
-			case slog.LevelKey:
-				return slog.String("@level", strings.ToLower(a.Value.String()))
-			case slog.MessageKey:
-				return slog.String("@message", a.Value.String())
-			}
-			return a
-		},
-	})
+	inner := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
 	return &LogHandler{inner: inner, org: new(atomic.Pointer[string])}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -107,7 +108,9 @@ func TestStopEndsEventStream(t *testing.T) {
 
 // TestLogLinesParseAsHclog checks the shape go-plugin's host parser needs
 // (go-plugin v1.8.0 log_entry.go parseJSON).
-func TestLogLinesParseAsHclog(t *testing.T) {
+// Worker lines must share the supervisor's shape and must not carry
+// hclog's @level, which would make go-plugin print them a second time.
+func TestLogLinesMatchTheSupervisors(t *testing.T) {
 	var buf bytes.Buffer
 	h := NewLogHandler(&buf, slog.LevelInfo)
 	log := slog.New(h).With("component", "x")
@@ -124,12 +127,11 @@ func TestLogLinesParseAsHclog(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("line %d is not JSON: %v", i, err)
 		}
-		ts, _ := m["@timestamp"].(string)
-		if _, err := time.Parse("2006-01-02T15:04:05.000000Z07:00", ts); err != nil {
-			t.Errorf("line %d: @timestamp %q does not parse the way go-plugin parses it: %v", i, ts, err)
+		if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(m["time"])); err != nil {
+			t.Errorf("line %d: time: %v", i, err)
 		}
-		if m["@message"] == nil || m["component"] != "x" {
-			t.Errorf("line %d lacks @message or an attribute: %s", i, line)
+		if m["msg"] == nil || m["component"] != "x" || m["@level"] != nil {
+			t.Errorf("line %d: not the supervisor's shape: %s", i, line)
 		}
 		_, hasOrg := m["org"]
 		if hasOrg != (i == 1) {
@@ -138,7 +140,7 @@ func TestLogLinesParseAsHclog(t *testing.T) {
 	}
 	var last map[string]any
 	_ = json.Unmarshal([]byte(lines[1]), &last)
-	if last["@level"] != "warn" || last["org"] != "68e3f605f2d61bb5556b7b20" {
+	if last["level"] != "WARN" || last["org"] != "68e3f605f2d61bb5556b7b20" {
 		t.Errorf("last line: %v", last)
 	}
 }

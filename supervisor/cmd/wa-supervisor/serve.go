@@ -124,6 +124,9 @@ func serve(configPath string, stderr io.Writer) error {
 				case <-ctx.Done():
 					return nil
 				case <-t.C:
+					// List takes the fleet's lock: a deadlocked fleet stops
+					// the pings and systemd restarts the service.
+					fl.List()
 					_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 				}
 			}
