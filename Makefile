@@ -42,9 +42,11 @@ lint:
 unit: build
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /e2e)
 
-# The end-to-end suite: real supervisor and worker binaries against the emulator.
-e2e: build
-	WA_SIDECAR_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 10m ./supervisor/e2e/...
+# The end-to-end suite: real supervisor and worker binaries, built with the
+# race detector, against the emulator.
+e2e:
+	CGO_ENABLED=1 $(GO) build -race -o $(BIN)/race/ ./supervisor/cmd/wa-supervisor ./worker/cmd/wa-worker
+	WA_SIDECAR_BIN=$(CURDIR)/$(BIN)/race $(GO) test -count=1 -timeout 10m ./supervisor/e2e/...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -208,6 +208,11 @@ func (e *env) stop() {
 	}
 	e.sup = nil
 	e.waitNoWorkers()
+	// Binaries built with -race report there; worker stderr passes through
+	// the supervisor's.
+	if e.logs.contains("WARNING: DATA RACE") {
+		e.t.Errorf("a data race was reported by a supervisor or worker")
+	}
 	if e.t.Failed() {
 		e.t.Logf("supervisor log:\n%s", e.logs.String())
 	}
