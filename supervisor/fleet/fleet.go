@@ -172,7 +172,9 @@ func (f *Fleet) Boot() error {
 func (f *Fleet) restore(o *org, now time.Time) {
 	rec := o.rec
 	switch {
-	case rec.Status == state.Banned && rec.BanUntil != nil && rec.BanUntil.After(now):
+	case rec.Status == state.Banned && rec.BanUntil != nil:
+		// A ban that expired while the supervisor was down relinks at
+		// once (after clamps the wait at 0) instead of staying banned.
 		f.setStatus(o, state.Banned, "restored")
 		f.after(o, rec.BanUntil.Sub(now), "ban_expired", f.relinkLocked)
 	case rec.Status != "":
@@ -268,7 +270,7 @@ func (f *Fleet) Stop(id string) (state.Snapshot, error) {
 	if err != nil {
 		return state.Snapshot{}, err
 	}
-	f.halt(o, "stop")
+	f.closeLater(f.halt(o, "stop"))
 	o.rec.Wanted = false
 	o.rec.Status = state.Stopped
 	f.setStatus(o, state.Stopped, "stopped")
@@ -683,19 +685,25 @@ func (f *Fleet) handle(o *org, ev *pb.Event) {
 		}
 		f.loggedOut(o, reason)
 	case *pb.Event_StreamReplaced:
-		f.halt(o, "replaced")
+		f.closeLater(f.halt(o, "replaced"))
 		o.rec.Status = state.Replaced
 		_ = f.save(o)
 		f.setStatus(o, state.Replaced, "stream_replaced")
 		f.pump()
 	case *pb.Event_TemporaryBan:
-		until := time.UnixMilli(k.TemporaryBan.ExpiresAtUnixMs)
-		f.halt(o, "banned")
+		f.closeLater(f.halt(o, "banned"))
 		o.rec.Status = state.Banned
-		o.rec.BanUntil = &until
+		o.rec.BanUntil = nil
+		// Without an expiry (WhatsApp may omit it) a timer would relink
+		// at once, the hammering a ban asks us to avoid: stay banned until
+		// an operator starts the organization.
+		if ms := k.TemporaryBan.ExpiresAtUnixMs; ms > 0 {
+			until := time.UnixMilli(ms)
+			o.rec.BanUntil = &until
+			f.after(o, until.Sub(now), "ban_expired", f.relinkLocked)
+		}
 		_ = f.save(o)
 		f.setStatus(o, state.Banned, "temporary_ban")
-		f.after(o, until.Sub(now), "ban_expired", f.relinkLocked)
 		f.pump()
 	case *pb.Event_ConnectFailure:
 		o.lastError = fmt.Sprintf("connect failure %s: %s", k.ConnectFailure.Reason, k.ConnectFailure.Message)
@@ -706,7 +714,7 @@ func (f *Fleet) handle(o *org, ev *pb.Event) {
 		f.metrics.DecryptFailure(id, k.DecryptFailure.Reason)
 		o.lastEvent = "decrypt_failure"
 	case *pb.Event_QrGaveUp:
-		f.halt(o, "qr_timeout")
+		f.closeLater(f.halt(o, "qr_timeout"))
 		o.rec.Wanted = false
 		o.rec.Status = state.Stopped
 		_ = f.save(o)
@@ -868,6 +876,13 @@ func (f *Fleet) detach(o *org) Worker {
 	o.proc = nil
 	o.rss = 0
 	return proc
+}
+
+// closeLater closes a worker that halt detached, off the lock.
+func (f *Fleet) closeLater(proc Worker) {
+	if proc != nil {
+		f.background(func() { closeWorker(proc, f.cfg.Workers.StopTimeout.Duration) })
+	}
 }
 
 func (f *Fleet) background(fn func()) {
