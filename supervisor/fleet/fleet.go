@@ -615,8 +615,12 @@ func (f *Fleet) spawn(o *org) {
 			o.rec.Linked = resp.Restoring
 			_ = f.save(o)
 		}
+		// The worker knows best whether its store holds a device (a store
+		// deleted by whatsmeow on a 401 reads as unlinked).
 		if resp.Restoring {
 			f.setStatus(o, state.Restoring, "started")
+		} else {
+			f.setStatus(o, state.Starting, "started")
 		}
 		f.log.Info("worker started", "org", id, "pid", proc.PID())
 		go f.follow(o, gen, proc)
