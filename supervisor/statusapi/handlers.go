@@ -1,6 +1,7 @@
 package statusapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -178,22 +179,40 @@ func (s *server) clearCorruptedSession(r *http.Request) (int, any, error) {
 	}, nil
 }
 
-// seedOrgID accepts the ID as a string or as a JSON integer, because the old
-// callers' Django models hold numeric IDs and some send them unquoted.
+// seedOrgID accepts the ID as a JSON string or as a non-negative JSON integer
+// written with digits only (2 becomes "2"), because the old callers' Django
+// models hold numeric IDs and some send them unquoted. Any other JSON value
+// (true, -5, 1.5, 1e3, an object) is refused rather than turned into an ID.
 func seedOrgID(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return "", &apiError{status: http.StatusBadRequest, code: "bad_body", msg: "organization_id is missing"}
 	}
-	id := string(raw)
-	if raw[0] == '"' {
+	var id string
+	switch {
+	case raw[0] == '"':
 		if err := json.Unmarshal(raw, &id); err != nil {
 			return "", bodyError(err)
 		}
+	case digitsOnly(raw):
+		id = string(raw)
+	default:
+		return "", &apiError{status: http.StatusBadRequest, code: "bad_body",
+			msg: "organization_id must be a JSON string or a non-negative integer written with digits only"}
 	}
 	if err := orgid.Validate(id); err != nil {
 		return "", badID(err)
 	}
 	return id, nil
+}
+
+func digitsOnly(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 // decode reads a JSON object into dst. Unknown fields are refused so that a

@@ -496,7 +496,7 @@ func TestUnroutedAnswersJSON(t *testing.T) {
 
 func TestSeedClearCorruptedSession(t *testing.T) {
 	h := newHarness(t, testKey)
-	for _, body := range []string{`{"organization_id":"2"}`, `{"organization_id":2}`} {
+	for _, body := range []string{`{"organization_id":"2"}`, `{"organization_id":2}`, `{"organization_id": 2 }`} {
 		rec := h.do("POST", "/api/clear-corrupted-session", body)
 		if rec.Code != http.StatusOK {
 			t.Fatalf("%s: status = %d; %s", body, rec.Code, rec.Body)
@@ -507,14 +507,23 @@ func TestSeedClearCorruptedSession(t *testing.T) {
 			t.Fatalf("%s: body = %+v", body, got)
 		}
 	}
-	if calls := h.fleet.Calls(); len(calls) != 2 || calls[0] != "clear 2" || calls[1] != "clear 2" {
+	if calls := h.fleet.Calls(); len(calls) != 3 || calls[0] != "clear 2" || calls[1] != "clear 2" || calls[2] != "clear 2" {
 		t.Fatalf("calls = %q", calls)
 	}
 
 	wantError(t, h.do("POST", "/api/clear-corrupted-session", ""), http.StatusBadRequest, "bad_body")
 	wantError(t, h.do("POST", "/api/clear-corrupted-session", `{}`), http.StatusBadRequest, "bad_body")
 	wantError(t, h.do("POST", "/api/clear-corrupted-session", `{"organization_id":"../x"}`), http.StatusBadRequest, "bad_id")
-	wantError(t, h.do("POST", "/api/clear-corrupted-session", `{"organization_id":2.5}`), http.StatusBadRequest, "bad_id")
+	// Only a string or a digits-only integer is an ID; other JSON values are
+	// refused as a bad body naming the field, never turned into an ID.
+	for _, v := range []string{`true`, `false`, `1e3`, `-5`, `1.5`, `2.0`, `2E0`, `-0`, `{}`, `[2]`} {
+		e := wantError(t, h.do("POST", "/api/clear-corrupted-session", `{"organization_id":`+v+`}`), http.StatusBadRequest, "bad_body")
+		if !strings.Contains(e.Error, "organization_id") {
+			t.Fatalf("%s: message %q does not name organization_id", v, e.Error)
+		}
+	}
+	wantError(t, h.do("POST", "/api/clear-corrupted-session", `{"organization_id":null}`), http.StatusBadRequest, "bad_body")
+	wantError(t, h.do("POST", "/api/clear-corrupted-session", `{"organization_id":""}`), http.StatusBadRequest, "bad_id")
 	wantError(t, h.do("POST", "/api/clear-corrupted-session", `{"organization_id":"2","x":1}`), http.StatusBadRequest, "bad_body")
 	e := wantError(t, h.do("POST", "/api/clear-corrupted-session", `{"organization_id":"404"}`), http.StatusNotFound, "unknown_org")
 	if !strings.Contains(e.Error, "404") {
