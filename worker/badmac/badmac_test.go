@@ -2,6 +2,7 @@ package badmac
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -180,6 +181,54 @@ func TestLogsGoToSlog(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// TestSubLoggerJoinsModules: whatsmeow nests sub-loggers (Client, then
+// Recv); the line must carry one "module" key naming the path, not the key
+// twice, which JSON consumers resolve inconsistently.
+func TestSubLoggerJoinsModules(t *testing.T) {
+	h := newHarness()
+	h.wa.Sub("Client").Sub("Recv").Infof("nested")
+	h.wa.Sub("Store").Infof("flat")
+	lines := strings.Split(strings.TrimSpace(h.out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 lines, got %d:\n%s", len(lines), h.out)
+	}
+	for i, want := range []string{"Client/Recv", "Store"} {
+		values := topLevelValues(t, lines[i], "module")
+		if len(values) != 1 || values[0] != want {
+			t.Errorf("line %q: module values = %q, want exactly [%q]", lines[i], values, want)
+		}
+	}
+}
+
+// topLevelValues returns every value of key in the top-level JSON object
+// line, duplicates included (json.Unmarshal would keep only the last).
+func topLevelValues(t *testing.T, line, key string) []string {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("line %q does not open an object: %v %v", line, tok, err)
+	}
+	var values []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if tok == key {
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil {
+				t.Fatalf("line %q: %s is not a string: %s", line, key, v)
+			}
+			values = append(values, s)
+		}
+	}
+	return values
 }
 
 // TestInstalledLoggerKeepsStdoutClean goes through libsignal's own package

@@ -56,12 +56,19 @@ func (s *signalLogger) emit(level slog.Level, caller, msg string) {
 // the Detector see the decrypt lines. Give it to whatsmeow.NewClient and
 // sqlstore.New; its sub-loggers observe too.
 func (d *Detector) WhatsmeowLogger(log *slog.Logger) waLog.Logger {
-	return &whatsmeowLogger{d: d, log: log.With("lib", "whatsmeow")}
+	base := log.With("lib", "whatsmeow")
+	return &whatsmeowLogger{d: d, base: base, log: base}
 }
 
+// whatsmeowLogger keeps the logger without a module (base) so that Sub can
+// join nested module names into one "module" attribute ("Client/Recv")
+// instead of stacking With calls, which would print "module" twice on one
+// JSON line.
 type whatsmeowLogger struct {
-	d   *Detector
-	log *slog.Logger
+	d      *Detector
+	base   *slog.Logger
+	module string
+	log    *slog.Logger // base with module attached
 }
 
 func (w *whatsmeowLogger) Errorf(format string, args ...any) { w.emit(slog.LevelError, format, args) }
@@ -70,7 +77,10 @@ func (w *whatsmeowLogger) Infof(format string, args ...any)  { w.emit(slog.Level
 func (w *whatsmeowLogger) Debugf(format string, args ...any) { w.emit(slog.LevelDebug, format, args) }
 
 func (w *whatsmeowLogger) Sub(module string) waLog.Logger {
-	return &whatsmeowLogger{d: w.d, log: w.log.With("module", module)}
+	if w.module != "" {
+		module = w.module + "/" + module
+	}
+	return &whatsmeowLogger{d: w.d, base: w.base, module: module, log: w.base.With("module", module)}
 }
 
 func (w *whatsmeowLogger) emit(level slog.Level, format string, args []any) {

@@ -9,10 +9,15 @@ import (
 )
 
 // slogWaLogger lets whatsmeow's sqlstore log through slog like the rest of
-// the emulator.
-type slogWaLogger struct{ l *slog.Logger }
+// the emulator. Sub joins nested module names into one "module" attribute
+// ("a/b"), so a line never carries the key twice.
+type slogWaLogger struct {
+	base   *slog.Logger // without module
+	module string
+	l      *slog.Logger // base with module attached
+}
 
-func waLogger(l *slog.Logger) waLog.Logger { return slogWaLogger{l} }
+func waLogger(l *slog.Logger) waLog.Logger { return slogWaLogger{base: l, l: l} }
 
 func (w slogWaLogger) logf(level slog.Level, msg string, args []any) {
 	if w.l.Enabled(context.Background(), level) {
@@ -25,5 +30,8 @@ func (w slogWaLogger) Errorf(msg string, args ...any) { w.logf(slog.LevelError, 
 func (w slogWaLogger) Infof(msg string, args ...any)  { w.logf(slog.LevelInfo, msg, args) }
 func (w slogWaLogger) Debugf(msg string, args ...any) { w.logf(slog.LevelDebug, msg, args) }
 func (w slogWaLogger) Sub(module string) waLog.Logger {
-	return slogWaLogger{w.l.With("module", module)}
+	if w.module != "" {
+		module = w.module + "/" + module
+	}
+	return slogWaLogger{base: w.base, module: module, l: w.base.With("module", module)}
 }
