@@ -101,8 +101,11 @@ func (q *Queue) Next(now time.Time) (org string, at time.Time, ok bool) {
 
 // Started marks the admitted org's spawn finished, successful or not (after
 // a failed spawn call Remove too); it becomes live and the next start may be
-// admitted. Started for an org that is not admitted does nothing, so a
-// Remove racing the end of a spawn cannot resurrect the org.
+// admitted. Started for an org that is not the admitted one does nothing.
+// That check knows orgs, not launches: after Remove, Push and a new Next for
+// the same org, a Started left over from the old launch would match the new
+// admission. Callers must not call Started for a stale launch; the fleet
+// guarantees this by checking its launch generation before calling it.
 func (q *Queue) Started(org string) {
 	if org == "" || q.admitted != org {
 		return
@@ -110,12 +113,6 @@ func (q *Queue) Started(org string) {
 	q.admitted = ""
 	q.live[org] = struct{}{}
 }
-
-// Waiting returns the waiting orgs in start order.
-func (q *Queue) Waiting() []string { return slices.Clone(q.waiting) }
-
-// Position is org's 1-based place among the waiting, 0 if it is not waiting.
-func (q *Queue) Position(org string) int { return slices.Index(q.waiting, org) + 1 }
 
 // Depth is the number of waiting orgs.
 func (q *Queue) Depth() int { return len(q.waiting) }

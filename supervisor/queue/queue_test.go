@@ -50,8 +50,8 @@ func TestSevenOrgsFiveSlots(t *testing.T) {
 	if !slices.Equal(orgs, all[:5]) {
 		t.Fatalf("admitted %v, want %v", orgs, all[:5])
 	}
-	if q.Live() != 5 || q.Depth() != 2 || !slices.Equal(q.Waiting(), all[5:]) {
-		t.Fatalf("live %d depth %d waiting %v", q.Live(), q.Depth(), q.Waiting())
+	if q.Live() != 5 || q.Depth() != 2 {
+		t.Fatalf("live %d depth %d", q.Live(), q.Depth())
 	}
 	if ats[0].Sub(t0) < time.Second || ats[0].Sub(t0) > 3*time.Second {
 		t.Errorf("first start jitter %v outside [1s, 3s]", ats[0].Sub(t0))
@@ -63,10 +63,6 @@ func TestSevenOrgsFiveSlots(t *testing.T) {
 			t.Errorf("start %d came %v after the previous one, want in [gap+1s, gap+3s]", i, d)
 		}
 	}
-	if q.Position("org6") != 1 || q.Position("org7") != 2 || q.Position("org1") != 0 {
-		t.Errorf("positions %d %d %d", q.Position("org6"), q.Position("org7"), q.Position("org1"))
-	}
-
 	q.Remove("org3")
 	if q.IsLive("org3") || q.Live() != 4 {
 		t.Fatalf("org3 still holds a slot: live %d", q.Live())
@@ -170,11 +166,20 @@ func TestRemoveWaiting(t *testing.T) {
 	}
 	q.Remove("b")
 	q.Remove("nobody")
-	if !slices.Equal(q.Waiting(), []string{"a", "c"}) || q.Position("c") != 2 || q.Position("b") != 0 {
-		t.Fatalf("waiting %v", q.Waiting())
+	if q.Depth() != 2 || q.Live() != 0 {
+		t.Fatalf("depth %d live %d, want 2 and 0", q.Depth(), q.Live())
 	}
-	if q.Live() != 0 {
-		t.Fatalf("live %d", q.Live())
+	var order []string
+	for now := t0; ; now = now.Add(time.Hour) {
+		org, _, ok := q.Next(now)
+		if !ok {
+			break
+		}
+		order = append(order, org)
+		q.Started(org)
+	}
+	if !slices.Equal(order, []string{"a", "c"}) {
+		t.Fatalf("admitted %v, want [a c]", order)
 	}
 }
 
@@ -197,21 +202,12 @@ func TestRemoveAdmittedFreesTheStart(t *testing.T) {
 	}
 }
 
-func TestWaitingIsACopy(t *testing.T) {
-	q := New(cfg(), nil)
-	q.Push("a")
-	q.Waiting()[0] = "x"
-	if q.Waiting()[0] != "a" {
-		t.Fatal("Waiting exposed the internal slice")
-	}
-}
-
 func TestEmpty(t *testing.T) {
 	q := New(cfg(), nil)
 	if _, _, ok := q.Next(t0); ok {
 		t.Fatal("empty queue admitted something")
 	}
-	if q.IsLive("") || q.Position("") != 0 {
+	if q.IsLive("") || q.Depth() != 0 {
 		t.Fatal("empty org reported present")
 	}
 }
