@@ -49,6 +49,13 @@ func (p Policy) Observe(c *Counter, now time.Time) (tripped bool, wait time.Dura
 	if c.Count < p.Limit {
 		return false, 0
 	}
+	return true, p.Trip(c, now)
+}
+
+// Trip records a trip at now, whether the counter reached the limit or an
+// operator cleared the session by hand (a manual clear relinks too, so it
+// feeds the storm guard), and returns how long the relink must wait.
+func (p Policy) Trip(c *Counter, now time.Time) time.Duration {
 	c.Count = 0
 	c.TotalTrips++
 	// Prune without writing into the old backing array: a caller holding a
@@ -56,7 +63,7 @@ func (p Policy) Observe(c *Counter, now time.Time) (tripped bool, wait time.Dura
 	c.Trips = append(slices.DeleteFunc(slices.Clone(c.Trips), func(t time.Time) bool {
 		return now.Sub(t) >= p.StormWindow
 	}), now)
-	return true, p.relinkWait(c)
+	return p.relinkWait(c)
 }
 
 // relinkWait decides the wait for the trip just recorded in c and remembers

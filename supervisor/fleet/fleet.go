@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc/status"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/config"
 	"github.com/wa-sidecar/wa-sidecar/shared/contract"
@@ -92,6 +95,13 @@ type Fleet struct {
 	// not Wait on a WaitGroup that is being added to.
 	stopping sync.WaitGroup
 	busy     atomic.Int32
+	// occupied counts, per organization ID, the background jobs that still
+	// hold its worker process or auth directory (a launch, a close, an
+	// archive). A start admitted meanwhile is deferred until they finish, so
+	// two processes never share one auth directory and a new worker never
+	// starts on a directory about to be archived.
+	occupied map[string]int
+	deferred map[string]bool
 }
 
 // org is the live, in-memory side of one organization; rec is its
@@ -111,7 +121,6 @@ type org struct {
 	crashes        int
 	lastEvent      string
 	lastError      string
-	rss            int64
 	timer          clock.Timer
 }
 
@@ -133,7 +142,9 @@ func New(o Options) *Fleet {
 			StormWindow:      time.Hour,
 			StormMaxCooldown: c.BadMAC.StormMaxCooldown.Duration,
 		},
-		orgs: map[string]*org{},
+		orgs:     map[string]*org{},
+		occupied: map[string]int{},
+		deferred: map[string]bool{},
 		queue: queue.New(queue.Config{
 			MaxLive:   c.Workers.MaxLive,
 			Gap:       c.Workers.StartGap.Duration,
@@ -159,6 +170,14 @@ func (f *Fleet) Boot() error {
 		}
 	}
 	for _, rec := range f.reg.All() {
+		if rec.ArchivePending != "" {
+			if err := f.finishArchive(&rec, now); err != nil {
+				return err
+			}
+			if rec.ArchivePending == "deleted" {
+				continue
+			}
+		}
 		o := &org{rec: rec}
 		f.orgs[rec.ID] = o
 		f.restore(o, now)
@@ -178,7 +197,7 @@ func (f *Fleet) restore(o *org, now time.Time) {
 		f.setStatus(o, state.Banned, "restored")
 		f.after(o, rec.BanUntil.Sub(now), "ban_expired", f.relinkLocked)
 	case rec.Status != "":
-		f.setStatus(o, rec.Status, "restored")
+		f.setStatus(o, rec.Status, cmp.Or(rec.StatusReason, "restored"))
 	case !rec.Wanted:
 		f.setStatus(o, state.Stopped, "restored")
 	case rec.CooldownUntil != nil && rec.CooldownUntil.After(now):
@@ -239,26 +258,40 @@ func (f *Fleet) Start(id string) (state.Snapshot, error) {
 	if o.proc != nil || f.queue.IsLive(id) || o.status == state.Queued {
 		return f.snapshot(o), nil
 	}
-	o.crashes = 0
-	o.rec.Status = ""
-	o.rec.Wanted = true
-	if err := f.save(o); err != nil {
+	if err := f.commit(o, func(r *registry.Record) {
+		r.Status, r.StatusReason, r.Wanted = "", "", true
+		r.BanUntil = nil
+	}); err != nil {
 		return state.Snapshot{}, err
 	}
+	o.crashes = 0
 	f.enqueue(o, "start")
 	f.pump()
 	return f.snapshot(o), nil
 }
 
-// held refuses a start while a logout cooldown or a ban is in force.
+// held refuses a start or relink while a cooldown or a ban is in force.
 func (f *Fleet) held(o *org, now time.Time) error {
 	if u := o.rec.CooldownUntil; u != nil && u.After(now) {
 		return &CooldownError{Org: o.rec.ID, Until: *u, Reason: o.rec.CooldownReason}
 	}
-	if u := o.rec.BanUntil; o.status == state.Banned && u != nil && u.After(now) {
+	if u := o.rec.BanUntil; u != nil && u.After(now) {
 		return &CooldownError{Org: o.rec.ID, Until: *u, Reason: "temporary ban"}
 	}
 	return nil
+}
+
+// open finds an organization for an operator action, refusing while the
+// supervisor shuts down (the API answers until its own turn to stop).
+func (f *Fleet) open(id string) (*org, error) {
+	o, err := f.find(id)
+	if err != nil {
+		return nil, err
+	}
+	if f.closing {
+		return nil, &ConflictError{Org: id, Msg: "the supervisor is shutting down"}
+	}
+	return o, nil
 }
 
 // Stop closes the worker and keeps the auth directory; the organization
@@ -266,17 +299,14 @@ func (f *Fleet) held(o *org, now time.Time) error {
 func (f *Fleet) Stop(id string) (state.Snapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	o, err := f.find(id)
+	o, err := f.open(id)
 	if err != nil {
 		return state.Snapshot{}, err
 	}
-	f.closeLater(f.halt(o, "stop"))
-	o.rec.Wanted = false
-	o.rec.Status = state.Stopped
-	f.setStatus(o, state.Stopped, "stopped")
-	if err := f.save(o); err != nil {
+	if err := f.stick(o, state.Stopped, "operator"); err != nil {
 		return state.Snapshot{}, err
 	}
+	f.closeLater(id, f.halt(o, "stop"))
 	f.pump()
 	return f.snapshot(o), nil
 }
@@ -285,7 +315,7 @@ func (f *Fleet) Stop(id string) (state.Snapshot, error) {
 // directory and starts the logout cooldown.
 func (f *Fleet) Logout(ctx context.Context, id string) (state.Snapshot, error) {
 	f.mu.Lock()
-	o, err := f.find(id)
+	o, err := f.open(id)
 	if err != nil {
 		f.mu.Unlock()
 		return state.Snapshot{}, err
@@ -298,7 +328,7 @@ func (f *Fleet) Logout(ctx context.Context, id string) (state.Snapshot, error) {
 	f.mu.Unlock()
 
 	if err := proc.Logout(ctx); err != nil {
-		return state.Snapshot{}, fmt.Errorf("logout %s: %w", id, err)
+		return state.Snapshot{}, workerRefused(id, "logout", err)
 	}
 
 	f.mu.Lock()
@@ -316,14 +346,20 @@ func (f *Fleet) Clear(id string) (state.Snapshot, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	now := f.clock.Now()
-	o, err := f.register(id, now)
+	o, err := f.open(id)
 	if err != nil {
 		return state.Snapshot{}, err
 	}
-	o.rec.BadMAC.Count = 0
+	now := f.clock.Now()
+	if err := f.held(o, now); err != nil {
+		return f.snapshot(o), err
+	}
+	// A manual clear relinks like a trip, so it feeds the storm guard: a
+	// caller that clears in a loop gets ever longer waits.
+	wait := f.policy.Trip(&o.rec.BadMAC, now)
 	f.metrics.SessionCleared(id, "manual")
-	f.clearAndRelink(o, "manual", f.cfg.BadMAC.RestartDelay.Duration, now)
+	f.log.Warn("session cleared by an operator: archiving and relinking", "org", id, "relink_in", wait.String())
+	f.clearAndRelink(o, "manual", wait, now)
 	return f.snapshot(o), nil
 }
 
@@ -331,21 +367,35 @@ func (f *Fleet) Clear(id string) (state.Snapshot, error) {
 func (f *Fleet) Delete(id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	o, err := f.find(id)
+	o, err := f.open(id)
 	if err != nil {
 		return err
 	}
-	proc := f.halt(o, "delete")
-	if err := f.reg.Delete(id); err != nil {
-		return fmt.Errorf("delete %s: %w", id, err)
+	// The record stays, marked, until the directory is archived: a crash
+	// in between finishes the archive at the next boot.
+	if err := f.commit(o, func(r *registry.Record) {
+		r.Wanted, r.Status, r.StatusReason = false, state.Stopped, "deleted"
+		r.ArchivePending = "deleted"
+	}); err != nil {
+		return err
 	}
+	proc := f.halt(o, "delete")
 	delete(f.orgs, id)
 	f.metrics.Forget(id)
-	f.background(func() {
+	f.job(id, func() {
 		closeWorker(proc, f.cfg.Workers.StopTimeout.Duration)
 		f.archiveDir(id, "deleted", f.clock.Now())
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		// A Start may have registered the ID again meanwhile: its record
+		// replaced this one and must stay.
+		if _, again := f.orgs[id]; !again {
+			if err := f.reg.Delete(id); err != nil {
+				f.log.Error("forget deleted organization failed", "org", id, "err", err)
+			}
+		}
 	})
-	f.log.Info("organization deleted, auth archived", "org", id)
+	f.log.Info("organization deleted; its auth directory is being archived", "org", id)
 	f.pump()
 	return nil
 }
@@ -354,7 +404,7 @@ func (f *Fleet) Delete(id string) error {
 // scanning the QR.
 func (f *Fleet) PairPhone(ctx context.Context, id, phone string) (string, error) {
 	f.mu.Lock()
-	o, err := f.find(id)
+	o, err := f.open(id)
 	if err != nil {
 		f.mu.Unlock()
 		return "", err
@@ -367,7 +417,7 @@ func (f *Fleet) PairPhone(ctx context.Context, id, phone string) (string, error)
 	f.mu.Unlock()
 	code, err := proc.PairPhone(ctx, phone)
 	if err != nil {
-		return "", fmt.Errorf("pair %s by phone: %w", id, err)
+		return "", workerRefused(id, "pair by phone", err)
 	}
 	f.mu.Lock()
 	if o.gen == gen {
@@ -389,9 +439,7 @@ func (f *Fleet) Shutdown(ctx context.Context) {
 			o.timer.Stop()
 			o.timer = nil
 		}
-		if proc := f.detach(o); proc != nil {
-			f.background(func() { closeWorker(proc, f.cfg.Workers.StopTimeout.Duration) })
-		}
+		f.closeLater(o.rec.ID, f.detach(o))
 	}
 	f.mu.Unlock()
 	done := make(chan struct{})
@@ -443,7 +491,6 @@ func (f *Fleet) CheckHealth(ctx context.Context) {
 				f.crashed(t.o, "unhealthy")
 				return
 			}
-			t.o.rss = resp.RssBytes
 			f.metrics.SetRSS(t.o.rec.ID, resp.RssBytes)
 		}()
 	}
@@ -551,6 +598,11 @@ func (f *Fleet) pump() {
 				return
 			}
 			o.timer = nil
+			if f.occupied[id] > 0 {
+				f.log.Info("start waits for the previous worker to close", "org", id)
+				f.deferred[id] = true
+				return
+			}
 			f.spawn(o)
 		})
 	}
@@ -582,7 +634,7 @@ func (f *Fleet) spawn(o *org) {
 		req.EmulatorUrl = e.URL
 	}
 	f.log.Info("starting worker", "org", id, "restoring", o.rec.Linked)
-	f.background(func() {
+	f.job(id, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		proc, err := f.launch(ctx, id)
@@ -595,14 +647,15 @@ func (f *Fleet) spawn(o *org) {
 		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.queue.Started(id)
 		defer f.pump()
 		if o.gen != gen || f.closing || f.orgs[id] != o {
-			if proc != nil {
-				f.background(func() { closeWorker(proc, f.cfg.Workers.StopTimeout.Duration) })
-			}
+			// Whatever made this launch stale (stop, delete, shutdown) took
+			// it out of the queue already; Started would match a newer
+			// admission of the same organization.
+			f.closeLater(id, proc)
 			return
 		}
+		f.queue.Started(id)
 		if err != nil {
 			o.lastError = err.Error()
 			f.log.Error("worker start failed", "org", id, "err", err)
@@ -630,7 +683,9 @@ func (f *Fleet) spawn(o *org) {
 // follow streams a worker's events until the stream ends; an end that the
 // fleet did not ask for is a crash.
 func (f *Fleet) follow(o *org, gen int, proc Worker) {
-	err := proc.Events(context.Background(), func(ev *pb.Event) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := proc.Events(ctx, func(ev *pb.Event) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if o.gen != gen {
@@ -667,10 +722,9 @@ func (f *Fleet) handle(o *org, ev *pb.Event) {
 		o.rec.JID = k.PairSuccess.Jid
 		_ = f.save(o)
 		f.log.Info("paired", "org", id, "jid", k.PairSuccess.Jid)
-		f.setStatus(o, state.Starting, "pair_success")
+		// Linked now, logging in with the new auth: what restoring means.
+		f.setStatus(o, state.Restoring, "pair_success")
 	case *pb.Event_Connected:
-		o.crashes = 0
-		o.connectedSince = now
 		if !o.rec.Linked || o.rec.JID != k.Connected.Jid {
 			o.rec.Linked = true
 			o.rec.JID = k.Connected.Jid
@@ -689,14 +743,11 @@ func (f *Fleet) handle(o *org, ev *pb.Event) {
 		}
 		f.loggedOut(o, reason)
 	case *pb.Event_StreamReplaced:
-		f.closeLater(f.halt(o, "replaced"))
-		o.rec.Status = state.Replaced
-		_ = f.save(o)
-		f.setStatus(o, state.Replaced, "stream_replaced")
+		f.closeLater(id, f.halt(o, "replaced"))
+		_ = f.stick(o, state.Replaced, "stream_replaced")
 		f.pump()
 	case *pb.Event_TemporaryBan:
-		f.closeLater(f.halt(o, "banned"))
-		o.rec.Status = state.Banned
+		f.closeLater(id, f.halt(o, "banned"))
 		o.rec.BanUntil = nil
 		// Without an expiry (WhatsApp may omit it) a timer would relink
 		// at once, the hammering a ban asks us to avoid: stay banned until
@@ -706,8 +757,7 @@ func (f *Fleet) handle(o *org, ev *pb.Event) {
 			o.rec.BanUntil = &until
 			f.after(o, until.Sub(now), "ban_expired", f.relinkLocked)
 		}
-		_ = f.save(o)
-		f.setStatus(o, state.Banned, "temporary_ban")
+		_ = f.stick(o, state.Banned, "temporary_ban")
 		f.pump()
 	case *pb.Event_ConnectFailure:
 		o.lastError = fmt.Sprintf("connect failure %s: %s", k.ConnectFailure.Reason, k.ConnectFailure.Message)
@@ -718,12 +768,9 @@ func (f *Fleet) handle(o *org, ev *pb.Event) {
 		f.metrics.DecryptFailure(id, k.DecryptFailure.Reason)
 		o.lastEvent = "decrypt_failure"
 	case *pb.Event_QrGaveUp:
-		f.closeLater(f.halt(o, "qr_timeout"))
-		o.rec.Wanted = false
-		o.rec.Status = state.Stopped
-		_ = f.save(o)
+		f.closeLater(id, f.halt(o, "qr_timeout"))
 		f.log.Info("no QR scanned in time; worker stopped to free the slot", "org", id)
-		f.setStatus(o, state.Stopped, "qr_timeout")
+		_ = f.stick(o, state.Stopped, "qr_timeout")
 		f.pump()
 	case *pb.Event_MessageReceived:
 		o.lastEvent = "message"
@@ -749,12 +796,12 @@ func (f *Fleet) badMAC(o *org, now time.Time) {
 // clearAndRelink stops the worker, archives the auth directory and queues a
 // clean worker after wait, or after a cooldown that is already longer.
 func (f *Fleet) clearAndRelink(o *org, reason string, wait time.Duration, now time.Time) {
-	id := o.rec.ID
 	proc := f.halt(o, reason)
 	o.rec.Linked = false
 	o.rec.JID = ""
-	o.rec.Status = ""
+	o.rec.Status, o.rec.StatusReason = "", ""
 	o.rec.Wanted = true
+	o.rec.ArchivePending = "corrupted"
 	until := now.Add(wait)
 	if o.rec.CooldownUntil == nil || o.rec.CooldownUntil.Before(until) {
 		o.rec.CooldownUntil = &until
@@ -762,17 +809,10 @@ func (f *Fleet) clearAndRelink(o *org, reason string, wait time.Duration, now ti
 	}
 	_ = f.save(o)
 	f.setStatus(o, state.Cooldown, "session_cleared")
-	gen := o.gen
-	f.background(func() {
-		closeWorker(proc, f.cfg.Workers.StopTimeout.Duration)
-		f.archiveDir(id, "corrupted", f.clock.Now())
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if o.gen != gen || f.orgs[id] != o {
-			return
-		}
-		f.after(o, o.rec.CooldownUntil.Sub(f.clock.Now()), "relink", f.relinkLocked)
-	})
+	// The relink timer is armed now; should it fire before the archive is
+	// done, the start is deferred until the job below finishes.
+	f.after(o, until.Sub(now), "relink", f.relinkLocked)
+	f.archiveLater(o, proc, "corrupted")
 	f.pump()
 }
 
@@ -783,20 +823,15 @@ func (f *Fleet) loggedOut(o *org, reason string) {
 	now := f.clock.Now()
 	proc := f.halt(o, "logged_out")
 	until := now.Add(f.cfg.Logout.Cooldown.Duration)
-	o.rec.Status = state.LoggedOut
-	o.rec.Wanted = false
 	o.rec.Linked = false
 	o.rec.JID = ""
 	o.rec.CooldownUntil = &until
 	o.rec.CooldownReason = "logout"
-	_ = f.save(o)
+	o.rec.ArchivePending = "loggedout"
 	f.metrics.Logout(id, reason)
 	f.log.Warn("logged out; no automatic restart", "org", id, "reason", reason, "cooldown_until", until)
-	f.setStatus(o, state.LoggedOut, "logged_out")
-	f.background(func() {
-		closeWorker(proc, f.cfg.Workers.StopTimeout.Duration)
-		f.archiveDir(id, "loggedout", f.clock.Now())
-	})
+	_ = f.stick(o, state.LoggedOut, reason)
+	f.archiveLater(o, proc, "loggedout")
 	f.pump()
 }
 
@@ -804,17 +839,18 @@ func (f *Fleet) loggedOut(o *org, reason string) {
 // same auth after a backoff, or give up after crash_limit.
 func (f *Fleet) crashed(o *org, reason string) {
 	id := o.rec.ID
-	proc := f.halt(o, reason)
-	if proc != nil {
-		f.background(func() { closeWorker(proc, f.cfg.Workers.StopTimeout.Duration) })
+	// Only a connection that held for a while wipes the slate: a worker
+	// that dies soon after each connect would otherwise reconnect every
+	// second forever, the fast cycle WhatsApp answers with LOGOUT.
+	if !o.connectedSince.IsZero() && f.clock.Now().Sub(o.connectedSince) >= stableConnection {
+		o.crashes = 0
 	}
+	f.closeLater(id, f.halt(o, reason))
 	o.crashes++
 	f.metrics.WorkerRestart(id, reason)
 	if o.crashes >= f.cfg.Workers.CrashLimit {
-		o.rec.Status = state.Failed
-		_ = f.save(o)
 		f.log.Error("worker keeps failing; giving up until an operator starts it", "org", id, "crashes", o.crashes)
-		f.setStatus(o, state.Failed, reason)
+		_ = f.stick(o, state.Failed, reason)
 		f.pump()
 		return
 	}
@@ -828,8 +864,9 @@ func (f *Fleet) crashed(o *org, reason string) {
 // relinkLocked queues the organization again once a wait is over.
 func (f *Fleet) relinkLocked(o *org) {
 	if o.rec.Status == state.Banned {
-		o.rec.Status = ""
+		o.rec.Status, o.rec.StatusReason = "", ""
 		o.rec.BanUntil = nil
+		o.rec.Wanted = true
 		_ = f.save(o)
 	}
 	f.enqueue(o, "relink")
@@ -878,15 +915,99 @@ func (f *Fleet) detach(o *org) Worker {
 	o.gen++
 	proc := o.proc
 	o.proc = nil
-	o.rss = 0
+	if proc != nil {
+		// A stale value would keep memory alerts firing for a worker
+		// that is gone.
+		f.metrics.SetRSS(o.rec.ID, 0)
+	}
 	return proc
 }
 
-// closeLater closes a worker that halt detached, off the lock.
-func (f *Fleet) closeLater(proc Worker) {
+// closeLater closes a worker that halt detached, off the lock; the
+// organization counts as occupied until it is gone.
+func (f *Fleet) closeLater(id string, proc Worker) {
 	if proc != nil {
-		f.background(func() { closeWorker(proc, f.cfg.Workers.StopTimeout.Duration) })
+		f.job(id, func() { closeWorker(proc, f.cfg.Workers.StopTimeout.Duration) })
 	}
+}
+
+// archiveLater closes the worker, archives the auth directory, then clears
+// the pending mark that a crash in between would leave for Boot.
+func (f *Fleet) archiveLater(o *org, proc Worker, reason string) {
+	id := o.rec.ID
+	f.job(id, func() {
+		closeWorker(proc, f.cfg.Workers.StopTimeout.Duration)
+		f.archiveDir(id, reason, f.clock.Now())
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.orgs[id] == o && o.rec.ArchivePending == reason {
+			o.rec.ArchivePending = ""
+			_ = f.save(o)
+		}
+	})
+}
+
+// job runs fn in the background with the organization marked occupied; a
+// start deferred meanwhile runs when the last job ends.
+func (f *Fleet) job(id string, fn func()) {
+	f.occupied[id]++
+	f.background(func() {
+		fn()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.occupied[id]--
+		if f.occupied[id] > 0 {
+			return
+		}
+		delete(f.occupied, id)
+		if !f.deferred[id] {
+			return
+		}
+		delete(f.deferred, id)
+		if o := f.orgs[id]; o != nil && o.proc == nil && f.queue.IsLive(id) && !f.closing {
+			f.spawn(o)
+		}
+	})
+}
+
+// commit applies change to a copy of the record and persists it before the
+// organization takes it, so an acknowledged action is never lost.
+func (f *Fleet) commit(o *org, change func(*registry.Record)) error {
+	rec := o.rec
+	change(&rec)
+	if err := f.reg.Put(rec); err != nil {
+		f.log.Error("persist organization failed", "org", rec.ID, "err", err)
+		return fmt.Errorf("persist %s: %w", rec.ID, err)
+	}
+	o.rec = rec
+	return nil
+}
+
+// stick enters a status that holds across supervisor restarts, with why.
+func (f *Fleet) stick(o *org, s state.Status, reason string) error {
+	err := f.commit(o, func(r *registry.Record) {
+		r.Status, r.StatusReason = s, reason
+		r.Wanted = false
+	})
+	f.setStatus(o, s, reason)
+	return err
+}
+
+// finishArchive completes an archive that a crash interrupted.
+func (f *Fleet) finishArchive(rec *registry.Record, now time.Time) error {
+	f.log.Warn("finishing an archive interrupted by a restart", "org", rec.ID, "reason", rec.ArchivePending)
+	f.archiveDir(rec.ID, rec.ArchivePending, now)
+	if rec.ArchivePending == "deleted" {
+		if err := f.reg.Delete(rec.ID); err != nil {
+			return fmt.Errorf("forget deleted %s: %w", rec.ID, err)
+		}
+		return nil
+	}
+	rec.ArchivePending = ""
+	if err := f.reg.Put(*rec); err != nil {
+		return fmt.Errorf("persist %s: %w", rec.ID, err)
+	}
+	return nil
 }
 
 func (f *Fleet) background(fn func()) {
@@ -965,6 +1086,17 @@ func (f *Fleet) snapshot(o *org) state.Snapshot {
 		s.WorkerPID = o.proc.PID()
 	}
 	return s
+}
+
+// stableConnection is how long a worker must stay connected before its
+// crash count starts over.
+const stableConnection = 10 * time.Minute
+
+// workerRefused turns a worker's refusal (not linked yet, already linked,
+// not connected) into a conflict that carries the worker's own sentence,
+// rather than an internal error that hides it.
+func workerRefused(id, action string, err error) error {
+	return &ConflictError{Org: id, Msg: fmt.Sprintf("%s: %s", action, status.Convert(err).Message())}
 }
 
 func crashDelay(r [2]config.Duration, attempt int) time.Duration {

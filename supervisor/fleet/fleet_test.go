@@ -34,6 +34,8 @@ type fakeWorker struct {
 	dead   chan struct{}
 	once   sync.Once
 
+	// stopGate, when set, holds Stop: a worker slow to close.
+	stopGate chan struct{}
 	// restoring is what Start reports: whether the auth directory held a
 	// device, as a real worker would find on disk.
 	restoring bool
@@ -89,6 +91,9 @@ func (w *fakeWorker) Ping(context.Context) (*pb.PingResponse, error) {
 }
 
 func (w *fakeWorker) Stop(context.Context) error {
+	if w.stopGate != nil {
+		<-w.stopGate
+	}
 	w.mu.Lock()
 	w.stopped = true
 	w.mu.Unlock()
@@ -213,6 +218,15 @@ type harness struct {
 	starts   []time.Time
 	// restoring lists the orgs whose workers report an existing device.
 	restoring map[string]bool
+	// gate, when set, holds every launch after its process exists, as a
+	// slow start would.
+	gate chan struct{}
+	// stopGate is given to every worker launched while it is set.
+	stopGate chan struct{}
+	// overlap records a launch that began while an earlier worker of the
+	// same org was still running; archivedAtLaunch, the archive count then.
+	overlap          bool
+	archivedAtLaunch []int
 }
 
 func testConfig() config.Config {
@@ -242,11 +256,21 @@ func newHarness(t *testing.T, cfg config.Config, regPath string) *harness {
 		Jitter: func(min, _ time.Duration) time.Duration { return min },
 		Launch: func(_ context.Context, org string) (Worker, error) {
 			h.mu.Lock()
-			defer h.mu.Unlock()
 			pid++
-			w := &fakeWorker{org: org, pid: pid, events: make(chan delivery), dead: make(chan struct{}), restoring: h.restoring[org]}
+			w := &fakeWorker{org: org, pid: pid, events: make(chan delivery), dead: make(chan struct{}), restoring: h.restoring[org], stopGate: h.stopGate}
+			for _, prev := range h.launched[org] {
+				if !prev.closed() {
+					h.overlap = true
+				}
+			}
 			h.launched[org] = append(h.launched[org], w)
 			h.starts = append(h.starts, h.clk.Now())
+			h.archivedAtLaunch = append(h.archivedAtLaunch, h.arch.count())
+			gate := h.gate
+			h.mu.Unlock()
+			if gate != nil {
+				<-gate
+			}
 			return w, nil
 		},
 	})

@@ -27,7 +27,15 @@ type Record struct {
 	Wanted bool   `json:"wanted"` // should be running (false after stop/delete/logout)
 	// Status is the last sticky status: logged_out, replaced, banned, failed,
 	// stopped ("" otherwise).
-	Status         state.Status   `json:"status"`
+	Status state.Status `json:"status"`
+	// StatusReason says why the sticky status was entered (qr_timeout,
+	// operator, device_removed, ...), so it survives a restart.
+	StatusReason string `json:"status_reason,omitempty"`
+	// ArchivePending names the archive reason of an auth directory that
+	// must be moved aside before any worker may start again; set before the
+	// worker is closed, cleared once the directory is archived, so a crash
+	// in between is finished at the next boot.
+	ArchivePending string         `json:"archive_pending,omitempty"`
 	Linked         bool           `json:"linked"` // the auth store held a device last time we knew
 	JID            string         `json:"jid,omitempty"`
 	CooldownUntil  *time.Time     `json:"cooldown_until,omitempty"`

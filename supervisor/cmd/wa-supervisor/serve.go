@@ -57,6 +57,9 @@ func serve(configPath string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Webhook.URL != "" {
+		log.Warn("webhooks are not implemented yet: webhook.url is ignored", "url", cfg.Webhook.URL)
+	}
 	if cfg.WhatsApp.Emulator != nil {
 		log.Warn("workers connect to a local WhatsApp EMULATOR, not to WhatsApp", "url", cfg.WhatsApp.Emulator.URL)
 	}
