@@ -208,8 +208,7 @@ func (e *env) stop() {
 	}
 	e.sup = nil
 	e.waitNoWorkers()
-	// Binaries built with -race report there; worker stderr passes through
-	// the supervisor's.
+	// `make e2e` builds the supervisor with -race, which reports on stderr.
 	if e.logs.contains("WARNING: DATA RACE") {
 		e.t.Errorf("a data race was reported by a supervisor or worker")
 	}
