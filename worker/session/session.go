@@ -175,6 +175,11 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 
 	s.log.Info("starting session", "restoring", restoring, "fingerprint", fp.String(), "auth_dir", req.AuthDir)
 	if restoring {
+		// A linked session whose first dial fails on the network (the
+		// host booting before its network, a short outage) keeps retrying
+		// with whatsmeow's own backoff instead of failing Start: crash
+		// restarts would otherwise use up crash_limit within seconds.
+		cli.InitialAutoReconnect = true
 		err = cli.Connect()
 	} else {
 		err = s.startPairing(runCtx, cli, started, time.Duration(req.QrGiveUpAfterMs)*time.Millisecond)
