@@ -41,8 +41,10 @@ type conn struct {
 	payload  *waWa6.ClientPayload
 
 	// reg is set for a connection that came to pair (no username in the
-	// client payload); device once it logged in. Both are guarded by srv.mu.
+	// client payload); code once such a client asked for a pairing code;
+	// device once it logged in. All three are guarded by srv.mu.
 	reg    *registration
+	code   *codeRequest
 	device *device
 
 	pendingMu sync.Mutex

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/types"
 )
 
 // DeviceInfo is one linked device in GET /control/devices.
@@ -36,6 +37,7 @@ func (s *Server) registerControl(mux *http.ServeMux) {
 	mux.HandleFunc("/control/devices", only(http.MethodGet, s.handleDevices))
 	mux.HandleFunc("/control/unknown-iqs", only(http.MethodGet, s.handleUnknownIQs))
 	mux.HandleFunc("/control/scan", only(http.MethodPost, s.handleScan))
+	mux.HandleFunc("/control/pair-code", only(http.MethodPost, s.handlePairCode))
 	mux.HandleFunc("/control/devices/{phone}/message", only(http.MethodPost, s.handleMessage))
 	mux.HandleFunc("/control/devices/{phone}/badmac", only(http.MethodPost, s.handleBadMAC))
 	mux.HandleFunc("/control/devices/{phone}/logout", only(http.MethodPost, s.handleLogout))
@@ -119,6 +121,32 @@ func (s *Server) handleScan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	jid, err := s.scan(r.Context(), req.QRCode, number)
+	writePairResult(w, jid, err)
+}
+
+// handlePairCode is the phone's user typing the code a linked device shows
+// after Client.PairPhone named this phone's number.
+func (s *Server) handlePairCode(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Phone string `json:"phone"`
+		Code  string `json:"code"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	number, err := numberOf(req.Phone)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	jid, err := s.pairCode(r.Context(), number, req.Code)
+	if err != nil {
+		s.log.Info("code pairing failed", "phone", number, "err", err)
+	}
+	writePairResult(w, jid, err)
+}
+
+func writePairResult(w http.ResponseWriter, jid types.JID, err error) {
 	switch {
 	case errors.Is(err, errBadRequest):
 		writeError(w, http.StatusBadRequest, err.Error())

@@ -129,6 +129,8 @@ func (c *conn) handleIQ(node *waBinary.Node) error {
 		c.srv.mu.Unlock()
 		c.log.Info("device unlinked itself")
 		return c.send(result(node))
+	case xmlns == "md" && typ == "set" && first == "link_code_companion_reg" && !loggedIn:
+		return c.handleLinkCode(node)
 	case xmlns == "usync" && typ == "get" && loggedIn:
 		return c.send(result(node, c.srv.usync(dev, node.GetChildByTag("usync"))))
 	}

@@ -134,13 +134,26 @@ func (s *Server) scan(ctx context.Context, qr, number string) (types.JID, error)
 		s.mu.Unlock()
 		return types.EmptyJID, fmt.Errorf("no connected client offers QR ref %q: %w", ref, errNotFound)
 	}
-	reg := c.reg
-	if !bytes.Equal(noiseKey, c.noiseKey[:]) || !bytes.Equal(identityKey, reg.identityKey[:]) {
+	if !bytes.Equal(noiseKey, c.noiseKey[:]) || !bytes.Equal(identityKey, c.reg.identityKey[:]) {
 		s.mu.Unlock()
 		return types.EmptyJID, errors.New("QR code keys do not match the client that offered the ref")
 	}
+	ph, dev := s.claimLocked(c, number)
+	s.mu.Unlock()
+	return s.completePairing(ctx, c, ph, dev, advSecret)
+}
+
+// claimLocked takes the pairing connection c off offer (its QR refs and any
+// pending pairing code) so that no second scan or code links it again, and
+// allocates the new companion's device id on number's phone. The caller
+// holds s.mu and has checked that c is still on offer.
+func (s *Server) claimLocked(c *conn, number string) (*phone, *device) {
+	reg := c.reg
 	for _, r := range reg.refs {
 		delete(s.pairing, r)
+	}
+	if c.code != nil && s.codePairing[c.code.number] == c {
+		delete(s.codePairing, c.code.number)
 	}
 	ph := s.phoneLocked(number)
 	ph.lastDevice++
@@ -153,8 +166,14 @@ func (s *Server) scan(ctx context.Context, qr, number string) (types.JID, error)
 		registrationID: reg.registrationID,
 		signedPreKey:   reg.signedPreKey,
 	}
-	s.mu.Unlock()
+	return ph, dev
+}
 
+// completePairing is what the phone does once it trusts the companion (QR
+// scanned, or pairing code checked): it signs the companion's identity,
+// authenticated with the shared advSecret, sends pair-success, checks the
+// countersignature and asks the client to restart into its first login.
+func (s *Server) completePairing(ctx context.Context, c *conn, ph *phone, dev *device, advSecret []byte) (types.JID, error) {
 	container, keyIndex, err := ph.signCompanion(dev, advSecret)
 	if err != nil {
 		return types.EmptyJID, err
@@ -179,7 +198,7 @@ func (s *Server) scan(ctx context.Context, qr, number string) (types.JID, error)
 	s.mu.Lock()
 	ph.devices[dev.jid.Device] = dev
 	s.mu.Unlock()
-	s.log.Info("phone linked a companion", "phone", number, "jid", dev.jid.String())
+	s.log.Info("phone linked a companion", "phone", ph.number, "jid", dev.jid.String())
 	// 515 tells the client to reconnect and log in with its new identity.
 	if err := c.terminate(waBinary.Node{Tag: "stream:error", Attrs: waBinary.Attrs{"code": "515"}}); err != nil {
 		s.log.Warn("could not ask the client to restart after pairing", "jid", dev.jid.String(), "err", err)

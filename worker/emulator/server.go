@@ -64,6 +64,7 @@ type Server struct {
 	mu          sync.Mutex
 	conns       map[*conn]struct{}
 	pairing     map[string]*conn // QR ref -> connection that offered it
+	codePairing map[string]*conn // phone number -> connection that asked for a pairing code for it
 	phones      map[string]*phone
 	unknownIQs  []string
 	retryCounts map[string]int // message id -> retry receipts received
@@ -93,6 +94,7 @@ func New(opts Options) (*Server, error) {
 		static:      keys.NewKeyPair(),
 		conns:       make(map[*conn]struct{}),
 		pairing:     make(map[string]*conn),
+		codePairing: make(map[string]*conn),
 		phones:      make(map[string]*phone),
 		peers:       make(map[string]*peer),
 		retryCounts: make(map[string]int),
@@ -229,6 +231,11 @@ func (s *Server) dropConn(c *conn) {
 	for ref, pc := range s.pairing {
 		if pc == c {
 			delete(s.pairing, ref)
+		}
+	}
+	for number, pc := range s.codePairing {
+		if pc == c {
+			delete(s.codePairing, number)
 		}
 	}
 	if c.device != nil && c.device.conn == c {
