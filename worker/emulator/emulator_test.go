@@ -536,3 +536,122 @@ func TestControlErrors(t *testing.T) {
 	h.control(http.MethodPost, "/control/scan", map[string]string{"qr": "x"}, http.StatusBadRequest, &e)
 	h.control(http.MethodGet, "/control/nothing", nil, http.StatusNotFound, &e)
 }
+
+// startCodePairing connects a fresh client and has it ask for a pairing
+// code for phone, as PairPhone's documentation says: after the first QR.
+func (h *harness) startCodePairing(phone string) (*whatsmeow.Client, *eventLog, string) {
+	h.t.Helper()
+	cli, el := h.client(h.db.NewDevice())
+	h.connectForQR(cli)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	code, err := cli.PairPhone(ctx, phone, true, whatsmeow.PairClientChrome, "Chrome (Linux)")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(code) != 9 || code[4] != '-' {
+		h.t.Fatalf("pairing code %q is not of the form XXXX-XXXX", code)
+	}
+	return cli, el, code
+}
+
+// connectForQR connects an unpaired client and returns once it showed its
+// first QR code.
+func (h *harness) connectForQR(cli *whatsmeow.Client) {
+	h.t.Helper()
+	qrs, err := cli.GetQRChannel(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := cli.Connect(); err != nil {
+		h.t.Fatal(err)
+	}
+	select {
+	case <-qrs:
+	case <-time.After(waitTimeout):
+		h.t.Fatal("no QR code from the client")
+	}
+	go func() {
+		for range qrs {
+		}
+	}()
+}
+
+// wrongCode changes one character of code to another of the alphabet.
+func wrongCode(code string) string {
+	c := code[0]
+	for i := range len(linkCodeAlphabet) {
+		if linkCodeAlphabet[i] == c {
+			return string(linkCodeAlphabet[(i+1)%len(linkCodeAlphabet)]) + code[1:]
+		}
+	}
+	panic("code outside the alphabet: " + code)
+}
+
+// TestPairByCode checks refusals first (a malformed code, another phone, a
+// wrong code: none may link anything), then that the right code links the
+// same waiting client, which then logs in and receives a message.
+func TestPairByCode(t *testing.T) {
+	h := newHarness(t)
+	const phone = "573007915270"
+	_, el, code := h.startCodePairing(phone)
+
+	var e struct{ Error string }
+	h.control(http.MethodPost, "/control/pair-code", map[string]string{"phone": phone, "code": "ABC0-EFGH"}, http.StatusBadRequest, &e)
+	h.control(http.MethodPost, "/control/pair-code", map[string]string{"phone": "573007915271", "code": code}, http.StatusNotFound, &e)
+	if !strings.Contains(e.Error, "573007915271") {
+		t.Fatalf("another phone's refusal does not name it: %q", e.Error)
+	}
+	h.control(http.MethodPost, "/control/pair-code", map[string]string{"phone": phone, "code": wrongCode(code)}, http.StatusConflict, &e)
+	if !strings.Contains(e.Error, "does not match") {
+		t.Fatalf("wrong code refused with %q", e.Error)
+	}
+	var devices []DeviceInfo
+	h.control(http.MethodGet, "/control/devices", nil, http.StatusOK, &devices)
+	if len(devices) != 0 {
+		t.Fatalf("devices after refused codes = %+v", devices)
+	}
+	el.mu.Lock()
+	for _, evt := range el.events {
+		switch evt.(type) {
+		case *events.PairSuccess, *events.PairError, *events.Connected:
+			t.Errorf("event %T after refused codes", evt)
+		}
+	}
+	el.mu.Unlock()
+
+	// The phone's user types it again, correctly, without dash and in lower case.
+	var paired struct{ JID string }
+	typed := strings.ToLower(strings.ReplaceAll(code, "-", ""))
+	h.control(http.MethodPost, "/control/pair-code", map[string]string{"phone": "+" + phone, "code": typed}, http.StatusOK, &paired)
+	success, next := waitFor(t, el, 0, func(*events.PairSuccess) bool { return true })
+	if success.ID.String() != paired.JID || success.ID.User != phone || success.ID.Device != 1 {
+		t.Fatalf("PairSuccess for %s, pair-code answered %s", success.ID, paired.JID)
+	}
+	waitFor(t, el, next, func(*events.Connected) bool { return true })
+	h.waitConnected(phone, true)
+
+	h.control(http.MethodPost, "/control/devices/"+phone+"/message",
+		map[string]string{"from": "573001112222", "text": "linked by code"}, http.StatusOK, nil)
+	msg, _ := waitFor(t, el, next, func(*events.Message) bool { return true })
+	if msg.Message.GetConversation() != "linked by code" {
+		t.Fatalf("got %q", msg.Message.GetConversation())
+	}
+	// The code was used up with the pairing.
+	h.control(http.MethodPost, "/control/pair-code", map[string]string{"phone": phone, "code": code}, http.StatusNotFound, &e)
+}
+
+// TestPairPhoneRefusesBadDisplayName: WhatsApp answers 400 to a display name
+// not of the form "Browser (OS)", and so does the emulator.
+func TestPairPhoneRefusesBadDisplayName(t *testing.T) {
+	h := newHarness(t)
+	cli, _ := h.client(h.db.NewDevice())
+	h.connectForQR(cli)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if _, err := cli.PairPhone(ctx, "573007915272", true, whatsmeow.PairClientChrome, "Chrome"); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("PairPhone with display name %q: %v, want a 400", "Chrome", err)
+	}
+	var e struct{ Error string }
+	h.control(http.MethodPost, "/control/pair-code", map[string]string{"phone": "573007915272", "code": "ABCD-EFGH"}, http.StatusNotFound, &e)
+}
