@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -368,5 +369,34 @@ func TestFrozenWorker(t *testing.T) {
 	})
 	if v := e.metric("wa_sidecar_worker_restarts_total", map[string]string{"org": "fz", "reason": "unhealthy"}); v != 1 {
 		t.Fatalf("worker_restarts_total{reason=unhealthy} = %v", v)
+	}
+}
+
+// 10. Pairing by phone code: pair-phone through the API, the code typed on
+// the emulated phone, connected as that phone; the status shows the code
+// only while it is pending.
+func TestPairByPhoneCode(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "")
+	org, phone := "pc", "573007915272"
+	e.start(org)
+	e.waitStatus(org, state.QRRequired, 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code, err := e.api.PairPhone(ctx, org, phone)
+	if err != nil {
+		t.Fatalf("pair-phone: %v", err)
+	}
+	if len(code) != 9 || code[4] != '-' {
+		t.Fatalf("pairing code %q is not of the form XXXX-XXXX", code)
+	}
+	if s := e.status(org); s.PairingCode != code || s.Status != state.QRRequired {
+		t.Fatalf("status after pair-phone: %+v", s)
+	}
+	var resp struct{ JID string }
+	e.control(http.MethodPost, "/control/pair-code", map[string]string{"phone": phone, "code": code}, &resp)
+	s := e.waitStatus(org, state.Connected, 30*time.Second)
+	if s.JID != resp.JID || !strings.HasPrefix(s.JID, phone+":") || s.QR != "" || s.PairingCode != "" {
+		t.Fatalf("connected as %q (emulator linked %q) with QR %q and code %q", s.JID, resp.JID, s.QR, s.PairingCode)
 	}
 }
