@@ -7,8 +7,12 @@
 // phone signs pairings; emulated peers keep their own Signal stores. Tests
 // and operators drive it through the JSON control API under /control/ (the
 // contract is the table in the design notes, ../shared/DESIGN.md from the
-// repository root); GET /control/unknown-iqs additionally lists the
-// iqs it did not understand, which a test run should treat as a failure.
+// repository root). Two endpoints are not in that table yet:
+// GET /control/unknown-iqs lists the iqs the emulator did not understand,
+// which a test run should treat as a failure; POST /control/pair-code with
+// { "phone", "code" } is the phone's user typing the code that
+// Client.PairPhone returned for that phone (paircode.go), answering { "jid" }
+// like /control/scan, or 409 for a wrong code.
 //
 // Point a client at it with Configure. Every number other than the
 // device's own is an emulated peer with one device; messages to and from
