@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 )
 
 // DeviceInfo is one linked device in GET /control/devices.
@@ -43,6 +46,7 @@ func (s *Server) registerControl(mux *http.ServeMux) {
 	mux.HandleFunc("/control/devices/{phone}/logout", only(http.MethodPost, s.handleLogout))
 	mux.HandleFunc("/control/devices/{phone}/replace", only(http.MethodPost, s.handleReplace))
 	mux.HandleFunc("/control/devices/{phone}/reject-login", only(http.MethodPost, s.handleRejectLogin))
+	mux.HandleFunc("/control/devices/{phone}/ban", only(http.MethodPost, s.handleBan))
 	mux.HandleFunc("/control/devices/{phone}/sent", only(http.MethodGet, s.handleSent))
 }
 
@@ -73,6 +77,18 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid JSON body: %v", err))
+		return false
+	}
+	return true
+}
+
+// readOptionalJSON is readJSON for a body that may be left out entirely:
+// then v keeps the defaults it was given.
+func readOptionalJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid JSON body: %v", err))
 		return false
 	}
@@ -313,6 +329,50 @@ func (s *Server) handleRejectLogin(w http.ResponseWriter, r *http.Request) {
 		c.close()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"jid": dev.jid.String(), "connected": c != nil})
+}
+
+// Defaults and bounds of POST /control/devices/{phone}/ban. Code 101 is
+// events.TempBanSentToTooManyPeople, the commonest ban for a bulk sender.
+const (
+	defaultBanSeconds = 60
+	maxBanSeconds     = 7 * 24 * 60 * 60
+	defaultBanCode    = int(events.TempBanSentToTooManyPeople)
+)
+
+// handleBan bans the device temporarily, as WhatsApp does a number that
+// sent too much: its next login, and every login for the following
+// seconds, fails with <failure reason=402 code expire>; later logins
+// succeed, the device stays linked. The body { "seconds", "code" } is
+// optional. A connected device is disconnected at once (like reject-login),
+// so that its automatic reconnect is that next login.
+func (s *Server) handleBan(w http.ResponseWriter, r *http.Request) {
+	req := struct {
+		Seconds int `json:"seconds"`
+		Code    int `json:"code"`
+	}{Seconds: defaultBanSeconds, Code: defaultBanCode}
+	dev := s.currentDevice(w, r)
+	if dev == nil || !readOptionalJSON(w, r, &req) {
+		return
+	}
+	if req.Seconds < 1 || req.Seconds > maxBanSeconds {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("seconds must be between 1 and %d", maxBanSeconds))
+		return
+	}
+	if req.Code < 1 {
+		writeError(w, http.StatusBadRequest, "code must be a positive ban reason (101 to 106 are the known ones)")
+		return
+	}
+	s.mu.Lock()
+	dev.ban = &tempBan{code: req.Code, duration: time.Duration(req.Seconds) * time.Second}
+	c := dev.conn
+	s.mu.Unlock()
+	s.log.Info("device temporarily banned from its next login", "jid", dev.jid.String(),
+		"seconds", req.Seconds, "code", req.Code, "connected", c != nil)
+	if c != nil {
+		c.close()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jid": dev.jid.String(), "connected": c != nil,
+		"seconds": req.Seconds, "code": req.Code})
 }
 
 func (s *Server) handleSent(w http.ResponseWriter, r *http.Request) {

@@ -18,6 +18,7 @@ import (
 	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/proto/waAdv"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 	"go.mau.fi/whatsmeow/util/keys"
 	"google.golang.org/protobuf/proto"
 )
@@ -45,7 +46,8 @@ type device struct {
 	preKeys        []*keys.PreKey
 	removed        bool
 	rejectLogin    bool
-	conn           *conn // the logged-in connection, if any
+	ban            *tempBan // a temporary ban armed or in force, if any
+	conn           *conn    // the logged-in connection, if any
 	sent           []SentMessage
 }
 
@@ -283,8 +285,34 @@ func (ph *phone) verifyCompanionSignature(resp *waBinary.Node, dev *device, keyI
 	return nil
 }
 
+// tempBan is a temporary ban through the control API. It is armed until
+// the device's next login, which starts it: that login and every one until
+// until get <failure reason=402>; the first login after it succeeds and
+// clears the ban. The device stays linked throughout.
+type tempBan struct {
+	code     int
+	duration time.Duration
+	until    time.Time // zero while armed
+}
+
+// failure is the <failure reason=402 code expire/> that whatsmeow turns into
+// events.TemporaryBan{Code: code, Expire: expire seconds}
+// (connectionevents.go handleConnectFailure); expire is what remains of the
+// ban, rounded up to whole seconds.
+func (b *tempBan) failure(now time.Time) waBinary.Node {
+	remaining := b.until.Sub(now)
+	expire := int64((remaining + time.Second - 1) / time.Second)
+	return waBinary.Node{Tag: "failure", Attrs: waBinary.Attrs{
+		"reason":   fmt.Sprint(int(events.ConnectFailureTempBanned)),
+		"code":     fmt.Sprint(b.code),
+		"expire":   fmt.Sprint(expire),
+		"location": "emu",
+	}}
+}
+
 // login handles a client payload with credentials: <success> for a linked
-// device, <failure reason=401> for an unknown, unlinked or rejected one.
+// device, <failure reason=401> for an unknown, unlinked or rejected one,
+// <failure reason=402> for a temporarily banned one.
 func (c *conn) login() error {
 	number := fmt.Sprint(c.payload.GetUsername())
 	id := uint16(c.payload.GetDevice())
@@ -307,9 +335,22 @@ func (c *conn) login() error {
 		dev.rejectLogin = false
 		dev.removed = true
 	}
+	now := time.Now()
+	var banned *waBinary.Node
+	if reason == "" && dev.ban != nil {
+		if dev.ban.until.IsZero() {
+			dev.ban.until = now.Add(dev.ban.duration)
+		}
+		if now.Before(dev.ban.until) {
+			node := dev.ban.failure(now)
+			banned = &node
+		} else {
+			dev.ban = nil
+		}
+	}
 	jid := types.JID{User: number, Device: id, Server: types.DefaultUserServer}
 	var old *conn
-	if reason == "" {
+	if reason == "" && banned == nil {
 		// Set before dev.conn publishes c to control requests.
 		c.log = c.log.With("jid", jid.String())
 		old = dev.conn
@@ -320,6 +361,11 @@ func (c *conn) login() error {
 	if reason != "" {
 		c.log.Info("rejecting login", "jid", jid.String(), "reason", reason)
 		return c.terminate(waBinary.Node{Tag: "failure", Attrs: waBinary.Attrs{"reason": "401", "location": "emu"}})
+	}
+	if banned != nil {
+		c.log.Info("refusing login of a temporarily banned device", "jid", jid.String(),
+			"code", banned.Attrs["code"], "expire_s", banned.Attrs["expire"])
+		return c.terminate(*banned)
 	}
 	if old != nil {
 		old.close()

@@ -7,12 +7,17 @@
 // phone signs pairings; emulated peers keep their own Signal stores. Tests
 // and operators drive it through the JSON control API under /control/ (the
 // contract is the table in the design notes, ../shared/DESIGN.md from the
-// repository root). Two endpoints are not in that table yet:
+// repository root). Three endpoints are not in that table yet:
 // GET /control/unknown-iqs lists the iqs the emulator did not understand,
 // which a test run should treat as a failure; POST /control/pair-code with
 // { "phone", "code" } is the phone's user typing the code that
 // Client.PairPhone returned for that phone (paircode.go), answering { "jid" }
-// like /control/scan, or 409 for a wrong code.
+// like /control/scan, or 409 for a wrong code; POST
+// /control/devices/{phone}/ban with { "seconds", "code" } (both optional,
+// 60 and 101) bans the device temporarily: its next login and every login
+// for the following seconds get <failure reason="402" code expire>
+// (whatsmeow's events.TemporaryBan), later ones succeed; a connected device
+// is disconnected so that its reconnect is that login.
 //
 // Point a client at it with Configure. Every number other than the
 // device's own is an emulated peer with one device; messages to and from
