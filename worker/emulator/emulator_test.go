@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -654,4 +655,107 @@ func TestPairPhoneRefusesBadDisplayName(t *testing.T) {
 	}
 	var e struct{ Error string }
 	h.control(http.MethodPost, "/control/pair-code", map[string]string{"phone": "573007915272", "code": "ABCD-EFGH"}, http.StatusNotFound, &e)
+}
+
+// TestTemporaryBan: a ban disconnects the online device, whose reconnect
+// gets whatsmeow's TemporaryBan with the code and expiry asked for; logins
+// during the ban get it too, the store is kept (a ban is no logout), and the
+// first login after the expiry connects the same device again.
+func TestTemporaryBan(t *testing.T) {
+	h := newHarness(t)
+	const phone, seconds = "573007915273", 3
+	cli, el, jid := h.pair(phone)
+	from := el.len()
+	banned := time.Now()
+	var resp struct {
+		JID       string
+		Connected bool
+		Seconds   int
+		Code      int
+	}
+	h.control(http.MethodPost, "/control/devices/"+phone+"/ban",
+		map[string]int{"seconds": seconds, "code": 104}, http.StatusOK, &resp)
+	if resp.JID != jid.String() || !resp.Connected || resp.Seconds != seconds || resp.Code != 104 {
+		t.Fatalf("ban answered %+v", resp)
+	}
+	ban, next := waitFor(t, el, from, func(*events.TemporaryBan) bool { return true })
+	if ban.Code != events.TempBanSentTooManySameMessage || ban.Expire != seconds*time.Second {
+		t.Fatalf("TemporaryBan = %+v, want code 104 expiring in %ds", ban, seconds)
+	}
+
+	// Log in again until it works, paced like a client's backoff: each try
+	// before the expiry is banned again, with what remains of the ban. The
+	// client is disconnected by hand as an application would after a ban
+	// (polling Client.IsConnected instead races inside whatsmeow's
+	// FrameSocket).
+	pace := time.NewTicker(200 * time.Millisecond)
+	defer pace.Stop()
+	retries := 0
+	for {
+		cli.Disconnect()
+		<-pace.C
+		if err := cli.Connect(); err != nil {
+			t.Fatal(err)
+		}
+		var evt any
+		evt, next = waitFor(t, el, next, func(evt any) bool {
+			switch evt.(type) {
+			case *events.TemporaryBan, *events.Connected:
+				return true
+			}
+			return false
+		})
+		again, ok := evt.(*events.TemporaryBan)
+		if !ok {
+			break
+		}
+		retries++
+		if again.Code != ban.Code || again.Expire <= 0 || again.Expire > ban.Expire {
+			t.Fatalf("TemporaryBan on retry %d = %+v, want code %d and at most %s", retries, again, ban.Code, ban.Expire)
+		}
+	}
+	if took := time.Since(banned); took < seconds*time.Second || retries == 0 {
+		t.Fatalf("connected %s after a %ds ban, %d login(s) refused on the way", took, seconds, retries)
+	}
+	if cli.Store.ID == nil || *cli.Store.ID != jid {
+		t.Fatalf("store device after the ban: %v, want %s", cli.Store.ID, jid)
+	}
+	el.mu.Lock()
+	loggedOut := slices.ContainsFunc(el.events[from:], func(evt any) bool { _, ok := evt.(*events.LoggedOut); return ok })
+	el.mu.Unlock()
+	if loggedOut {
+		t.Fatalf("a ban logged the device out: %s", el.summary())
+	}
+	h.waitConnected(phone, true)
+
+	// A device that is offline when banned meets the ban at its next login.
+	cli.Disconnect()
+	h.waitConnected(phone, false)
+	from = el.len()
+	h.control(http.MethodPost, "/control/devices/"+phone+"/ban", nil, http.StatusOK, &resp)
+	if resp.Connected || resp.Seconds != defaultBanSeconds || resp.Code != defaultBanCode {
+		t.Fatalf("ban of an offline device with defaults answered %+v", resp)
+	}
+	if err := cli.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	ban, _ = waitFor(t, el, from, func(*events.TemporaryBan) bool { return true })
+	if ban.Code != events.TempBanSentToTooManyPeople || ban.Expire != defaultBanSeconds*time.Second {
+		t.Fatalf("TemporaryBan with defaults = %+v", ban)
+	}
+}
+
+func TestBanRefusesBadRequests(t *testing.T) {
+	h := newHarness(t)
+	h.pair("573007915274")
+	for _, body := range []any{
+		map[string]int{"seconds": 0},
+		map[string]int{"seconds": maxBanSeconds + 1},
+		map[string]int{"code": -1},
+		map[string]string{"until": "tomorrow"},
+	} {
+		h.control(http.MethodPost, "/control/devices/573007915274/ban", body, http.StatusBadRequest, nil)
+	}
+	h.control(http.MethodPost, "/control/devices/573000000000/ban", nil, http.StatusNotFound, nil)
+	h.waitConnected("573007915274", true)
 }
