@@ -1078,7 +1078,12 @@ func (f *Fleet) snapshot(o *org) state.Snapshot {
 		t := o.connectedSince.UTC()
 		s.ConnectedSince = &t
 	}
+	// A ban holds a relink back like a cooldown (Start answers 409 until
+	// it ends), so cooldown_until shows its expiry while banned.
 	if u := o.rec.CooldownUntil; u != nil && u.After(now) {
+		t := u.UTC()
+		s.CooldownUntil = &t
+	} else if u := o.rec.BanUntil; u != nil && u.After(now) && o.status == state.Banned {
 		t := u.UTC()
 		s.CooldownUntil = &t
 	}
