@@ -400,3 +400,69 @@ func TestPairByPhoneCode(t *testing.T) {
 		t.Fatalf("connected as %q (emulator linked %q) with QR %q and code %q", s.JID, resp.JID, s.QR, s.PairingCode)
 	}
 }
+
+// 3d. Temporary ban: WhatsApp refuses the login with 402 and an expiry. The
+// organization shows banned with that expiry as cooldown_until, has no
+// worker, refuses a start with 409 until then, and afterwards comes back
+// connected by itself on the same JID without a QR.
+func TestTemporaryBan(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "")
+	org, phone := "bn", "573007915275"
+	const banFor = 3 * time.Second
+	jid := e.link(org, phone)
+	pid := e.status(org).WorkerPID
+	qrs := e.metric("wa_sidecar_qr_codes_total", map[string]string{"org": org})
+	banned := time.Now()
+	// The emulator drops the connection; the worker's automatic reconnect
+	// is the login that meets the ban.
+	e.control(http.MethodPost, "/control/devices/"+phone+"/ban",
+		map[string]int{"seconds": int(banFor / time.Second), "code": 101}, nil)
+	s := e.waitStatus(org, state.Banned, 15*time.Second)
+	if s.CooldownUntil == nil || s.CooldownUntil.Before(banned.Add(banFor)) || s.CooldownUntil.After(time.Now().Add(banFor)) {
+		t.Fatalf("banned at %s for %s, status shows cooldown_until %v", banned.UTC().Format(time.RFC3339Nano), banFor, s.CooldownUntil)
+	}
+	until := *s.CooldownUntil
+	e.eventually(10*time.Second, "the banned worker to exit", func() error {
+		if alive(pid) {
+			return errors.New("still running")
+		}
+		return nil
+	})
+	if s := e.status(org); s.Status != state.Banned || s.WorkerPID != 0 {
+		t.Fatalf("a worker is attached while banned: %+v", s)
+	}
+	_, err := e.api.Start(context.Background(), org)
+	var ae *apiclient.APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Code != "cooldown" || !strings.Contains(ae.Message, "ban") {
+		t.Fatalf("start while banned: %v", err)
+	}
+	if ae.RetryAfter <= 0 || ae.RetryAfter > banFor+time.Second {
+		t.Fatalf("Retry-After %s on the 409 during a %s ban", ae.RetryAfter, banFor)
+	}
+	// Nothing restarts until the ban ends (the margin leaves the
+	// supervisor's own timer alone).
+	e.never(time.Until(until)-300*time.Millisecond, "a worker started while banned", func() bool {
+		s := e.status(org)
+		return s.Status != state.Banned || s.WorkerPID != 0
+	})
+	e.eventually(30*time.Second, "connected again after the ban", func() error {
+		s := e.status(org)
+		if s.Status == state.QRRequired || s.QR != "" {
+			t.Fatalf("a QR was offered after a ban: %+v", s)
+		}
+		if s.Status != state.Connected {
+			return fmt.Errorf("status %s (last event %s)", s.Status, s.LastEvent)
+		}
+		if s.JID != jid || s.CooldownUntil != nil || s.WorkerPID == 0 || s.WorkerPID == pid {
+			t.Fatalf("after the ban: %+v, want JID %s and a new worker", s, jid)
+		}
+		return nil
+	})
+	if time.Now().Before(until) {
+		t.Fatalf("connected before the ban's expiry %s", until)
+	}
+	if got := e.metric("wa_sidecar_qr_codes_total", map[string]string{"org": org}); got != qrs {
+		t.Fatalf("qr_codes_total went from %v to %v across the ban", qrs, got)
+	}
+}
