@@ -621,6 +621,9 @@ func TestTemporaryBanHoldsUntilExpiryAndSurvivesRestart(t *testing.T) {
 		t.Fatalf("status %s after a ban", st)
 	}
 	h.eventually("banned worker closed", w.closed)
+	if s, _ := h.f.Get("2"); s.CooldownUntil == nil || !s.CooldownUntil.Equal(until) {
+		t.Fatalf("the ban's expiry is not shown as cooldown_until: %v", s.CooldownUntil)
+	}
 	_, err := h.f.Start("2")
 	wantCooldown(t, err, until)
 
