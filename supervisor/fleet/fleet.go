@@ -102,6 +102,8 @@ type Fleet struct {
 	// starts on a directory about to be archived.
 	occupied map[string]int
 	deferred map[string]bool
+	// startWaiters counts Start calls waiting on a launch, for tests.
+	startWaiters atomic.Int32
 }
 
 // org is the live, in-memory side of one organization; rec is its
@@ -111,6 +113,8 @@ type org struct {
 	status state.Status
 
 	proc Worker
+	// launching is closed when the launch in flight has an outcome.
+	launching chan struct{}
 	// gen increases at every launch and detach, so events and results of a
 	// worker that was replaced or stopped meanwhile are recognised and dropped.
 	gen int
@@ -239,35 +243,57 @@ func (f *Fleet) Get(id string) (state.Snapshot, error) {
 // a connected, starting or queued organization, and refuses while a cooldown
 // or ban holds.
 func (f *Fleet) Start(id string) (state.Snapshot, error) {
+	snap, launching, err := f.start(id)
+	if err != nil || launching == nil {
+		return snap, err
+	}
+	// A start that finds a launch in flight waits for it, so the caller
+	// sees its outcome (a QR, restoring, or a failure) rather than a
+	// half-started organization; it never launches a second worker.
+	f.startWaiters.Add(1)
+	defer f.startWaiters.Add(-1)
+	select {
+	case <-launching:
+	case <-time.After(launchTimeout):
+	}
+	return f.Get(id)
+}
+
+// start registers and queues id; it returns the launch in flight, if any,
+// for Start to wait on.
+func (f *Fleet) start(id string) (state.Snapshot, <-chan struct{}, error) {
 	if err := orgid.Validate(id); err != nil {
-		return state.Snapshot{}, err
+		return state.Snapshot{}, nil, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closing {
-		return state.Snapshot{}, &ConflictError{Org: id, Msg: "the supervisor is shutting down"}
+		return state.Snapshot{}, nil, &ConflictError{Org: id, Msg: "the supervisor is shutting down"}
 	}
 	now := f.clock.Now()
 	o, err := f.register(id, now)
 	if err != nil {
-		return state.Snapshot{}, err
+		return state.Snapshot{}, nil, err
 	}
 	if err := f.held(o, now); err != nil {
-		return f.snapshot(o), err
+		return f.snapshot(o), nil, err
+	}
+	if o.launching != nil {
+		return f.snapshot(o), o.launching, nil
 	}
 	if o.proc != nil || f.queue.IsLive(id) || o.status == state.Queued {
-		return f.snapshot(o), nil
+		return f.snapshot(o), nil, nil
 	}
 	if err := f.commit(o, func(r *registry.Record) {
 		r.Status, r.StatusReason, r.Wanted = "", "", true
 		r.BanUntil = nil
 	}); err != nil {
-		return state.Snapshot{}, err
+		return state.Snapshot{}, nil, err
 	}
 	o.crashes = 0
 	f.enqueue(o, "start")
 	f.pump()
-	return f.snapshot(o), nil
+	return f.snapshot(o), nil, nil
 }
 
 // held refuses a start or relink while a cooldown or a ban is in force.
@@ -634,8 +660,10 @@ func (f *Fleet) spawn(o *org) {
 		req.EmulatorUrl = e.URL
 	}
 	f.log.Info("starting worker", "org", id, "restoring", o.rec.Linked)
+	launching := make(chan struct{})
+	o.launching = launching
 	f.job(id, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), launchTimeout)
 		defer cancel()
 		proc, err := f.launch(ctx, id)
 		var resp *pb.StartResponse
@@ -648,6 +676,12 @@ func (f *Fleet) spawn(o *org) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		defer f.pump()
+		defer func() {
+			close(launching)
+			if o.launching == launching {
+				o.launching = nil
+			}
+		}()
 		if o.gen != gen || f.closing || f.orgs[id] != o {
 			// Whatever made this launch stale (stop, delete, shutdown) took
 			// it out of the queue already; Started would match a newer
@@ -913,6 +947,9 @@ func (f *Fleet) halt(o *org, why string) Worker {
 // detach bumps the generation so the old worker's events are ignored.
 func (f *Fleet) detach(o *org) Worker {
 	o.gen++
+	// A launch in flight is stale from here on: later starts queue anew
+	// (and wait for it to close) instead of waiting on its outcome.
+	o.launching = nil
 	proc := o.proc
 	o.proc = nil
 	if proc != nil {
@@ -1092,6 +1129,9 @@ func (f *Fleet) snapshot(o *org) state.Snapshot {
 	}
 	return s
 }
+
+// launchTimeout bounds spawning a worker and its Start call.
+const launchTimeout = time.Minute
 
 // stableConnection is how long a worker must stay connected before its
 // crash count starts over.

@@ -183,3 +183,38 @@ func TestCrashCountResetsOnlyAfterAStableConnection(t *testing.T) {
 		w = h.attached("2", cfg.Workers.CrashLimit+2+i)
 	}
 }
+
+// A second start while the first launch is in flight waits for its
+// outcome and launches nothing itself.
+func TestSecondStartWaitsForTheLaunchInFlight(t *testing.T) {
+	h := newHarness(t, testConfig(), "")
+	gate := make(chan struct{})
+	h.mu.Lock()
+	h.gate = gate
+	h.mu.Unlock()
+	if _, err := h.f.Start("2"); err != nil {
+		t.Fatal(err)
+	}
+	h.clk.Advance(h.spawnWait())
+	h.eventually("launch in flight", func() bool { return h.launches("2") == 1 })
+	second := make(chan int, 1)
+	go func() {
+		s, err := h.f.Start("2")
+		if err != nil {
+			t.Error(err)
+		}
+		second <- s.WorkerPID
+	}()
+	h.eventually("the second start to wait", func() bool { return h.f.startWaiters.Load() == 1 })
+	h.mu.Lock()
+	h.gate = nil
+	h.mu.Unlock()
+	close(gate)
+	if pid := <-second; pid == 0 || pid != h.worker("2").pid {
+		t.Fatalf("second start answered worker_pid %d, want the launched worker's", pid)
+	}
+	h.settle()
+	if n := h.launches("2"); n != 1 {
+		t.Fatalf("launched %d times", n)
+	}
+}
