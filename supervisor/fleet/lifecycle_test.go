@@ -9,19 +9,32 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/supervisor/registry"
 )
 
-// Stop and Start while the first launch is still in flight must not put a
-// second process on the same auth directory.
-func TestStopThenStartDuringLaunchNeverRunsTwo(t *testing.T) {
-	h := newHarness(t, testConfig(), "")
+// launchHeld starts id and returns once its launch is in flight and held
+// (the process exists, Start has not answered); release lets it finish.
+func (h *harness) launchHeld(id string) (release func()) {
+	h.t.Helper()
 	gate := make(chan struct{})
 	h.mu.Lock()
 	h.gate = gate
 	h.mu.Unlock()
-	if _, err := h.f.Start("2"); err != nil {
-		t.Fatal(err)
+	if _, err := h.f.Start(id); err != nil {
+		h.t.Fatal(err)
 	}
 	h.clk.Advance(h.spawnWait())
-	h.eventually("first launch in flight", func() bool { return h.launches("2") == 1 })
+	h.eventually(id+" launch in flight", func() bool { return h.launches(id) == 1 })
+	return func() {
+		h.mu.Lock()
+		h.gate = nil
+		h.mu.Unlock()
+		close(gate)
+	}
+}
+
+// Stop and Start while the first launch is still in flight must not put a
+// second process on the same auth directory.
+func TestStopThenStartDuringLaunchNeverRunsTwo(t *testing.T) {
+	h := newHarness(t, testConfig(), "")
+	release := h.launchHeld("2")
 	if _, err := h.f.Stop("2"); err != nil {
 		t.Fatal(err)
 	}
@@ -33,10 +46,7 @@ func TestStopThenStartDuringLaunchNeverRunsTwo(t *testing.T) {
 	if s := h.status("2"); s != state.Queued {
 		t.Fatalf("status %s: a second start began while the first launch was in flight", s)
 	}
-	h.mu.Lock()
-	h.gate = nil
-	h.mu.Unlock()
-	close(gate)
+	release()
 	h.attached("2", 2)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -188,15 +198,7 @@ func TestCrashCountResetsOnlyAfterAStableConnection(t *testing.T) {
 // outcome and launches nothing itself.
 func TestSecondStartWaitsForTheLaunchInFlight(t *testing.T) {
 	h := newHarness(t, testConfig(), "")
-	gate := make(chan struct{})
-	h.mu.Lock()
-	h.gate = gate
-	h.mu.Unlock()
-	if _, err := h.f.Start("2"); err != nil {
-		t.Fatal(err)
-	}
-	h.clk.Advance(h.spawnWait())
-	h.eventually("launch in flight", func() bool { return h.launches("2") == 1 })
+	release := h.launchHeld("2")
 	second := make(chan int, 1)
 	go func() {
 		s, err := h.f.Start("2")
@@ -206,10 +208,7 @@ func TestSecondStartWaitsForTheLaunchInFlight(t *testing.T) {
 		second <- s.WorkerPID
 	}()
 	h.eventually("the second start to wait", func() bool { return h.f.startWaiters.Load() == 1 })
-	h.mu.Lock()
-	h.gate = nil
-	h.mu.Unlock()
-	close(gate)
+	release()
 	if pid := <-second; pid == 0 || pid != h.worker("2").pid {
 		t.Fatalf("second start answered worker_pid %d, want the launched worker's", pid)
 	}
