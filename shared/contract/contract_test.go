@@ -55,8 +55,8 @@ func TestContractOverGRPC(t *testing.T) {
 	w := raw.(Worker)
 	ctx := context.Background()
 
-	resp, err := w.Start(ctx, &pb.StartRequest{OrganizationId: "2", AuthDir: "/x"})
-	if err != nil || !resp.Restoring || impl.started.OrganizationId != "2" {
+	resp, err := w.Start(ctx, &pb.StartRequest{OrganizationId: "2", AuthDir: "/x", Fingerprint: "Chrome/Windows/10.0.19045"})
+	if err != nil || !resp.Restoring || impl.started.OrganizationId != "2" || impl.started.Fingerprint != "Chrome/Windows/10.0.19045" {
 		t.Fatalf("Start: %v %v %v", resp, err, impl.started)
 	}
 	var got []*pb.Event

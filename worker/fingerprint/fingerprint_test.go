@@ -2,75 +2,60 @@ package fingerprint
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waCompanionReg"
 	"go.mau.fi/whatsmeow/store"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/fingerprint"
 )
 
-func TestStablePerOrganization(t *testing.T) {
-	for _, id := range []string{"2", "68e3f605f2d61bb5556b7b20", "org_A-1"} {
-		if a, b := For(id), For(id); a != b {
-			t.Errorf("%s: %v then %v", id, a, b)
-		}
-	}
-}
-
-func TestSpreadAcrossOrganizations(t *testing.T) {
-	seen := map[Fingerprint]int{}
-	oses := map[string]bool{}
-	for i := range 50 {
-		f := For(fmt.Sprint(i))
-		seen[f]++
-		oses[f.OS] = true
-	}
-	if len(seen) < 10 {
-		t.Errorf("50 organizations share %d fingerprints, want at least 10: %v", len(seen), seen)
-	}
-	if len(oses) < 3 {
-		t.Errorf("50 organizations use %d OS families, want all 3", len(oses))
-	}
-}
-
-func TestCombinationsArePlausible(t *testing.T) {
-	for i := range 500 {
-		f := For(fmt.Sprint("org", i))
-		if f.Browser == "Safari" && f.OS != "Mac OS" {
-			t.Errorf("%v: Safari outside Mac OS", f)
-		}
-		if f.Browser == "Edge" && f.OS == "Linux" {
-			t.Errorf("%v: Edge on Linux", f)
-		}
-	}
-}
-
 func TestApplySetsWhatsmeowGlobals(t *testing.T) {
-	f := For("2")
-	f.Apply()
-	if got := store.DeviceProps.GetOs(); got != f.OS {
-		t.Errorf("DeviceProps.Os = %q, want %q", got, f.OS)
-	}
-	if got := store.DeviceProps.GetPlatformType(); got != f.Platform {
-		t.Errorf("PlatformType = %v, want %v", got, f.Platform)
-	}
-	want := fmt.Sprintf("%d.%d.%d", f.Version[0], f.Version[1], f.Version[2])
-	if got := store.BaseClientPayload.GetUserAgent().GetOsVersion(); got != want {
-		t.Errorf("OsVersion = %q, want %q", got, want)
-	}
-	if got := f.DisplayName(); got != f.Browser+" ("+f.OS+")" {
-		t.Errorf("DisplayName = %q", got)
+	for _, s := range []string{"Opera/Linux/6.6.30", "Safari/Mac OS/14.7.2", "Edge/Windows/10.0.26100"} {
+		f, err := fingerprint.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		Apply(f)
+		if got := store.DeviceProps.GetOs(); got != f.OS {
+			t.Errorf("%s: DeviceProps.Os = %q, want %q", s, got, f.OS)
+		}
+		if got := store.DeviceProps.GetPlatformType(); got != Platform(f) || got.String() != strings.ToUpper(f.Browser) {
+			t.Errorf("%s: PlatformType = %v", s, got)
+		}
+		want := fmt.Sprintf("%d.%d.%d", f.Version[0], f.Version[1], f.Version[2])
+		if got := store.BaseClientPayload.GetUserAgent().GetOsVersion(); got != want {
+			t.Errorf("%s: OsVersion = %q, want %q", s, got, want)
+		}
 	}
 }
 
-// TestFrozen catches an edit of the tables or the hash input, which would
-// silently move every existing organization to another fingerprint.
-func TestFrozen(t *testing.T) {
-	want := map[string]string{
-		"2":                        "Edge 10.0.19045 on Windows",
-		"68e3f605f2d61bb5556b7b20": "Safari 15.2.0 on Mac OS",
+// pairClientNames is whatsmeow's PairClientType order (pair-code.go), which
+// has no String method.
+var pairClientNames = map[whatsmeow.PairClientType]string{
+	whatsmeow.PairClientChrome:  "CHROME",
+	whatsmeow.PairClientEdge:    "EDGE",
+	whatsmeow.PairClientFirefox: "FIREFOX",
+	whatsmeow.PairClientOpera:   "OPERA",
+	whatsmeow.PairClientSafari:  "SAFARI",
+}
+
+// TestEveryBrowserMaps covers the catalog and the legacy fingerprints: each
+// browser registers and pairs as itself, never as UNKNOWN.
+func TestEveryBrowserMaps(t *testing.T) {
+	all := fingerprint.Catalog()
+	for i := range 1000 {
+		all = append(all, fingerprint.Legacy(fmt.Sprint(i)))
 	}
-	for id, w := range want {
-		if got := For(id).String(); got != w {
-			t.Errorf("For(%q) = %q, want %q", id, got, w)
+	for _, f := range all {
+		platform, pair := Platform(f), PairClient(f)
+		if platform == waCompanionReg.DeviceProps_UNKNOWN || pair == whatsmeow.PairClientUnknown {
+			t.Fatalf("%v: platform %v, pair client %d", f, platform, pair)
+		}
+		if name := strings.ToUpper(f.Browser); platform.String() != name || pairClientNames[pair] != name {
+			t.Fatalf("%v: platform %v, pair client %d (%s)", f, platform, pair, pairClientNames[pair])
 		}
 	}
 }

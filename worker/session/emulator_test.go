@@ -13,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"go.mau.fi/whatsmeow/proto/waCompanionReg"
+	"go.mau.fi/whatsmeow/store"
+
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
+	"github.com/wa-sidecar/wa-sidecar/shared/fingerprint"
 	"github.com/wa-sidecar/wa-sidecar/worker/badmac"
 	"github.com/wa-sidecar/wa-sidecar/worker/emulator"
 )
@@ -133,12 +137,16 @@ func TestAgainstEmulator(t *testing.T) {
 		AuthDir:         authDir,
 		QrGiveUpAfterMs: (5 * time.Minute).Milliseconds(),
 		EmulatorUrl:     base,
+		Fingerprint:     "Opera/Linux/6.6.30",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if resp.Restoring {
 		t.Fatal("fresh auth dir reported as restoring")
+	}
+	if os, platform := store.DeviceProps.GetOs(), store.DeviceProps.GetPlatformType(); os != "Linux" || platform != waCompanionReg.DeviceProps_OPERA {
+		t.Errorf("registering as %v on %q, want the requested fingerprint's OPERA on Linux", platform, os)
 	}
 	go func() { streamDone <- sess.Events(ctx, rec.sink) }()
 	t.Cleanup(func() {
@@ -204,7 +212,7 @@ func TestAgainstEmulator(t *testing.T) {
 		t.Errorf("event stream ended with %v, want nil", err)
 	}
 	again := New(Options{Log: log, Detector: det})
-	resp, err = again.Start(ctx, &pb.StartRequest{OrganizationId: "emu-org", AuthDir: authDir, EmulatorUrl: base})
+	resp, err = again.Start(ctx, &pb.StartRequest{OrganizationId: "emu-org", AuthDir: authDir, EmulatorUrl: base, Fingerprint: "Opera/Linux/6.6.30"})
 	if err != nil {
 		t.Fatalf("start after logout: %v", err)
 	}
@@ -261,6 +269,9 @@ func TestQRGivesUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sess.Stop(ctx)
+	if want := fingerprint.Legacy("giveup"); store.DeviceProps.GetOs() != want.OS || store.BaseClientPayload.GetUserAgent().GetOsVersion() != fmt.Sprintf("%d.%d.%d", want.Version[0], want.Version[1], want.Version[2]) {
+		t.Errorf("without a fingerprint the device registers as %q %s, want the legacy %v", store.DeviceProps.GetOs(), store.BaseClientPayload.GetUserAgent().GetOsVersion(), want)
+	}
 	rec := &recorder{}
 	go func() { _ = sess.Events(ctx, rec.sink) }()
 	evs := rec.waitUntil(t, "QRGaveUp", func(evs []*pb.Event) bool {

@@ -26,10 +26,11 @@ import (
 
 	"github.com/wa-sidecar/wa-sidecar/shared/contract"
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
+	"github.com/wa-sidecar/wa-sidecar/shared/fingerprint"
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
 	"github.com/wa-sidecar/wa-sidecar/worker/badmac"
 	"github.com/wa-sidecar/wa-sidecar/worker/emulator"
-	"github.com/wa-sidecar/wa-sidecar/worker/fingerprint"
+	devicefp "github.com/wa-sidecar/wa-sidecar/worker/fingerprint"
 
 	// The store's driver: pure Go, so the worker builds with CGO_ENABLED=0.
 	_ "modernc.org/sqlite"
@@ -101,6 +102,13 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 	if err != nil {
 		return nil, fmt.Errorf("start %s: log_level: %w", req.OrganizationId, err)
 	}
+	// Organizations linked before fingerprints were stored keep the derived one.
+	fp := fingerprint.Legacy(req.OrganizationId)
+	if req.Fingerprint != "" {
+		if fp, err = fingerprint.Parse(req.Fingerprint); err != nil {
+			return nil, fmt.Errorf("start %s: %w", req.OrganizationId, err)
+		}
+	}
 
 	s.mu.Lock()
 	if s.starting || s.cli != nil || s.stopped {
@@ -127,8 +135,7 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 	}
 	// Before NewClient and before any connect: the registration payload is
 	// built from these globals.
-	fp := fingerprint.For(req.OrganizationId)
-	fp.Apply()
+	devicefp.Apply(fp)
 
 	waLog := s.opts.Detector.WhatsmeowLogger(s.log)
 	container, err := sqlstore.New(ctx, "sqlite", fmt.Sprintf(storeDSN, filepath.Join(req.AuthDir, "whatsmeow.db")), waLog.Sub("Store"))
@@ -437,7 +444,7 @@ func (s *Session) PairPhone(ctx context.Context, phone string) (string, error) {
 	s.mu.Lock()
 	fp := s.fp
 	s.mu.Unlock()
-	code, err := cli.PairPhone(ctx, phone, true, fp.Pair, fp.DisplayName())
+	code, err := cli.PairPhone(ctx, phone, true, devicefp.PairClient(fp), fp.DisplayName())
 	if err != nil {
 		return "", fmt.Errorf("pair phone: %w", err)
 	}

@@ -47,14 +47,16 @@ func newTestSession(t *testing.T) *Session {
 
 func TestStartRejectsBadInput(t *testing.T) {
 	dir := t.TempDir()
-	cases := []*pb.StartRequest{
-		{OrganizationId: "../etc", AuthDir: filepath.Join(dir, "x")},
-		{OrganizationId: "2", AuthDir: dir + "/x/../y"},
-		{OrganizationId: "2", AuthDir: filepath.Join(dir, "2"), LogLevel: "chatty"},
+	// Each error names the field that is wrong.
+	cases := map[string]*pb.StartRequest{
+		"organization id": {OrganizationId: "../etc", AuthDir: filepath.Join(dir, "x")},
+		"auth_dir":        {OrganizationId: "2", AuthDir: dir + "/x/../y"},
+		"log_level":       {OrganizationId: "2", AuthDir: filepath.Join(dir, "2"), LogLevel: "chatty"},
+		"fingerprint":     {OrganizationId: "2", AuthDir: filepath.Join(dir, "2"), Fingerprint: "Safari/Linux/6.1.0"},
 	}
-	for _, req := range cases {
-		if _, err := newTestSession(t).Start(context.Background(), req); err == nil {
-			t.Errorf("Start(%v) succeeded", req)
+	for field, req := range cases {
+		if _, err := newTestSession(t).Start(context.Background(), req); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("Start(%v) = %v, want an error naming %s", req, err, field)
 		}
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {

@@ -32,8 +32,13 @@ type StartRequest struct {
 	// How long QR codes are renewed before the worker gives up.
 	QrGiveUpAfterMs int64 `protobuf:"varint,3,opt,name=qr_give_up_after_ms,json=qrGiveUpAfterMs,proto3" json:"qr_give_up_after_ms,omitempty"`
 	// Empty: WhatsApp. Otherwise the base URL of the local test emulator.
-	EmulatorUrl   string `protobuf:"bytes,4,opt,name=emulator_url,json=emulatorUrl,proto3" json:"emulator_url,omitempty"`
-	LogLevel      string `protobuf:"bytes,5,opt,name=log_level,json=logLevel,proto3" json:"log_level,omitempty"`
+	EmulatorUrl string `protobuf:"bytes,4,opt,name=emulator_url,json=emulatorUrl,proto3" json:"emulator_url,omitempty"`
+	LogLevel    string `protobuf:"bytes,5,opt,name=log_level,json=logLevel,proto3" json:"log_level,omitempty"`
+	// The device fingerprint the supervisor chose for this organization, in
+	// shared/fingerprint's encoding ("Chrome/Windows/10.0.19045"). Empty: the
+	// legacy one derived from organization_id, which organizations linked
+	// before fingerprints were stored keep.
+	Fingerprint   string `protobuf:"bytes,6,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -99,6 +104,13 @@ func (x *StartRequest) GetEmulatorUrl() string {
 func (x *StartRequest) GetLogLevel() string {
 	if x != nil {
 		return x.LogLevel
+	}
+	return ""
+}
+
+func (x *StartRequest) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
 	}
 	return ""
 }
@@ -1465,13 +1477,14 @@ var File_worker_proto protoreflect.FileDescriptor
 
 const file_worker_proto_rawDesc = "" +
 	"\n" +
-	"\fworker.proto\x12\x13wasidecar.worker.v1\"\xc0\x01\n" +
+	"\fworker.proto\x12\x13wasidecar.worker.v1\"\xe2\x01\n" +
 	"\fStartRequest\x12'\n" +
 	"\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x19\n" +
 	"\bauth_dir\x18\x02 \x01(\tR\aauthDir\x12,\n" +
 	"\x13qr_give_up_after_ms\x18\x03 \x01(\x03R\x0fqrGiveUpAfterMs\x12!\n" +
 	"\femulator_url\x18\x04 \x01(\tR\vemulatorUrl\x12\x1b\n" +
-	"\tlog_level\x18\x05 \x01(\tR\blogLevel\"-\n" +
+	"\tlog_level\x18\x05 \x01(\tR\blogLevel\x12 \n" +
+	"\vfingerprint\x18\x06 \x01(\tR\vfingerprint\"-\n" +
 	"\rStartResponse\x12\x1c\n" +
 	"\trestoring\x18\x01 \x01(\bR\trestoring\"\x0f\n" +
 	"\rEventsRequest\"\xed\x06\n" +
