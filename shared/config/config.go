@@ -76,6 +76,7 @@ type Workers struct {
 // BadMAC is the policy for repeated "Bad MAC" decryption failures.
 type BadMAC struct {
 	Limit            int      `toml:"limit"`
+	MinSenders       int      `toml:"min_senders"`
 	ResetAfter       Duration `toml:"reset_after"`
 	KeepArchives     int      `toml:"keep_archives"`
 	RestartDelay     Duration `toml:"restart_delay"`
@@ -141,6 +142,7 @@ func Default() Config {
 		},
 		BadMAC: BadMAC{
 			Limit:            5,
+			MinSenders:       1,
 			ResetAfter:       Duration{60 * time.Second},
 			KeepArchives:     3,
 			RestartDelay:     Duration{2 * time.Second},
@@ -202,6 +204,7 @@ func (c *Config) Validate() error {
 		{"workers.crash_limit", atLeast(c.Workers.CrashLimit, 1)},
 		{"workers.stop_timeout", positive(c.Workers.StopTimeout)},
 		{"badmac.limit", atLeast(c.BadMAC.Limit, 1)},
+		{"badmac.min_senders", atLeast(c.BadMAC.MinSenders, 1)},
 		{"badmac.reset_after", positive(c.BadMAC.ResetAfter)},
 		{"badmac.keep_archives", atLeast(c.BadMAC.KeepArchives, 0)},
 		{"badmac.restart_delay", nonNegative(c.BadMAC.RestartDelay)},

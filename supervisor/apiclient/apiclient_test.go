@@ -15,6 +15,7 @@ import (
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/statusapi"
 )
 
@@ -30,7 +31,7 @@ type fakeFleet struct {
 func (f *fakeFleet) snap(id string) (state.Snapshot, error) {
 	st, ok := f.orgs[id]
 	if !ok {
-		return state.Snapshot{}, fleet.ErrUnknownOrg
+		return state.Snapshot{}, lifecycle.ErrUnknownOrg
 	}
 	return state.Snapshot{OrganizationID: id, Status: st}, nil
 }
@@ -39,7 +40,7 @@ func (f *fakeFleet) setIfKnown(id string, st state.Status) (state.Snapshot, erro
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.orgs[id]; !ok {
-		return state.Snapshot{}, fleet.ErrUnknownOrg
+		return state.Snapshot{}, lifecycle.ErrUnknownOrg
 	}
 	f.orgs[id] = st
 	return f.snap(id)
@@ -57,17 +58,19 @@ func (f *fakeFleet) List() []state.Snapshot {
 	return out
 }
 
+func (f *fakeFleet) Ready() error { return nil }
+
 func (f *fakeFleet) Get(id string) (state.Snapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.snap(id)
 }
 
-func (f *fakeFleet) Start(id string) (state.Snapshot, error) {
+func (f *fakeFleet) Start(_ context.Context, id string, _ fleet.StartOptions) (state.Snapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.cooldown.IsZero() {
-		return state.Snapshot{}, &fleet.CooldownError{Org: id, Until: f.cooldown, Reason: "logout"}
+		return state.Snapshot{}, &lifecycle.HoldError{Org: id, Until: f.cooldown, Why: "a logout"}
 	}
 	if f.orgs[id] != state.Connected {
 		f.orgs[id] = state.Queued
@@ -75,17 +78,21 @@ func (f *fakeFleet) Start(id string) (state.Snapshot, error) {
 	return f.snap(id)
 }
 
-func (f *fakeFleet) Stop(id string) (state.Snapshot, error) { return f.setIfKnown(id, state.Stopped) }
+func (f *fakeFleet) Stop(_ context.Context, id string) (state.Snapshot, error) {
+	return f.setIfKnown(id, state.Stopped)
+}
 func (f *fakeFleet) Logout(_ context.Context, id string) (state.Snapshot, error) {
 	return f.setIfKnown(id, state.LoggedOut)
 }
-func (f *fakeFleet) Clear(id string) (state.Snapshot, error) { return f.setIfKnown(id, state.Queued) }
+func (f *fakeFleet) Clear(_ context.Context, id string) (state.Snapshot, error) {
+	return f.setIfKnown(id, state.Queued)
+}
 
-func (f *fakeFleet) Delete(id string) error {
+func (f *fakeFleet) Delete(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.orgs[id]; !ok {
-		return fleet.ErrUnknownOrg
+		return lifecycle.ErrUnknownOrg
 	}
 	delete(f.orgs, id)
 	return nil
@@ -95,7 +102,7 @@ func (f *fakeFleet) PairPhone(_ context.Context, id, phone string) (string, erro
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.orgs[id] == state.Connected {
-		return "", &fleet.ConflictError{Org: id, Msg: "already linked"}
+		return "", &lifecycle.ConflictError{Org: id, Msg: "already linked"}
 	}
 	return "ABCD-" + phone[len(phone)-4:], nil
 }
@@ -145,7 +152,7 @@ func exercise(t *testing.T, c *Client, f *fakeFleet) {
 	f.mu.Unlock()
 	_, err = c.Start(ctx, "2")
 	var ae *APIError
-	if !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Code != "cooldown" || !strings.Contains(ae.Message, "cooldown") {
+	if !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Code != "cooldown" || !strings.Contains(ae.Message, "held back after a logout") {
 		t.Fatalf("start in cooldown: %#v", err)
 	}
 	if _, err := c.PairPhone(ctx, "2", "573001234567"); !IsCode(err, "conflict") {

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
-	"github.com/wa-sidecar/wa-sidecar/supervisor/statefile"
 )
 
 // Archive is one archived auth directory.
@@ -63,7 +62,7 @@ func Move(authRoot, org, reason string, now time.Time) (string, error) {
 		if err := os.Rename(src, dst); err != nil {
 			return "", fmt.Errorf("archive %s: %w", org, err)
 		}
-		if err := statefile.SyncDir(authRoot); err != nil {
+		if err := syncDir(authRoot); err != nil {
 			return dst, fmt.Errorf("archive %s: moved to %s but %w", org, dst, err)
 		}
 		return dst, nil
@@ -156,4 +155,18 @@ func parse(org, dir string) (reason string, ms int64, ok bool) {
 		return r, ms, true
 	}
 	return "", 0, false
+}
+
+// syncDir makes a rename in dir durable: without it the directory entry may
+// still point at the old name after a power loss.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
 }

@@ -60,6 +60,7 @@ type Process struct {
 	client   *plugin.Client
 	pid      int
 	release  chan struct{}
+	kill     context.CancelFunc
 	killOnce sync.Once
 }
 
@@ -93,12 +94,15 @@ func (p *Process) Kill() {
 			}
 			<-done
 		}
+		p.kill()
 		close(p.release)
 	})
 }
 
 // Launch starts a worker for org and connects to it. The caller must call
-// Kill on every exit path.
+// Kill on every exit path. When ctx ends first, the process is killed and
+// reaped before Launch returns: a cancelled launch leaves nothing behind
+// that could still hold a slot or open the auth directory.
 func (l *Launcher) Launch(ctx context.Context, org string) (*Process, error) {
 	sum, err := checksum(l.binary)
 	if err != nil {
@@ -110,13 +114,18 @@ func (l *Launcher) Launch(ctx context.Context, org string) (*Process, error) {
 	}
 	done := make(chan result, 1)
 	release := make(chan struct{})
+	// procCtx kills the process through exec's own context watch, the one
+	// way to interrupt go-plugin's handshake wait without racing it; it is
+	// tied to ctx only until the launch succeeds.
+	procCtx, kill := context.WithCancel(context.Background())
+	detach := context.AfterFunc(ctx, kill)
 	// Pdeathsig fires when the forking *thread* exits, not the process
 	// (golang/go#27505). The spawning goroutine therefore locks its thread
 	// and stays alive until Kill, so the kernel kills the worker exactly
 	// when the supervisor dies.
 	go func() {
 		runtime.LockOSThread()
-		cmd := exec.Command(l.binary)
+		cmd := exec.CommandContext(procCtx, l.binary)
 		cmd.Env = append(os.Environ(), "WA_SIDECAR_ORG="+org, fmt.Sprintf("%s=%d", contract.SupervisorPIDEnv, os.Getpid()))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		client := plugin.NewClient(&plugin.ClientConfig{
@@ -133,25 +142,28 @@ func (l *Launcher) Launch(ctx context.Context, org string) (*Process, error) {
 		})
 		p, err := connect(client, org)
 		if err != nil {
+			// Kill waits for the process to be reaped.
 			client.Kill()
 			done <- result{err: err}
 			return // the thread dies with the goroutine; the worker is already gone
 		}
-		p.release = release
+		p.release, p.kill = release, kill
 		done <- result{p: p}
 		<-release
 	}()
-	select {
-	case r := <-done:
-		return r.p, r.err
-	case <-ctx.Done():
-		go func() {
-			if r := <-done; r.p != nil {
-				r.p.Kill()
-			}
-		}()
+	r := <-done
+	if !detach() {
+		// ctx ended during the launch and the kill is under way.
+		if r.p != nil {
+			r.p.Kill()
+		}
 		return nil, fmt.Errorf("launch %s: %w", org, ctx.Err())
 	}
+	if r.err != nil {
+		kill()
+		return nil, r.err
+	}
+	return r.p, nil
 }
 
 func connect(client *plugin.Client, org string) (*Process, error) {

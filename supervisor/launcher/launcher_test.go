@@ -287,19 +287,44 @@ func TestLaunchWithCancelledContext(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("want context.Canceled, got %v", err)
 	}
-	// Launch may already have forked when it sees the cancellation; it then
-	// kills that worker in the background. Whatever it did, no worker of
-	// this binary may remain our child.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		left := workerChildren(t, bin)
-		if len(left) == 0 {
-			return
+	if left := workerChildren(t, bin); len(left) != 0 {
+		t.Fatalf("workers left behind: %v", left)
+	}
+}
+
+// A launch cancelled at any moment (before the fork, during go-plugin's
+// handshake, after it) returns only once no process of it is left: the
+// fleet frees the slot on that answer, so a worker still alive then would
+// break the cap on live workers.
+func TestCancelledLaunchLeavesNoProcess(t *testing.T) {
+	bin := copyWorker(t)
+	l, err := New(bin, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelled := 0
+	for _, after := range []time.Duration{0, time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
+		20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond} {
+		ctx, cancel := context.WithCancel(context.Background())
+		timer := time.AfterFunc(after, cancel)
+		p, err := l.Launch(ctx, "cancelled")
+		timer.Stop()
+		cancel()
+		if err == nil {
+			p.Kill()
+		} else {
+			cancelled++
+			t.Logf("cancelled after %s", after)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancelled after %s: %v", after, err)
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("workers left behind: %v", left)
+		if left := workerChildren(t, bin); len(left) != 0 {
+			t.Fatalf("cancelled after %s (err %v): workers left behind: %v", after, err, left)
 		}
-		time.Sleep(10 * time.Millisecond)
+	}
+	if cancelled == 0 {
+		t.Fatal("no launch was cancelled in time; the test checked nothing")
 	}
 }
 

@@ -23,6 +23,7 @@ type Metrics struct {
 	workersMax      prometheus.Gauge
 	startQueueDepth prometheus.Gauge
 	workerStart     prometheus.Histogram
+	persistErrors   prometheus.Counter
 
 	orgStatus       *prometheus.GaugeVec
 	workerRSS       *prometheus.GaugeVec
@@ -67,6 +68,8 @@ func New(reg prometheus.Registerer, maxLive int) *Metrics {
 			// connect to WhatsApp can take tens of seconds on a bad link.
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120},
 		}),
+		persistErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "persist_errors_total",
+			Help: "Failed commits to state.db; each is retried and /readyz fails until one succeeds."}),
 		orgStatus:       gaugeVec("org_status", "1 for the organization's current status, 0 for the others.", "org", "status"),
 		workerRSS:       gaugeVec("worker_rss_bytes", "Resident memory of the organization's worker process.", "org"),
 		outboxDepth:     gaugeVec("outbox_depth", "Messages queued for sending.", "org"),
@@ -88,7 +91,7 @@ func New(reg prometheus.Registerer, maxLive int) *Metrics {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.workersLive, m.workersMax, m.startQueueDepth, m.workerStart,
+		m.workersLive, m.workersMax, m.startQueueDepth, m.workerStart, m.persistErrors,
 		m.orgStatus, m.workerRSS, m.outboxDepth, m.badMACErrors, m.badMACTrips, m.qrCodes,
 		m.messagesSent, m.messagesFailed, m.sessionsCleared, m.logouts, m.workerRestarts, m.decryptFailures,
 	)
@@ -177,6 +180,9 @@ func (m *Metrics) SetOutboxDepth(org string, n int) {
 func (m *Metrics) DecryptFailure(org, reason string) {
 	m.decryptFailures.WithLabelValues(org, reason).Inc()
 }
+
+// PersistError counts a commit to state.db that failed.
+func (m *Metrics) PersistError() { m.persistErrors.Inc() }
 
 // Handler serves g in the Prometheus exposition format. A collector that
 // fails (the process collector on an unusual kernel, say) costs its own

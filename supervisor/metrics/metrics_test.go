@@ -170,7 +170,7 @@ func TestNamesFromTheDesign(t *testing.T) {
 	for _, n := range []string{"workers_live", "workers_max", "org_status", "badmac_errors_total",
 		"badmac_trips_total", "sessions_cleared_total", "logouts_total", "worker_restarts_total",
 		"worker_rss_bytes", "qr_codes_total", "messages_sent_total", "messages_failed_total",
-		"outbox_depth", "start_queue_depth", "worker_start_seconds", "decrypt_failures_total"} {
+		"outbox_depth", "start_queue_depth", "worker_start_seconds", "decrypt_failures_total", "persist_errors_total"} {
 		if !slices.Contains(names, "wa_sidecar_"+n) {
 			t.Errorf("wa_sidecar_%s missing", n)
 		}

@@ -1,11 +1,20 @@
 // Package queue decides which organization's worker may start next and when.
 //
-// WhatsApp reads simultaneous connects from one IP as automation, so starts
-// are serialized: at most MaxLive workers hold a slot, only one start is in
-// flight at a time, consecutive starts are at least Gap apart, and each gets
-// a random jitter on top. The queue is a pure decision structure: it never
-// sleeps or reads the clock; the caller passes the time and waits until the
-// returned instant itself. It is not goroutine-safe.
+// WhatsApp reads many simultaneous connects from one IP as automation, so
+// starts are serialized: at most MaxLive workers hold a slot host-wide and at
+// most MaxPerEgress per egress (the IP a worker leaves through: direct, or
+// one proxy), only one start is in flight at a time, consecutive starts are
+// at least Gap apart, and each gets a random jitter on top.
+//
+// A slot is held from admission until the caller gives it back with Cancel,
+// which the lifecycle does only once the worker process has been reaped: a
+// process that is still closing keeps counting against the cap. Requests are
+// named by Tickets, so an answer about an old request (a grant that arrives
+// after the organization moved on) can never be mistaken for the current one.
+//
+// The queue is a pure decision structure: it never sleeps or reads the clock;
+// the caller passes the time and waits until the returned instant itself. It
+// is not goroutine-safe.
 package queue
 
 import (
@@ -15,27 +24,38 @@ import (
 )
 
 // Config bounds the start queue. It mirrors the [workers] section of the
-// configuration: MaxLive, StartGap and StartJitter.
+// configuration.
 type Config struct {
-	MaxLive              int
+	MaxLive int
+	// MaxPerEgress caps the slots of one egress; 0 means MaxLive.
+	MaxPerEgress         int
 	Gap                  time.Duration
 	JitterMin, JitterMax time.Duration
 }
 
-// Queue holds organizations waiting to start, the one whose start is in
-// flight (admitted) and the ones whose workers are live.
+// Ticket names one request for a slot. An organization asks with a new N
+// every time; Egress is where its worker will connect from.
+type Ticket struct {
+	Org    string
+	N      uint64
+	Egress string
+}
+
+// Queue holds the waiting requests, the one whose start is in flight
+// (admitted) and the slots in use.
 type Queue struct {
 	cfg     Config
 	jitter  func(min, max time.Duration) time.Duration
-	waiting []string
-	// admitted is the org returned by Next and not yet Started or Removed;
-	// "" when no start is in flight.
-	admitted string
-	live     map[string]struct{}
-	// lastAt is the At of the previous admission, kept across Remove so a
-	// crashed start cannot make the next one skip the gap.
+	waiting []Ticket
+	// admitted is the ticket returned by Next that has no outcome yet.
+	admitted    Ticket
+	hasAdmitted bool
+	held        map[Ticket]struct{}
+	perEgress   map[string]int
+	// lastAt is the At of the previous admission, kept across Cancel so a
+	// failed start cannot make the next one skip the gap.
 	lastAt  time.Time
-	hasLast bool // whether any org was ever admitted
+	hasLast bool
 }
 
 // New returns an empty queue. jitter picks a delay in [min, max]; nil means
@@ -44,7 +64,10 @@ func New(cfg Config, jitter func(min, max time.Duration) time.Duration) *Queue {
 	if jitter == nil {
 		jitter = uniform
 	}
-	return &Queue{cfg: cfg, jitter: jitter, live: make(map[string]struct{})}
+	if cfg.MaxPerEgress <= 0 {
+		cfg.MaxPerEgress = cfg.MaxLive
+	}
+	return &Queue{cfg: cfg, jitter: jitter, held: map[Ticket]struct{}{}, perEgress: map[string]int{}}
 }
 
 func uniform(min, max time.Duration) time.Duration {
@@ -54,83 +77,87 @@ func uniform(min, max time.Duration) time.Duration {
 	return min + rand.N(max-min+1)
 }
 
-// Push adds org at the tail unless it is already waiting, admitted or live;
+// Request puts t at the tail unless it is already waiting or holds a slot;
 // it reports whether it was added.
-func (q *Queue) Push(org string) bool {
-	if q.IsLive(org) || slices.Contains(q.waiting, org) {
+func (q *Queue) Request(t Ticket) bool {
+	if q.Holds(t) || slices.Contains(q.waiting, t) {
 		return false
 	}
-	q.waiting = append(q.waiting, org)
+	q.waiting = append(q.waiting, t)
 	return true
 }
 
-// Remove forgets org wherever it is (waiting, admitted or live), freeing its
-// slot. Removing an unknown org does nothing.
-func (q *Queue) Remove(org string) {
-	if i := slices.Index(q.waiting, org); i >= 0 {
+// Cancel withdraws t wherever it is: a waiting request leaves the queue, an
+// admitted or started one gives its slot back. Unknown tickets are ignored.
+func (q *Queue) Cancel(t Ticket) {
+	if i := slices.Index(q.waiting, t); i >= 0 {
 		q.waiting = slices.Delete(q.waiting, i, i+1)
 	}
-	if q.admitted == org {
-		q.admitted = ""
+	if q.hasAdmitted && q.admitted == t {
+		q.hasAdmitted = false
 	}
-	delete(q.live, org)
+	if _, ok := q.held[t]; ok {
+		delete(q.held, t)
+		if q.perEgress[t.Egress]--; q.perEgress[t.Egress] <= 0 {
+			delete(q.perEgress, t.Egress)
+		}
+	}
 }
 
-// Next admits the head of the queue when a slot is free and no other start
-// is in flight. It returns the org and the time its spawn may begin:
-// max(now, previous admission's At + Gap) + jitter. ok is false when nothing
-// can be admitted now (empty, all slots taken, or a start in flight).
-func (q *Queue) Next(now time.Time) (org string, at time.Time, ok bool) {
-	if q.admitted != "" || len(q.waiting) == 0 || q.Live() >= q.cfg.MaxLive {
-		return "", time.Time{}, false
+// Next admits the first waiting request whose egress has a free slot, when
+// the host has one and no other start is in flight. It returns the ticket
+// and the time its start may begin: max(now, previous admission's At + Gap)
+// + jitter. ok is false when nothing can be admitted now.
+func (q *Queue) Next(now time.Time) (t Ticket, at time.Time, ok bool) {
+	if q.hasAdmitted || len(q.held) >= q.cfg.MaxLive {
+		return Ticket{}, time.Time{}, false
 	}
-	org = q.waiting[0]
-	q.waiting = slices.Delete(q.waiting, 0, 1)
-	q.admitted = org
+	i := slices.IndexFunc(q.waiting, func(w Ticket) bool { return q.perEgress[w.Egress] < q.cfg.MaxPerEgress })
+	if i < 0 {
+		return Ticket{}, time.Time{}, false
+	}
+	t = q.waiting[i]
+	q.waiting = slices.Delete(q.waiting, i, i+1)
+	q.admitted, q.hasAdmitted = t, true
+	q.held[t] = struct{}{}
+	q.perEgress[t.Egress]++
 
 	at = now
 	if q.hasLast {
-		if earliest := q.lastAt.Add(q.cfg.Gap); earliest.After(at) {
-			at = earliest
-		}
+		at = later(at, q.lastAt.Add(q.cfg.Gap))
 	}
 	at = at.Add(q.jitter(q.cfg.JitterMin, q.cfg.JitterMax))
 	q.lastAt, q.hasLast = at, true
-	return org, at, true
+	return t, at, true
 }
 
-// Started marks the admitted org's spawn finished, successful or not (after
-// a failed spawn call Remove too); it becomes live and the next start may be
-// admitted. Started for an org that is not the admitted one does nothing.
-// That check knows orgs, not launches: after Remove, Push and a new Next for
-// the same org, a Started left over from the old launch would match the new
-// admission. Callers must not call Started for a stale launch; the fleet
-// guarantees this by checking its launch generation before calling it.
-func (q *Queue) Started(org string) {
-	if org == "" || q.admitted != org {
-		return
+// Started marks the admitted start finished, successful or not, so the next
+// one may be admitted; the slot stays held until Cancel. A ticket that is not
+// the admitted one is ignored.
+func (q *Queue) Started(t Ticket) {
+	if q.hasAdmitted && q.admitted == t {
+		q.hasAdmitted = false
 	}
-	q.admitted = ""
-	q.live[org] = struct{}{}
 }
 
-// Depth is the number of waiting orgs.
+// Depth is the number of waiting requests.
 func (q *Queue) Depth() int { return len(q.waiting) }
 
-// Live is the number of slots in use: the admitted org plus the live ones.
-func (q *Queue) Live() int {
-	n := len(q.live)
-	if q.admitted != "" {
-		n++
-	}
-	return n
+// Live is the number of slots in use host-wide.
+func (q *Queue) Live() int { return len(q.held) }
+
+// LiveOn is the number of slots in use on one egress.
+func (q *Queue) LiveOn(egress string) int { return q.perEgress[egress] }
+
+// Holds reports whether t holds a slot (admitted or started).
+func (q *Queue) Holds(t Ticket) bool {
+	_, ok := q.held[t]
+	return ok
 }
 
-// IsLive reports whether org holds a slot (admitted or live).
-func (q *Queue) IsLive(org string) bool {
-	if org != "" && q.admitted == org {
-		return true
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
 	}
-	_, ok := q.live[org]
-	return ok
+	return a
 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -13,26 +14,30 @@ func cfg() Config {
 	return Config{MaxLive: 5, Gap: 2 * time.Second, JitterMin: time.Second, JitterMax: 3 * time.Second}
 }
 
+func noJitter(min, max time.Duration) time.Duration { return 0 }
+
+func tk(org string) Ticket { return Ticket{Org: org, N: 1, Egress: "direct"} }
+
 // admitAll starts everything it can, the way the fleet does: wait until At,
-// spawn, Started; it returns the admitted orgs and their At values.
+// spawn, Started; it returns the admitted tickets and their At values.
 func admitAll(t *testing.T, q *Queue, now time.Time) ([]string, []time.Time, time.Time) {
 	t.Helper()
 	var orgs []string
 	var ats []time.Time
 	for {
-		org, at, ok := q.Next(now)
+		tick, at, ok := q.Next(now)
 		if !ok {
 			return orgs, ats, now
 		}
 		if at.Before(now) {
-			t.Fatalf("%s admitted at %v, before now %v", org, at, now)
+			t.Fatalf("%v admitted at %v, before now %v", tick, at, now)
 		}
 		if _, _, again := q.Next(at); again {
-			t.Fatalf("second admission while %s is in flight", org)
+			t.Fatalf("second admission while %v is in flight", tick)
 		}
-		orgs, ats = append(orgs, org), append(ats, at)
-		now = at.Add(500 * time.Millisecond) // the spawn takes a while
-		q.Started(org)
+		orgs, ats = append(orgs, tick.Org), append(ats, at)
+		now = at.Add(500 * time.Millisecond)
+		q.Started(tick)
 	}
 }
 
@@ -42,8 +47,8 @@ func TestSevenOrgsFiveSlots(t *testing.T) {
 	for i := 1; i <= 7; i++ {
 		org := fmt.Sprint("org", i)
 		all = append(all, org)
-		if !q.Push(org) {
-			t.Fatalf("Push(%s) = false", org)
+		if !q.Request(tk(org)) {
+			t.Fatalf("Request(%s) = false", org)
 		}
 	}
 	orgs, ats, now := admitAll(t, q, t0)
@@ -53,67 +58,80 @@ func TestSevenOrgsFiveSlots(t *testing.T) {
 	if q.Live() != 5 || q.Depth() != 2 {
 		t.Fatalf("live %d depth %d", q.Live(), q.Depth())
 	}
-	if ats[0].Sub(t0) < time.Second || ats[0].Sub(t0) > 3*time.Second {
-		t.Errorf("first start jitter %v outside [1s, 3s]", ats[0].Sub(t0))
+	if d := ats[0].Sub(t0); d < time.Second || d > 3*time.Second {
+		t.Errorf("first start jitter %v outside [1s, 3s]", d)
 	}
 	for i := 1; i < len(ats); i++ {
-		d := ats[i].Sub(ats[i-1])
-		// Gap plus a jitter in [1s, 3s].
-		if d < 3*time.Second || d > 5*time.Second {
+		if d := ats[i].Sub(ats[i-1]); d < 3*time.Second || d > 5*time.Second {
 			t.Errorf("start %d came %v after the previous one, want in [gap+1s, gap+3s]", i, d)
 		}
 	}
-	q.Remove("org3")
-	if q.IsLive("org3") || q.Live() != 4 {
+	q.Cancel(tk("org3"))
+	if q.Holds(tk("org3")) || q.Live() != 4 {
 		t.Fatalf("org3 still holds a slot: live %d", q.Live())
 	}
 	later := now.Add(time.Hour)
-	org, at, ok := q.Next(later)
-	if !ok || org != "org6" {
-		t.Fatalf("Next = %q, %v; want org6", org, ok)
+	next, at, ok := q.Next(later)
+	if !ok || next.Org != "org6" {
+		t.Fatalf("Next = %v, %v; want org6", next, ok)
 	}
 	if at.Before(later.Add(time.Second)) || at.After(later.Add(3*time.Second)) {
 		t.Errorf("org6 at %v, want now + jitter", at)
 	}
-	q.Started(org)
+	q.Started(next)
 	if _, _, ok := q.Next(later.Add(time.Hour)); ok {
 		t.Fatal("org7 admitted with all five slots taken")
 	}
 }
 
+// The slot of a start that finished stays taken until Cancel: a worker
+// counts against the cap until its process has been reaped.
+func TestStartedKeepsTheSlot(t *testing.T) {
+	q := New(Config{MaxLive: 1}, noJitter)
+	q.Request(tk("a"))
+	q.Request(tk("b"))
+	a, _, _ := q.Next(t0)
+	q.Started(a)
+	if _, _, ok := q.Next(t0.Add(time.Hour)); ok {
+		t.Fatal("b admitted while a still holds the only slot")
+	}
+	q.Cancel(a)
+	if b, _, ok := q.Next(t0.Add(time.Hour)); !ok || b.Org != "b" {
+		t.Fatalf("after a's slot came back: %v %v", b, ok)
+	}
+}
+
 func TestGapAppliesFromPreviousAt(t *testing.T) {
-	q := New(Config{MaxLive: 5, Gap: 10 * time.Second}, func(min, max time.Duration) time.Duration { return 0 })
-	q.Push("a")
-	q.Push("b")
-	_, at1, _ := q.Next(t0)
-	q.Started("a")
-	// The spawn finished quickly: b must still wait for the gap.
+	q := New(Config{MaxLive: 5, Gap: 10 * time.Second}, noJitter)
+	q.Request(tk("a"))
+	q.Request(tk("b"))
+	a, at1, _ := q.Next(t0)
+	q.Started(a)
 	_, at2, ok := q.Next(t0.Add(time.Second))
 	if !ok || at2.Sub(at1) != 10*time.Second {
 		t.Fatalf("b at %v after a, want 10s (ok=%v)", at2.Sub(at1), ok)
 	}
 }
 
-func TestGapSurvivesFailedSpawn(t *testing.T) {
-	q := New(Config{MaxLive: 5, Gap: 10 * time.Second}, func(min, max time.Duration) time.Duration { return 0 })
-	q.Push("a")
-	q.Push("b")
-	_, at1, _ := q.Next(t0)
-	q.Started("a")
-	q.Remove("a") // spawn failed
+func TestGapSurvivesFailedStart(t *testing.T) {
+	q := New(Config{MaxLive: 5, Gap: 10 * time.Second}, noJitter)
+	q.Request(tk("a"))
+	q.Request(tk("b"))
+	a, at1, _ := q.Next(t0)
+	q.Cancel(a)
 	_, at2, _ := q.Next(t0)
 	if at2.Sub(at1) != 10*time.Second {
 		t.Fatalf("b %v after a failed start, want the full gap", at2.Sub(at1))
 	}
 }
 
-func TestJitterPassedTheConfiguredRange(t *testing.T) {
+func TestJitterGetsTheConfiguredRange(t *testing.T) {
 	var gotMin, gotMax time.Duration
 	q := New(cfg(), func(min, max time.Duration) time.Duration {
 		gotMin, gotMax = min, max
 		return 1500 * time.Millisecond
 	})
-	q.Push("a")
+	q.Request(tk("a"))
 	_, at, _ := q.Next(t0)
 	if gotMin != time.Second || gotMax != 3*time.Second || at != t0.Add(1500*time.Millisecond) {
 		t.Fatalf("jitter(%v, %v), at %v", gotMin, gotMax, at)
@@ -137,68 +155,130 @@ func TestUniformJitterStaysInRange(t *testing.T) {
 	}
 }
 
-func TestPushIdempotent(t *testing.T) {
+func TestRequestIsIdempotent(t *testing.T) {
 	q := New(cfg(), nil)
-	if !q.Push("a") || q.Push("a") {
-		t.Fatal("second Push of a waiting org was accepted")
+	if !q.Request(tk("a")) || q.Request(tk("a")) {
+		t.Fatal("second Request of a waiting ticket was accepted")
 	}
-	if q.Depth() != 1 {
-		t.Fatalf("depth %d", q.Depth())
+	a, _, _ := q.Next(t0)
+	if q.Request(a) {
+		t.Fatal("Request of the admitted ticket was accepted")
 	}
-	org, _, _ := q.Next(t0)
-	if q.Push(org) {
-		t.Fatal("Push of the admitted org was accepted")
+	q.Started(a)
+	if q.Request(a) {
+		t.Fatal("Request of a ticket holding a slot was accepted")
 	}
-	q.Started(org)
-	if q.Push(org) {
-		t.Fatal("Push of a live org was accepted")
-	}
-	q.Remove(org)
-	if !q.Push(org) {
-		t.Fatal("Push after Remove was refused")
+	q.Cancel(a)
+	if !q.Request(a) {
+		t.Fatal("Request after Cancel was refused")
 	}
 }
 
-func TestRemoveWaiting(t *testing.T) {
+func TestCancelWaitingKeepsTheOrder(t *testing.T) {
 	q := New(cfg(), nil)
 	for _, o := range []string{"a", "b", "c"} {
-		q.Push(o)
+		q.Request(tk(o))
 	}
-	q.Remove("b")
-	q.Remove("nobody")
+	q.Cancel(tk("b"))
+	q.Cancel(tk("nobody"))
 	if q.Depth() != 2 || q.Live() != 0 {
 		t.Fatalf("depth %d live %d, want 2 and 0", q.Depth(), q.Live())
 	}
-	var order []string
-	for now := t0; ; now = now.Add(time.Hour) {
-		org, _, ok := q.Next(now)
-		if !ok {
-			break
-		}
-		order = append(order, org)
-		q.Started(org)
-	}
-	if !slices.Equal(order, []string{"a", "c"}) {
-		t.Fatalf("admitted %v, want [a c]", order)
+	orgs, _, _ := admitAll(t, q, t0)
+	if !slices.Equal(orgs, []string{"a", "c"}) {
+		t.Fatalf("admitted %v, want [a c]", orgs)
 	}
 }
 
-func TestRemoveAdmittedFreesTheStart(t *testing.T) {
-	q := New(cfg(), nil)
-	q.Push("a")
-	q.Push("b")
-	org, _, _ := q.Next(t0)
-	q.Remove(org)
-	if q.IsLive(org) || q.Live() != 0 {
-		t.Fatal("removed admitted org still holds a slot")
+// A Started that arrives for a ticket that was cancelled (the organization
+// was stopped while its start was in flight) must neither bring it back nor
+// block the next admission; nor may it match a newer ticket of the same org.
+func TestStaleTicketsAreIgnored(t *testing.T) {
+	q := New(cfg(), noJitter)
+	old := Ticket{Org: "a", N: 1}
+	q.Request(old)
+	q.Request(tk("b"))
+	got, _, _ := q.Next(t0)
+	q.Cancel(got)
+	q.Started(got)
+	if q.Holds(old) || q.Live() != 0 {
+		t.Fatal("Started resurrected a cancelled ticket")
 	}
-	// A Started arriving after the Remove must not bring it back.
-	q.Started(org)
-	if q.IsLive(org) {
-		t.Fatal("Started resurrected a removed org")
+	renewed := Ticket{Org: "a", N: 2}
+	q.Request(renewed)
+	b, _, ok := q.Next(t0)
+	if !ok || b.Org != "b" {
+		t.Fatalf("Next = %v, %v; want b", b, ok)
 	}
-	if next, _, ok := q.Next(t0); !ok || next != "b" {
-		t.Fatalf("Next = %q, %v; want b", next, ok)
+	q.Started(old)
+	if _, _, ok := q.Next(t0); ok {
+		t.Fatal("an old ticket's Started ended b's start in flight")
+	}
+	q.Started(b)
+	if next, _, ok := q.Next(t0); !ok || next != renewed {
+		t.Fatalf("Next = %v, %v; want the renewed ticket", next, ok)
+	}
+}
+
+func TestPerEgressCapSkipsAFullEgress(t *testing.T) {
+	q := New(Config{MaxLive: 10, MaxPerEgress: 2}, noJitter)
+	for i, eg := range []string{"p1", "p1", "p1", "p2", "direct"} {
+		q.Request(Ticket{Org: fmt.Sprint("o", i), N: 1, Egress: eg})
+	}
+	var got []string
+	for now := t0; ; now = now.Add(time.Second) {
+		tick, _, ok := q.Next(now)
+		if !ok {
+			break
+		}
+		got = append(got, tick.Org)
+		q.Started(tick)
+	}
+	if !slices.Equal(got, []string{"o0", "o1", "o3", "o4"}) {
+		t.Fatalf("admitted %v; o2 must wait for p1", got)
+	}
+	if q.LiveOn("p1") != 2 || q.Depth() != 1 {
+		t.Fatalf("p1 live %d, depth %d", q.LiveOn("p1"), q.Depth())
+	}
+	q.Cancel(Ticket{Org: "o0", N: 1, Egress: "p1"})
+	if tick, _, ok := q.Next(t0.Add(time.Hour)); !ok || tick.Org != "o2" {
+		t.Fatalf("after a p1 slot came back: %v %v", tick, ok)
+	}
+}
+
+// Whatever the sequence of requests, cancels and starts, the slots in use
+// never exceed the caps.
+func TestCapsHoldUnderRandomOperations(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	q := New(Config{MaxLive: 3, MaxPerEgress: 2}, noJitter)
+	egresses := []string{"direct", "p1", "p2"}
+	var tickets []Ticket
+	now := t0
+	for i := range 5000 {
+		switch r.IntN(4) {
+		case 0:
+			tk := Ticket{Org: fmt.Sprint("o", r.IntN(10)), N: uint64(i), Egress: egresses[r.IntN(3)]}
+			q.Request(tk)
+			tickets = append(tickets, tk)
+		case 1:
+			if len(tickets) > 0 {
+				q.Cancel(tickets[r.IntN(len(tickets))])
+			}
+		case 2:
+			if tick, _, ok := q.Next(now); ok {
+				q.Started(tick)
+			}
+		case 3:
+			now = now.Add(time.Second)
+		}
+		if q.Live() > 3 {
+			t.Fatalf("step %d: %d slots in use", i, q.Live())
+		}
+		for _, eg := range egresses {
+			if q.LiveOn(eg) > 2 {
+				t.Fatalf("step %d: %d slots on %s", i, q.LiveOn(eg), eg)
+			}
+		}
 	}
 }
 
@@ -207,7 +287,7 @@ func TestEmpty(t *testing.T) {
 	if _, _, ok := q.Next(t0); ok {
 		t.Fatal("empty queue admitted something")
 	}
-	if q.IsLive("") || q.Depth() != 0 {
-		t.Fatal("empty org reported present")
+	if q.Holds(Ticket{}) || q.Depth() != 0 || q.Live() != 0 {
+		t.Fatal("empty queue reports a ticket")
 	}
 }

@@ -1,6 +1,7 @@
 package statusapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 )
 
 // ErrorBody is the shape of every error answer.
@@ -44,20 +46,29 @@ func errNotFound(format string, a ...any) *apiError {
 func (s *server) classify(r *http.Request, err error) *apiError {
 	var (
 		ae       *apiError
-		cooldown *fleet.CooldownError
-		conflict *fleet.ConflictError
+		hold     *lifecycle.HoldError
+		conflict *lifecycle.ConflictError
 	)
 	switch {
 	case errors.As(err, &ae):
 		return ae
-	case errors.Is(err, fleet.ErrUnknownOrg):
+	case errors.Is(err, lifecycle.ErrUnknownOrg):
 		return &apiError{status: http.StatusNotFound, code: "unknown_org",
 			msg: fmt.Sprintf("organization %s is not registered; POST /v1/orgs/%[1]s/start registers it", r.PathValue("id"))}
-	case errors.As(err, &cooldown):
-		return &apiError{status: http.StatusConflict, code: "cooldown", msg: cooldown.Error(),
-			retryAfter: time.Until(cooldown.Until)}
+	case errors.As(err, &hold):
+		return &apiError{status: http.StatusConflict, code: "cooldown", msg: hold.Error(),
+			retryAfter: time.Until(hold.Until)}
 	case errors.As(err, &conflict):
 		return &apiError{status: http.StatusConflict, code: "conflict", msg: conflict.Error()}
+	case errors.Is(err, fleet.ErrBooting):
+		return &apiError{status: http.StatusServiceUnavailable, code: "booting",
+			msg: "the supervisor is still loading its state; retry in a second", retryAfter: time.Second}
+	case errors.Is(err, fleet.ErrNotSaved):
+		return &apiError{status: http.StatusServiceUnavailable, code: "persist_failed", msg: err.Error(),
+			retryAfter: 5 * time.Second}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return &apiError{status: http.StatusServiceUnavailable, code: "timeout",
+			msg: "the request ended before the supervisor answered; the change may still take effect", retryAfter: time.Second}
 	}
 	s.log.Error("status api request failed", "method", r.Method, "path", r.URL.Path,
 		"org", r.PathValue("id"), "err", err)
@@ -67,7 +78,7 @@ func (s *server) classify(r *http.Request, err error) *apiError {
 
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := s.classify(r, err)
-	if ae.code == "cooldown" {
+	if ae.code == "cooldown" || ae.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(ae.retryAfter)))
 	}
 	s.writeJSON(w, r, ae.status, ErrorBody{Error: ae.msg, Code: ae.code})

@@ -2,6 +2,7 @@ package statusapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 )
 
 // maxBody bounds every request body; the largest legitimate one (a message
@@ -60,39 +62,39 @@ func (s *server) get(_ *http.Request, id string) (int, any, error) {
 	return http.StatusOK, snap, err
 }
 
+// StartRequest is the optional body of POST /v1/orgs/{id}/start.
+type StartRequest struct {
+	// Force closes a live worker so that a new one starts; it never
+	// shortens a hold.
+	Force bool `json:"force"`
+}
+
 // start answers 202 because linking goes on after the answer, and 200 when
 // the organization is already connected and nothing was started.
 func (s *server) start(r *http.Request, id string) (int, any, error) {
-	if err := decode(r, &struct{}{}, false); err != nil {
+	var req StartRequest
+	if err := decode(r, &req, false); err != nil {
 		return 0, nil, err
 	}
-	snap, err := s.fleet.Start(id)
+	snap, err := s.fleet.Start(r.Context(), id, fleet.StartOptions{Force: req.Force})
 	if err != nil {
 		return 0, nil, err
 	}
-	if snap.Status == state.Connected {
+	if snap.Status == state.Connected && !req.Force {
 		return http.StatusOK, snap, nil
 	}
 	return http.StatusAccepted, snap, nil
 }
 
 // snapshotAction adapts the fleet calls that take only an ID and need no body.
-func (s *server) snapshotAction(action func(id string) (state.Snapshot, error)) orgHandlerFunc {
+func (s *server) snapshotAction(action func(ctx context.Context, id string) (state.Snapshot, error)) orgHandlerFunc {
 	return func(r *http.Request, id string) (int, any, error) {
 		if err := decode(r, &struct{}{}, false); err != nil {
 			return 0, nil, err
 		}
-		snap, err := action(id)
+		snap, err := action(r.Context(), id)
 		return http.StatusOK, snap, err
 	}
-}
-
-func (s *server) logout(r *http.Request, id string) (int, any, error) {
-	if err := decode(r, &struct{}{}, false); err != nil {
-		return 0, nil, err
-	}
-	snap, err := s.fleet.Logout(r.Context(), id)
-	return http.StatusOK, snap, err
 }
 
 // DeleteResponse answers DELETE /v1/orgs/{id}: there is no snapshot left.
@@ -105,7 +107,7 @@ func (s *server) delete(r *http.Request, id string) (int, any, error) {
 	if err := decode(r, &struct{}{}, false); err != nil {
 		return 0, nil, err
 	}
-	if err := s.fleet.Delete(id); err != nil {
+	if err := s.fleet.Delete(r.Context(), id); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, DeleteResponse{OrganizationID: id, Deleted: true}, nil
@@ -166,7 +168,7 @@ func (s *server) clearCorruptedSession(r *http.Request) (int, any, error) {
 	// The request log and unknown_org message read the ID from the path
 	// values, as on every other route.
 	r.SetPathValue("id", id)
-	snap, err := s.fleet.Clear(id)
+	snap, err := s.fleet.Clear(r.Context(), id)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"log/slog"
 	"net/http"
 	"path"
@@ -17,25 +18,32 @@ import (
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 )
 
-// Fleet is what the API needs from the supervisor's registry of
-// organizations. IDs passed to it have already been validated.
+// Fleet is what the API needs from the supervisor's organizations. IDs
+// passed to it have already been validated. Calls that change something
+// answer once the change is committed.
 type Fleet interface {
+	// Ready is nil once the state is loaded and every commit went through;
+	// fleet.ErrBooting before, an error wrapping fleet.ErrNotSaved while
+	// commits fail.
+	Ready() error
 	// List returns every organization, sorted by ID so that pollers can
 	// diff consecutive answers.
 	List() []state.Snapshot
 	Get(id string) (state.Snapshot, error)
 	// Start registers the organization if new and starts or links it; it is
-	// a no-op for a connected one and returns *fleet.CooldownError while a
-	// relink is held back.
-	Start(id string) (state.Snapshot, error)
-	Stop(id string) (state.Snapshot, error)
+	// a no-op for a connected one and returns *lifecycle.HoldError while a
+	// hold lasts.
+	Start(ctx context.Context, id string, opts fleet.StartOptions) (state.Snapshot, error)
+	Stop(ctx context.Context, id string) (state.Snapshot, error)
 	Logout(ctx context.Context, id string) (state.Snapshot, error)
 	// Clear archives the auth directory and relinks: the manual Bad MAC cure.
-	Clear(id string) (state.Snapshot, error)
-	// Delete stops the organization and forgets it; its auth is archived.
-	Delete(id string) error
+	Clear(ctx context.Context, id string) (state.Snapshot, error)
+	// Delete stops the organization and forgets it; its auth is archived
+	// and its holds outlive it.
+	Delete(ctx context.Context, id string) error
 	// PairPhone asks for a pairing code to type on the phone instead of
 	// scanning a QR.
 	PairPhone(ctx context.Context, id, phone string) (string, error)
@@ -70,11 +78,18 @@ func (s *server) routes() {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.fleet.Ready(); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
+	})
 	s.mux.HandleFunc("GET /v1/orgs", s.handle(s.list))
 	s.mux.HandleFunc("GET /v1/orgs/{id}", s.org(s.get))
 	s.mux.HandleFunc("POST /v1/orgs/{id}/start", s.org(s.start))
 	s.mux.HandleFunc("POST /v1/orgs/{id}/stop", s.org(s.snapshotAction(s.fleet.Stop)))
-	s.mux.HandleFunc("POST /v1/orgs/{id}/logout", s.org(s.logout))
+	s.mux.HandleFunc("POST /v1/orgs/{id}/logout", s.org(s.snapshotAction(s.fleet.Logout)))
 	s.mux.HandleFunc("POST /v1/orgs/{id}/clear", s.org(s.snapshotAction(s.fleet.Clear)))
 	s.mux.HandleFunc("DELETE /v1/orgs/{id}", s.org(s.delete))
 	s.mux.HandleFunc("POST /v1/orgs/{id}/pair-phone", s.org(s.pairPhone))
@@ -101,7 +116,15 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		s.writeError(rec, r, errNotFound("path %q is not canonical", r.URL.Path))
 		return
 	}
-	if r.URL.Path != "/healthz" && !s.authorized(r) {
+	if probe := r.URL.Path == "/healthz" || r.URL.Path == "/readyz"; !probe {
+		// Nothing but the probes answers before the state is loaded: a
+		// start racing the boot must not register over a saved hold.
+		if err := s.fleet.Ready(); errors.Is(err, fleet.ErrBooting) {
+			s.writeError(rec, r, err)
+			return
+		}
+	}
+	if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !s.authorized(r) {
 		msg := "x-api-key header does not match the configured API key"
 		if r.Header.Get("x-api-key") == "" {
 			msg = "x-api-key header is missing"

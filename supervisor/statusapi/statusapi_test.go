@@ -18,6 +18,7 @@ import (
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 )
 
 const testKey = "s3cret-key"
@@ -30,6 +31,19 @@ type fakeFleet struct {
 	calls []string
 	err   error
 	code  string
+	ready error
+}
+
+func (f *fakeFleet) Ready() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ready
+}
+
+func (f *fakeFleet) setReady(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ready = err
 }
 
 func newFakeFleet() *fakeFleet {
@@ -66,7 +80,7 @@ func (f *fakeFleet) known(id string) (state.Snapshot, error) {
 	defer f.mu.Unlock()
 	s, ok := f.orgs[id]
 	if !ok {
-		return state.Snapshot{}, fmt.Errorf("get %s: %w", id, fleet.ErrUnknownOrg)
+		return state.Snapshot{}, fmt.Errorf("get %s: %w", id, lifecycle.ErrUnknownOrg)
 	}
 	return s, nil
 }
@@ -90,8 +104,12 @@ func (f *fakeFleet) Get(id string) (state.Snapshot, error) {
 	return f.known(id)
 }
 
-func (f *fakeFleet) Start(id string) (state.Snapshot, error) {
-	if err := f.record("start " + id); err != nil {
+func (f *fakeFleet) Start(_ context.Context, id string, opts fleet.StartOptions) (state.Snapshot, error) {
+	call := "start " + id
+	if opts.Force {
+		call += " force"
+	}
+	if err := f.record(call); err != nil {
 		return state.Snapshot{}, err
 	}
 	if s, err := f.known(id); err == nil && s.Status == state.Connected {
@@ -100,7 +118,7 @@ func (f *fakeFleet) Start(id string) (state.Snapshot, error) {
 	return f.set(id, state.Queued), nil
 }
 
-func (f *fakeFleet) Stop(id string) (state.Snapshot, error) {
+func (f *fakeFleet) Stop(_ context.Context, id string) (state.Snapshot, error) {
 	if err := f.record("stop " + id); err != nil {
 		return state.Snapshot{}, err
 	}
@@ -120,7 +138,7 @@ func (f *fakeFleet) Logout(ctx context.Context, id string) (state.Snapshot, erro
 	return f.set(id, state.LoggedOut), ctx.Err()
 }
 
-func (f *fakeFleet) Clear(id string) (state.Snapshot, error) {
+func (f *fakeFleet) Clear(_ context.Context, id string) (state.Snapshot, error) {
 	if err := f.record("clear " + id); err != nil {
 		return state.Snapshot{}, err
 	}
@@ -130,7 +148,7 @@ func (f *fakeFleet) Clear(id string) (state.Snapshot, error) {
 	return f.set(id, state.Queued), nil
 }
 
-func (f *fakeFleet) Delete(id string) error {
+func (f *fakeFleet) Delete(_ context.Context, id string) error {
 	if err := f.record("delete " + id); err != nil {
 		return err
 	}
@@ -345,7 +363,7 @@ func TestPairPhone(t *testing.T) {
 		t.Fatalf("fleet called %d times; bad phones must not reach it", n)
 	}
 
-	h.fleet.err = &fleet.ConflictError{Org: "2", Msg: "already linked"}
+	h.fleet.err = &lifecycle.ConflictError{Org: "2", Msg: "already linked"}
 	e := wantError(t, h.do("POST", "/v1/orgs/2/pair-phone", `{"phone":"5730012345"}`), http.StatusConflict, "conflict")
 	if !strings.Contains(e.Error, "already linked") {
 		t.Fatalf("conflict message %q lost the reason", e.Error)
@@ -413,8 +431,8 @@ func TestBodies(t *testing.T) {
 		http.StatusRequestEntityTooLarge, "too_large")
 	wantError(t, h.do("POST", "/api/clear-corrupted-session", huge), http.StatusRequestEntityTooLarge, "too_large")
 
-	e := wantError(t, h.do("POST", "/v1/orgs/2/start", `{"force":true}`), http.StatusBadRequest, "bad_body")
-	if !strings.Contains(e.Error, "force") {
+	e := wantError(t, h.do("POST", "/v1/orgs/2/start", `{"forse":true}`), http.StatusBadRequest, "bad_body")
+	if !strings.Contains(e.Error, "forse") {
 		t.Fatalf("unknown field message %q does not name the field", e.Error)
 	}
 	wantError(t, h.do("POST", "/v1/orgs/2/pair-phone", `{"phone":"5730012345","extra":1}`), http.StatusBadRequest, "bad_body")
@@ -430,7 +448,7 @@ func TestBodies(t *testing.T) {
 func TestCooldown(t *testing.T) {
 	h := newHarness(t, testKey)
 	until := time.Now().Add(90*time.Second + 500*time.Millisecond)
-	h.fleet.err = fmt.Errorf("start: %w", &fleet.CooldownError{Org: "2", Until: until, Reason: "logout"})
+	h.fleet.err = fmt.Errorf("start: %w", &lifecycle.HoldError{Org: "2", Until: until, Why: "a logout"})
 	rec := h.do("POST", "/v1/orgs/2/start", "")
 	e := wantError(t, rec, http.StatusConflict, "cooldown")
 	if ra := rec.Header().Get("Retry-After"); ra != "91" {
@@ -440,7 +458,7 @@ func TestCooldown(t *testing.T) {
 		t.Fatalf("message %q does not say until when", e.Error)
 	}
 
-	h.fleet.err = &fleet.CooldownError{Org: "2", Until: time.Now().Add(-time.Second), Reason: "logout"}
+	h.fleet.err = &lifecycle.HoldError{Org: "2", Until: time.Now().Add(-time.Second), Why: "a logout"}
 	if ra := h.do("POST", "/v1/orgs/2/clear", "").Header().Get("Retry-After"); ra != "1" {
 		t.Fatalf("Retry-After for an elapsed cooldown = %q, want 1", ra)
 	}
@@ -559,5 +577,65 @@ func TestRequestLog(t *testing.T) {
 				t.Errorf("log line %d: %s = %v, want %v", i, k, lines[i][k], v)
 			}
 		}
+	}
+}
+
+// Before the state is loaded only the probes answer: a start racing the
+// boot must not register over a saved hold.
+func TestBootingGate(t *testing.T) {
+	h := newHarness(t, testKey)
+	h.fleet.setReady(fleet.ErrBooting)
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/v1/orgs"}, {"GET", "/v1/orgs/2"}, {"POST", "/v1/orgs/2/start"}, {"DELETE", "/v1/orgs/2"},
+		{"POST", "/api/clear-corrupted-session"}, {"GET", "/nope"},
+	} {
+		rec := h.do(c.method, c.path, "")
+		wantError(t, rec, http.StatusServiceUnavailable, "booting")
+		if rec.Header().Get("Retry-After") != "1" {
+			t.Fatalf("%s %s: Retry-After %q", c.method, c.path, rec.Header().Get("Retry-After"))
+		}
+	}
+	if calls := h.fleet.Calls(); len(calls) != 0 {
+		t.Fatalf("the fleet was called while booting: %v", calls)
+	}
+	if rec := h.do("GET", "/healthz", "", "x-api-key", ""); rec.Code != http.StatusOK {
+		t.Fatalf("healthz while booting: %d", rec.Code)
+	}
+	wantError(t, h.do("GET", "/readyz", "", "x-api-key", ""), http.StatusServiceUnavailable, "booting")
+
+	h.fleet.setReady(nil)
+	rec := h.do("GET", "/readyz", "", "x-api-key", "")
+	if rec.Code != http.StatusOK || decodeAs[map[string]string](t, rec)["status"] != "ready" {
+		t.Fatalf("readyz when ready: %d", rec.Code)
+	}
+	h.fleet.setReady(fmt.Errorf("saving state fails for 1 organizations: %w", fleet.ErrNotSaved))
+	wantError(t, h.do("GET", "/readyz", ""), http.StatusServiceUnavailable, "persist_failed")
+	// A failing disk does not stop reads.
+	if rec := h.do("GET", "/v1/orgs/2", ""); rec.Code != http.StatusOK {
+		t.Fatalf("get while commits fail: %d", rec.Code)
+	}
+}
+
+func TestStartBody(t *testing.T) {
+	h := newHarness(t, testKey)
+	if rec := h.do("POST", "/v1/orgs/9/start", `{"force":true}`); rec.Code != http.StatusAccepted {
+		t.Fatalf("start with force: %d %s", rec.Code, rec.Body)
+	}
+	if rec := h.do("POST", "/v1/orgs/9/start", `{}`); rec.Code != http.StatusAccepted {
+		t.Fatalf("start with an empty object: %d %s", rec.Code, rec.Body)
+	}
+	if calls := h.fleet.Calls(); !slices.Equal(calls, []string{"start 9 force", "start 9"}) {
+		t.Fatalf("calls %v", calls)
+	}
+	wantError(t, h.do("POST", "/v1/orgs/9/start", `{"force":"yes"}`), http.StatusBadRequest, "bad_body")
+}
+
+func TestNotSavedIs503(t *testing.T) {
+	h := newHarness(t, testKey)
+	h.fleet.err = fleet.ErrNotSaved
+	rec := h.do("POST", "/v1/orgs/2/stop", "")
+	e := wantError(t, rec, http.StatusServiceUnavailable, "persist_failed")
+	if rec.Header().Get("Retry-After") == "" || !strings.Contains(e.Error, "retried") {
+		t.Fatalf("answer %+v, Retry-After %q", e, rec.Header().Get("Retry-After"))
 	}
 }

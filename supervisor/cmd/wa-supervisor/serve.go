@@ -21,9 +21,10 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/supervisor/archive"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/launcher"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/lockfile"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/metrics"
-	"github.com/wa-sidecar/wa-sidecar/supervisor/registry"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/statusapi"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
 )
 
 // serve wires the daemon: config, state, then an oklog/run group of actors
@@ -45,13 +46,27 @@ func serve(configPath string, stderr io.Writer) error {
 		}
 		log.Warn("no API key configured: the status API accepts every local caller (dev mode)", "listen", cfg.API.Listen)
 	}
+	// Before anything touches state_dir: a second supervisor there would
+	// run a second worker on every auth directory.
+	lock, err := lockfile.Acquire(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	authRoot := filepath.Join(cfg.StateDir, "auth_sessions")
 	if err := os.MkdirAll(authRoot, 0o700); err != nil {
 		return fmt.Errorf("state_dir: %w", err)
 	}
-	reg, err := registry.Open(filepath.Join(cfg.StateDir, "supervisor", "registry.json"))
+	st, err := store.Open(filepath.Join(cfg.StateDir, "supervisor", "state.db"))
 	if err != nil {
 		return err
+	}
+	defer st.Close()
+	legacy := filepath.Join(cfg.StateDir, "supervisor", "registry.json")
+	if n, aside, err := st.ImportRegistry(context.Background(), legacy, time.Now()); err != nil {
+		return err
+	} else if aside != "" {
+		log.Info("imported the registry of an earlier version into state.db", "organizations", n, "moved_to", aside)
 	}
 	launch, err := launcher.New(cfg.WorkerBinary, stderr)
 	if err != nil {
@@ -68,8 +83,8 @@ func serve(configPath string, stderr io.Writer) error {
 	m := metrics.New(promReg, cfg.Workers.MaxLive)
 
 	fl := fleet.New(fleet.Options{
-		Config:   cfg,
-		Registry: reg,
+		Config: cfg,
+		Store:  st,
 		Launch: func(ctx context.Context, org string) (fleet.Worker, error) {
 			p, err := launch.Launch(ctx, org)
 			if err != nil {
@@ -99,9 +114,14 @@ func serve(configPath string, stderr io.Writer) error {
 	{
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
-			if err := fl.Boot(); err != nil {
+			// The API already answers /healthz; everything else waits
+			// for this load (503 booting), so no request can act on an
+			// organization before its saved holds are known.
+			recs, err := st.LoadOrgs(ctx)
+			if err != nil {
 				return err
 			}
+			fl.Boot(recs)
 			log.Info("supervisor ready", "api", apiLn.Addr().String(), "metrics", metricsLn.Addr().String(),
 				"state_dir", cfg.StateDir, "max_live", cfg.Workers.MaxLive)
 			_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)

@@ -1,0 +1,285 @@
+package fleet
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/backoff"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
+)
+
+// envelope is one input on its way to a runner.
+type envelope struct {
+	in lifecycle.Input
+	// reply, when set, receives the answer once the change is committed.
+	reply chan reply
+	// proc travels with lifecycle.Launched: the process the launch started.
+	proc Worker
+}
+
+type reply struct {
+	snap state.Snapshot
+	err  error
+}
+
+// workerRef is the live worker as health checks and pairing see it.
+type workerRef struct {
+	proc Worker
+	gen  int
+}
+
+// runner executes one organization's inputs one at a time, in order. It
+// has no goroutine of its own while idle: post starts a drain when inputs
+// arrive, so ten thousand quiet organizations cost no goroutines.
+type runner struct {
+	f  *Fleet
+	id string
+
+	mu      sync.Mutex
+	inbox   []envelope
+	running bool
+	retired bool
+
+	// Owned by the drain.
+	org    lifecycle.Org
+	stored bool // state.db holds a row for it
+	proc   Worker
+	cancel context.CancelFunc // of the launch in flight
+	timer  clock.Timer
+	wakeAt time.Time
+	// logoutWaiters are API calls waiting for the worker's logout.
+	logoutWaiters []chan reply
+
+	// Published for readers: the last committed state and the live worker.
+	view   atomic.Pointer[lifecycle.Org]
+	worker atomic.Pointer[workerRef]
+}
+
+func newRunner(f *Fleet, id string, o lifecycle.Org, stored bool) *runner {
+	r := &runner{f: f, id: id, org: o, stored: stored}
+	if stored {
+		r.view.Store(&o)
+	}
+	return r
+}
+
+func (r *runner) registered() bool {
+	v := r.view.Load()
+	return v != nil && v.Registered()
+}
+
+// post queues an input; false if the runner has retired (the caller looks
+// the organization up again).
+func (r *runner) post(e envelope) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.retired {
+		return false
+	}
+	r.inbox = append(r.inbox, e)
+	if !r.running {
+		r.running = true
+		go r.drain()
+	}
+	return true
+}
+
+func (r *runner) drain() {
+	for {
+		r.mu.Lock()
+		if len(r.inbox) == 0 {
+			// Still the owner of the state here: read it before letting go.
+			idle := r.idle()
+			r.running = false
+			r.mu.Unlock()
+			if idle {
+				r.f.retire(r)
+			}
+			return
+		}
+		e := r.inbox[0]
+		r.inbox = r.inbox[1:]
+		r.mu.Unlock()
+		r.handle(e)
+	}
+}
+
+// idle reports whether nothing is left of the organization: it is not
+// registered, has no stored row and nothing in flight.
+func (r *runner) idle() bool {
+	o := &r.org
+	return o.Deleted && !r.stored && o.Proc.Phase == lifecycle.ProcNone &&
+		o.Slot.Phase == lifecycle.SlotNone && !o.Archiving && r.proc == nil
+}
+
+// retire marks the runner gone if its inbox is still empty and no drain
+// runs (so the state may be read here); the caller holds the fleet's lock.
+func (r *runner) retire() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running || len(r.inbox) > 0 || !r.idle() {
+		return false
+	}
+	r.retired = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	return true
+}
+
+// handle is one transition: decide, commit, publish, act.
+func (r *runner) handle(e envelope) {
+	f := r.f
+	now := f.clock.Now()
+	res := lifecycle.Step(r.org, e.in, now, f.policy)
+	if res.Err != nil {
+		answer(e.reply, r.snapshot(now), res.Err)
+		return
+	}
+	prev := r.org
+	if !res.Org.Record.Equal(prev.Record) || (!r.stored && res.Org.Registered()) {
+		if !r.commit(res.Org.Record) {
+			answer(e.reply, state.Snapshot{}, ErrNotSaved)
+			return
+		}
+		r.stored = true
+	}
+	r.org = res.Org
+	if e.proc != nil {
+		r.adopt(e)
+	}
+	r.publish(prev)
+	for _, eff := range res.Effects {
+		r.run(eff, now)
+	}
+	r.arm(now)
+	if _, isLogout := e.in.(lifecycle.Logout); isLogout && e.reply != nil {
+		r.logoutWaiters = append(r.logoutWaiters, e.reply)
+		return
+	}
+	if done, ok := e.in.(lifecycle.LogoutDone); ok {
+		r.answerLogout(done, now)
+	}
+	answer(e.reply, r.snapshot(now), nil)
+}
+
+// commit saves rec, retrying while the store refuses: the old state stays
+// visible meanwhile, /readyz fails and every failure is counted. It gives
+// up only when the fleet has shut down.
+func (r *runner) commit(rec lifecycle.Record) bool {
+	f := r.f
+	failing := false
+	defer func() {
+		if failing {
+			f.failing.Add(-1)
+		}
+	}()
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := f.store.SaveOrg(ctx, rec)
+		cancel()
+		if err == nil {
+			if failing {
+				f.log.Info("state saved again", "org", r.id, "attempts", attempt)
+			}
+			return true
+		}
+		f.metrics.PersistError()
+		if !failing {
+			failing = true
+			f.failing.Add(1)
+		}
+		wait := backoff.Delay(100*time.Millisecond, 5*time.Second, attempt)
+		f.log.Error("saving the organization's state failed; the change stays invisible and is retried",
+			"org", r.id, "err", err, "attempt", attempt, "retry_in", wait.String())
+		select {
+		case <-time.After(wait):
+		case <-f.stopped:
+			return false
+		}
+	}
+}
+
+// adopt takes the process a launch produced, or kills it when the launch
+// is not the current one (which the lifecycle never lets happen).
+func (r *runner) adopt(e envelope) {
+	l, ok := e.in.(lifecycle.Launched)
+	if !ok || l.Gen != r.org.Proc.Gen || r.org.Proc.Phase == lifecycle.ProcNone {
+		r.f.log.Error("a launch nobody waited for; killing its worker", "org", r.id)
+		go func() { e.proc.Kill(); r.f.procs.add(-1) }()
+		return
+	}
+	r.proc = e.proc
+	r.worker.Store(&workerRef{proc: e.proc, gen: l.Gen})
+	r.follow(l.Gen, e.proc)
+}
+
+// publish makes the committed state visible and reports a status change.
+func (r *runner) publish(prev lifecycle.Org) {
+	o := r.org
+	r.view.Store(&o)
+	f := r.f
+	switch {
+	case o.Deleted && !prev.Deleted:
+		f.fps.free(r.id)
+	case !o.Deleted:
+		f.fps.use(r.id, o.Fingerprint)
+	}
+	if o.Status == prev.Status && o.Deleted == prev.Deleted {
+		return
+	}
+	if !o.Deleted {
+		f.metrics.SetStatus(r.id, o.Status)
+	}
+	f.log.Info("status changed", "org", r.id, "from", string(prev.Status), "to", string(o.Status), "event", o.Reason)
+}
+
+// arm keeps one timer at the organization's WakeAt.
+func (r *runner) arm(now time.Time) {
+	at := r.org.WakeAt
+	if at.Equal(r.wakeAt) {
+		return
+	}
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	r.wakeAt = at
+	if at.IsZero() {
+		return
+	}
+	r.timer = r.f.clock.AfterFunc(at.Sub(now), func() { r.post(envelope{in: lifecycle.Tick{}}) })
+}
+
+func (r *runner) snapshot(now time.Time) state.Snapshot {
+	if v := r.view.Load(); v != nil && v.Registered() {
+		return v.Snapshot(now, r.f.policy)
+	}
+	return state.Snapshot{}
+}
+
+func (r *runner) answerLogout(done lifecycle.LogoutDone, now time.Time) {
+	var err error
+	if done.Err != "" {
+		err = &lifecycle.ConflictError{Org: r.id, Msg: "logout: " + done.Err}
+	}
+	for _, w := range r.logoutWaiters {
+		answer(w, r.snapshot(now), err)
+	}
+	r.logoutWaiters = nil
+}
+
+func answer(ch chan reply, snap state.Snapshot, err error) {
+	if ch != nil {
+		ch <- reply{snap: snap, err: err}
+	}
+}
+
+func (r *runner) note(level slog.Level, msg string, attrs ...any) {
+	r.f.log.Log(context.Background(), level, msg, append([]any{"org", r.id}, attrs...)...)
+}

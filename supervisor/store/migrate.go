@@ -1,0 +1,65 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// migrations are applied in order, each in its own transaction; the
+// database's user_version is the number of the last one applied. Never edit
+// a migration that has shipped: add a new one.
+var migrations = []string{
+	1: `
+CREATE TABLE orgs (
+	id              TEXT PRIMARY KEY,
+	status          TEXT    NOT NULL,
+	reason          TEXT    NOT NULL DEFAULT '',
+	run             INTEGER NOT NULL DEFAULT 0,
+	linked          INTEGER NOT NULL DEFAULT 0,
+	jid             TEXT    NOT NULL DEFAULT '',
+	hold_until      INTEGER NOT NULL DEFAULT 0, -- unix ms, 0 = none
+	hold_reason     TEXT    NOT NULL DEFAULT '',
+	badmac          TEXT    NOT NULL DEFAULT '{}', -- JSON of badmac.Counter
+	crashes         INTEGER NOT NULL DEFAULT 0,
+	archive_pending TEXT    NOT NULL DEFAULT '',
+	deleted         INTEGER NOT NULL DEFAULT 0, -- a tombstone keeping its holds
+	fingerprint     TEXT    NOT NULL DEFAULT '',
+	from_config     INTEGER NOT NULL DEFAULT 0,
+	added_at        INTEGER NOT NULL DEFAULT 0,
+	updated_at      INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) STRICT;
+`,
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	var have int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&have); err != nil {
+		return fmt.Errorf("state store %s: read schema version: %w", s.path, err)
+	}
+	want := len(migrations) - 1
+	if have > want {
+		return fmt.Errorf("state store %s has schema version %d, newer than this supervisor's %d: run the newer wa-supervisor, or restore a backup", s.path, have, want)
+	}
+	for v := have + 1; v <= want; v++ {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("state store %s: migration %d: %w", s.path, v, err)
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("state store %s: migration %d: %w", s.path, v, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, v)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("state store %s: migration %d: %w", s.path, v, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("state store %s: migration %d: %w", s.path, v, err)
+		}
+	}
+	return nil
+}
