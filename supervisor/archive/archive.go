@@ -94,13 +94,18 @@ func List(authRoot, org string) ([]Archive, error) {
 		}
 		out = append(out, Archive{Path: filepath.Join(authRoot, e.Name()), Reason: reason, At: time.UnixMilli(ms)})
 	}
-	slices.SortFunc(out, func(a, b Archive) int {
+	newestFirst(out)
+	return out, nil
+}
+
+// newestFirst sorts archives by their time, newest first.
+func newestFirst(archives []Archive) {
+	slices.SortFunc(archives, func(a, b Archive) int {
 		if c := b.At.Compare(a.At); c != 0 {
 			return c
 		}
 		return strings.Compare(b.Path, a.Path)
 	})
-	return out, nil
 }
 
 // Prune keeps the newest keep archives of org (all reasons together) and

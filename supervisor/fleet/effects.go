@@ -81,6 +81,9 @@ func (r *runner) launch(e lifecycle.Launch, began time.Time) {
 	}
 	f.procs.add(1)
 	r.note(slog.LevelInfo, "starting worker", "restoring", e.Restoring)
+	// After the log line, so the gap between two logged starts is never
+	// shorter than start_gap either.
+	f.slots.spawned(r.ticket(r.org.Slot.N), f.clock.Now())
 	go func() {
 		defer cancel()
 		proc, restoring, err := f.spawn(ctx, r.id, req)

@@ -40,6 +40,13 @@ func (s *slots) release(t queue.Ticket) {
 	s.pump()
 }
 
+// spawned records when the admitted start really began.
+func (s *slots) spawned(t queue.Ticket, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.q.Spawned(t, at)
+}
+
 // started ends the start in flight, so the next one may be admitted.
 func (s *slots) started(t queue.Ticket) {
 	s.mu.Lock()

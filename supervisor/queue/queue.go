@@ -131,6 +131,15 @@ func (q *Queue) Next(now time.Time) (t Ticket, at time.Time, ok bool) {
 	return t, at, true
 }
 
+// Spawned records when the admitted start really began, which may be later
+// than its At (the organization's runner was busy): the gap counts from the
+// real start, so two spawns are never closer than Gap.
+func (q *Queue) Spawned(t Ticket, at time.Time) {
+	if q.hasAdmitted && q.admitted == t {
+		q.lastAt = later(q.lastAt, at)
+	}
+}
+
 // Started marks the admitted start finished, successful or not, so the next
 // one may be admitted; the slot stays held until Cancel. A ticket that is not
 // the admitted one is ignored.

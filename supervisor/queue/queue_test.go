@@ -113,6 +113,22 @@ func TestGapAppliesFromPreviousAt(t *testing.T) {
 	}
 }
 
+// A start that began late (its runner was busy) pushes the next one back:
+// the gap holds between real spawns.
+func TestGapCountsFromTheRealSpawn(t *testing.T) {
+	q := New(Config{MaxLive: 5, Gap: 10 * time.Second}, noJitter)
+	q.Request(tk("a"))
+	q.Request(tk("b"))
+	a, at1, _ := q.Next(t0)
+	q.Spawned(a, at1.Add(3*time.Second))
+	q.Spawned(tk("stale"), at1.Add(time.Hour))
+	q.Started(a)
+	_, at2, _ := q.Next(t0)
+	if want := at1.Add(13 * time.Second); !at2.Equal(want) {
+		t.Fatalf("b at %v, want %v", at2, want)
+	}
+}
+
 func TestGapSurvivesFailedStart(t *testing.T) {
 	q := New(Config{MaxLive: 5, Gap: 10 * time.Second}, noJitter)
 	q.Request(tk("a"))

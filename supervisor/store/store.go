@@ -54,6 +54,10 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state store %s: %w", path, err)
 	}
+	// SQLite runs one writer at a time anyway; queueing the runners'
+	// commits in Go keeps them from sleeping in SQLite's busy handler,
+	// which a boot of 1,500 organizations turned into SQLITE_BUSY errors.
+	db.SetMaxOpenConns(1)
 	s := &Store{db: db, path: path}
 	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
