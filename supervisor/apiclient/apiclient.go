@@ -80,6 +80,12 @@ func (c *Client) Healthz(ctx context.Context) error {
 	return nil
 }
 
+// Ready reports whether the daemon has loaded its state and its commits go
+// through: nil, or the server's 503 (booting, persist_failed).
+func (c *Client) Ready(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/readyz", nil, nil)
+}
+
 // List returns every organization's status.
 func (c *Client) List(ctx context.Context) ([]state.Snapshot, error) {
 	var snaps []state.Snapshot

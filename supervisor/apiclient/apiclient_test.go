@@ -118,6 +118,9 @@ func exercise(t *testing.T, c *Client, f *fakeFleet) {
 	if err := c.Healthz(ctx); err != nil {
 		t.Fatalf("healthz: %v", err)
 	}
+	if err := c.Ready(ctx); err != nil {
+		t.Fatalf("readyz: %v", err)
+	}
 	s, err := c.Status(ctx, "2")
 	if err != nil || s.Status != state.Connected {
 		t.Fatalf("status: %+v, %v", s, err)

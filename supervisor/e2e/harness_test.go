@@ -101,10 +101,35 @@ storm_max_cooldown = "5s"
 cooldown = "4s"
 `
 
+// options change what newEnvWith sets up.
+type options struct {
+	// extra is appended to the config.
+	extra string
+	// set replaces lines of the timings, e.g. {"cooldown = \"4s\"": "cooldown = \"60s\""}.
+	set map[string]string
+	// before runs after the state directory is chosen and before the
+	// supervisor starts.
+	before func(e *env)
+	// noStart leaves starting the supervisor to the test.
+	noStart bool
+}
+
 func newEnv(t *testing.T, extra string) *env {
+	t.Helper()
+	return newEnvWith(t, options{extra: extra})
+}
+
+func newEnvWith(t *testing.T, o options) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, stateDir: filepath.Join(dir, "state"), pids: map[int]bool{}}
+	tm := timings
+	for old, repl := range o.set {
+		if !strings.Contains(tm, old) {
+			t.Fatalf("timings have no %q", old)
+		}
+		tm = strings.Replace(tm, old, repl, 1)
+	}
 
 	emu, err := emulator.New(emulator.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -135,13 +160,18 @@ listen = "127.0.0.1:0"
 [whatsapp.emulator]
 url = %q
 %s
-%s`, e.stateDir, filepath.Join(binDir, "wa-worker"), sock, e.emuURL, timings, extra)
+%s`, e.stateDir, filepath.Join(binDir, "wa-worker"), sock, e.emuURL, tm, o.extra)
 	e.cfgPath = filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e.api = apiclient.New("unix:"+sock, "")
-	e.startSupervisor()
+	if o.before != nil {
+		o.before(e)
+	}
+	if !o.noStart {
+		e.startSupervisor()
+	}
 	t.Cleanup(e.stop)
 	return e
 }
@@ -263,14 +293,16 @@ func (e *env) eventually(timeout time.Duration, what string, check func() error)
 	}
 }
 
-// never fails if bad becomes true within window: the way to check that
-// something (a restart) does not happen.
-func (e *env) never(window time.Duration, what string, bad func() bool) {
+// throughout fails if bad becomes true before the deadline, which must be
+// an instant the supervisor itself acts on (a ban's expiry): the way to
+// check that nothing happens before it.
+func (e *env) throughout(deadline time.Time, what string, bad func() bool) {
 	e.t.Helper()
-	for end := time.Now().Add(window); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	for time.Now().Before(deadline) {
 		if bad() {
 			e.t.Fatalf("%s", what)
 		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -457,4 +489,11 @@ func (b *logBuffer) contains(s string) bool {
 		}
 	}
 	return false
+}
+
+// readyz is the daemon's readiness: nil or why not.
+func (e *env) readyz() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return e.api.Ready(ctx)
 }

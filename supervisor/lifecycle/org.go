@@ -203,7 +203,7 @@ type Org struct {
 
 // New is an organization that was never registered: a Start registers it.
 func New(id string) Org {
-	return Org{Record: Record{ID: id, Status: state.Stopped, Deleted: true}}
+	return Org{Record: Record{ID: id, Deleted: true}}
 }
 
 // FromRecord is the organization as loaded from state.db at boot.

@@ -34,6 +34,13 @@ func serve(configPath string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Before anything touches state_dir: a second supervisor there would
+	// run a second worker on every auth directory.
+	lock, err := lockfile.Acquire(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	log := newLogger(cfg.LogLevel, stderr)
 
 	apiKey, err := cfg.APIKey()
@@ -46,13 +53,6 @@ func serve(configPath string, stderr io.Writer) error {
 		}
 		log.Warn("no API key configured: the status API accepts every local caller (dev mode)", "listen", cfg.API.Listen)
 	}
-	// Before anything touches state_dir: a second supervisor there would
-	// run a second worker on every auth directory.
-	lock, err := lockfile.Acquire(cfg.StateDir)
-	if err != nil {
-		return err
-	}
-	defer lock.Release()
 	authRoot := filepath.Join(cfg.StateDir, "auth_sessions")
 	if err := os.MkdirAll(authRoot, 0o700); err != nil {
 		return fmt.Errorf("state_dir: %w", err)
@@ -92,7 +92,7 @@ func serve(configPath string, stderr io.Writer) error {
 			}
 			return p, nil
 		},
-		Archive: archive.Dir(authRoot),
+		Archive: archive.NewDir(authRoot),
 		Metrics: m,
 		Log:     log,
 	})
