@@ -93,7 +93,10 @@ func (s *step) apply(in Input) error {
 	case ArchiveFailed:
 		s.archiveFailed(in)
 	case Purged:
-		s.o.Purged = true
+		// A start may have registered the ID again meanwhile.
+		if s.o.Deleted {
+			s.o.Purged = true
+		}
 	case PairingCode:
 		if s.live(in.Gen) {
 			s.o.PairingCode = in.Code

@@ -301,6 +301,14 @@ var rules = []struct {
 			s.t.Fatalf("re-registered record %+v", s.o.Record)
 		}
 	}},
+	{"a start queued behind a purge registers anew", func(s *sc) {
+		s.ok(Start{}).ok(Delete{}).ok(Archived{Reason: ArchiveDeleted}).has(Purge{})
+		s.ok(Start{Fingerprint: "again"}).ok(Purged{}).status(state.Queued)
+		if s.o.Purged || !s.o.Registered() {
+			s.t.Fatalf("the purge's late outcome undid the registration: %+v", s.o)
+		}
+		s.ok(Delete{}).ok(Archived{Reason: ArchiveDeleted}).has(Purge{})
+	}},
 	{"delete keeps a hold: a start of the same id meets it", func(s *sc) {
 		s.connected().ok(LoggedOut{Gen: 1}).ok(Reaped{Gen: 1}).ok(Archived{Reason: ArchiveLoggedOut})
 		until := s.o.Hold.Until
