@@ -26,6 +26,8 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 	waLog "go.mau.fi/whatsmeow/util/log"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/wa-sidecar/wa-sidecar/worker/emulatorlink"
 )
 
 const waitTimeout = 30 * time.Second
@@ -216,7 +218,7 @@ func newHarness(t *testing.T) *harness {
 func (h *harness) client(dev *store.Device) (*whatsmeow.Client, *eventLog) {
 	h.t.Helper()
 	cli := whatsmeow.NewClient(dev, clientLogger{rec: h.clientLog, module: "client"})
-	if err := Configure(cli, h.base); err != nil {
+	if err := emulatorlink.Configure(cli, h.base); err != nil {
 		h.t.Fatal(err)
 	}
 	el := newEventLog(cli)
@@ -290,7 +292,7 @@ func (h *harness) control(method, path string, body any, wantStatus int, out any
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	resp, err := HTTPClient(strings.TrimPrefix(h.base, "http://")).Do(req)
+	resp, err := emulatorlink.HTTPClient(strings.TrimPrefix(h.base, "http://")).Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/fingerprint"
 	"github.com/wa-sidecar/wa-sidecar/worker/badmac"
 	"github.com/wa-sidecar/wa-sidecar/worker/emulator"
+	"github.com/wa-sidecar/wa-sidecar/worker/emulatorlink"
 )
 
 const (
@@ -122,7 +123,7 @@ func TestAgainstEmulator(t *testing.T) {
 	}
 	log := testLog(t)
 	srv, base := startEmulator(t)
-	ctl := control{t: t, base: base, hc: emulator.HTTPClient(strings.TrimPrefix(base, "http://"))}
+	ctl := control{t: t, base: base, hc: emulatorlink.HTTPClient(strings.TrimPrefix(base, "http://"))}
 
 	det := badmac.New()
 	det.InstallSignalLogger(log)
@@ -326,7 +327,7 @@ func TestLogoutRPC(t *testing.T) {
 		t.Skip("starts the emulator")
 	}
 	srv, base := startEmulator(t)
-	ctl := control{t: t, base: base, hc: emulator.HTTPClient(strings.TrimPrefix(base, "http://"))}
+	ctl := control{t: t, base: base, hc: emulatorlink.HTTPClient(strings.TrimPrefix(base, "http://"))}
 	det := badmac.New()
 	det.InstallSignalLogger(testLog(t))
 	sess := New(Options{Log: testLog(t), Detector: det})

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -156,4 +157,22 @@ func syscallKill(pid int) error {
 		return err
 	}
 	return p.Kill()
+}
+
+// A production worker must not carry a fake WhatsApp server: only the small
+// emulatorlink (a certificate root and a dialer) may be linked.
+func TestWorkerDoesNotLinkTheEmulator(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/wa-sidecar/wa-sidecar/worker/cmd/wa-worker").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	for _, d := range deps {
+		if d == "github.com/wa-sidecar/wa-sidecar/worker/emulator" {
+			t.Fatal("wa-worker links the emulator server package")
+		}
+	}
+	if !slices.Contains(deps, "github.com/wa-sidecar/wa-sidecar/worker/emulatorlink") {
+		t.Fatal("the list is not of wa-worker's dependencies")
+	}
 }

@@ -1,4 +1,9 @@
-package emulator
+// Package emulatorlink is all a worker carries of the WhatsApp emulator: the
+// emulator's certificate root and a dialer that sends whatsmeow's
+// connections to it. The emulator server itself (worker/emulator) is never
+// linked into wa-worker; a worker uses this link only when the supervisor's
+// config names an emulator, and logs a loud warning when it does.
+package emulatorlink
 
 import (
 	"context"
