@@ -8,7 +8,7 @@ PROMTOOL  ?= $(shell command -v promtool 2>/dev/null || echo $(TOOLS)/promtool)
 export PROMTOOL
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run test unit e2e lint proto bench demo clean tools
+.PHONY: all build run test unit e2e lint fuzz proto bench demo clean tools
 
 all: build
 
@@ -31,7 +31,7 @@ tools:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 
-test: lint unit e2e
+test: lint unit fuzz e2e
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -58,6 +58,26 @@ e2e:
 	CGO_ENABLED=1 $(GO) build -race -o $(BIN)/race/ ./supervisor/cmd/wa-supervisor
 	$(GO) build -o $(BIN)/race/ ./worker/cmd/wa-worker
 	WA_SIDECAR_BIN=$(CURDIR)/$(BIN)/race $(GO) test -count=1 -timeout 10m ./supervisor/e2e/...
+
+# Every fuzz target for FUZZTIME each (a few seconds in `make test`; run a
+# long session with e.g. `make fuzz FUZZTIME=10m`). Inputs that crash are
+# written to the package's testdata/fuzz/ and stay there as regression cases.
+FUZZTIME ?= 3s
+FUZZ_TARGETS := \
+	./shared/config:FuzzLoad \
+	./shared/orgid:FuzzValidate \
+	./shared/phone:FuzzValidate \
+	./shared/fingerprint:FuzzParse \
+	./shared/logline:FuzzRelay \
+	./supervisor/statusapi:FuzzRequestBodies \
+	./supervisor/fleet:FuzzTranslate
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; exit 1; }; \
+	done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -55,6 +55,9 @@ type Config struct {
 type API struct {
 	Listen     string `toml:"listen"`
 	APIKeyFile string `toml:"api_key_file"`
+	// AllowedOrigins are the browser origins ("https://app.example") whose
+	// requests the API accepts; every other cross-site request is refused.
+	AllowedOrigins []string `toml:"allowed_origins"`
 }
 
 // Metrics is the Prometheus endpoint.
@@ -64,6 +67,9 @@ type Metrics struct {
 
 // Workers bounds how many worker processes live at once and how they start.
 type Workers struct {
+	// MaxOrgs bounds the registered organizations: each costs a store row,
+	// a fingerprint and, when it runs, a process.
+	MaxOrgs        int         `toml:"max_orgs"`
 	MaxLive        int         `toml:"max_live"`
 	StartGap       Duration    `toml:"start_gap"`
 	StartJitter    [2]Duration `toml:"start_jitter"`
@@ -129,9 +135,10 @@ func Default() Config {
 		StateDir:     "./var",
 		WorkerBinary: "./bin/wa-worker",
 		LogLevel:     "info",
-		API:          API{Listen: "127.0.0.1:8089"},
+		API:          API{Listen: "127.0.0.1:8089", AllowedOrigins: []string{}},
 		Metrics:      Metrics{Listen: "127.0.0.1:9189"},
 		Workers: Workers{
+			MaxOrgs:        1000,
 			MaxLive:        5,
 			StartGap:       Duration{2 * time.Second},
 			StartJitter:    [2]Duration{{time.Second}, {3 * time.Second}},
@@ -196,6 +203,8 @@ func (c *Config) Validate() error {
 		{"log_level", oneOf(c.LogLevel, "debug", "info", "warn", "error")},
 		{"api.listen", listenAddr(c.API.Listen)},
 		{"metrics.listen", listenAddr(c.Metrics.Listen)},
+		{"api.allowed_origins", origins(c.API.AllowedOrigins)},
+		{"workers.max_orgs", atLeast(c.Workers.MaxOrgs, 1)},
 		{"workers.max_live", atLeast(c.Workers.MaxLive, 1)},
 		{"workers.start_gap", nonNegative(c.Workers.StartGap)},
 		{"workers.start_jitter", durationRange(c.Workers.StartJitter)},
@@ -344,6 +353,19 @@ func nonNegative(d Duration) error {
 func durationRange(r [2]Duration) error {
 	if r[0].Duration < 0 || r[1].Duration < r[0].Duration {
 		return fmt.Errorf("[%s, %s] must be [min, max] with 0 <= min <= max", r[0].Duration, r[1].Duration)
+	}
+	return nil
+}
+
+// origins checks browser origins: scheme and host (and port), nothing else,
+// as browsers send them in the Origin header.
+func origins(list []string) error {
+	for _, o := range list {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("%q is not an origin such as \"https://app.example\" (scheme and host only)", o)
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ func TestRepoConfigIsTheDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := Default()
-	if cfg.Workers != def.Workers || cfg.BadMAC != def.BadMAC || cfg.API != def.API || cfg.QR != def.QR {
+	if cfg.Workers != def.Workers || cfg.BadMAC != def.BadMAC || !reflect.DeepEqual(cfg.API, def.API) || cfg.QR != def.QR {
 		t.Errorf("config.toml drifted from Default():\n%+v\n%+v", cfg, def)
 	}
 	if cfg.WhatsApp.Emulator != nil {
@@ -72,6 +73,9 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"syntax":         "state_dir = \n",
 		"wrong type":     "[workers]\nmax_live = \"five\"\n",
 		"bad log level":  "log_level = \"loud\"\n",
+		"bad origin":     "[api]\nallowed_origins = [\"https://a.example/path\"]\n",
+		"zero max_orgs":  "[workers]\nmax_orgs = 0\n",
+		"min_senders":    "[badmac]\nmin_senders = 0\n",
 	}
 	want := map[string]string{
 		"unknown top":    "colour",
@@ -87,6 +91,9 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"syntax":         "line 1",
 		"wrong type":     "max_live",
 		"bad log level":  "log_level",
+		"bad origin":     "api.allowed_origins",
+		"zero max_orgs":  "workers.max_orgs",
+		"min_senders":    "badmac.min_senders",
 	}
 	for name, body := range cases {
 		_, err := Load(write(t, body))

@@ -5,6 +5,7 @@ package orgid
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -26,19 +27,21 @@ func Validate(id string) error {
 		return fmt.Errorf("organization id is empty")
 	}
 	if !pattern.MatchString(id) {
-		return fmt.Errorf("organization id %q is invalid: use 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'", truncate(id))
+		return fmt.Errorf("organization id %s is invalid: use 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'", quote(id))
 	}
 	if archiveLike.MatchString(id) {
-		return fmt.Errorf("organization id %q is invalid: it has the shape of an archived auth directory", id)
+		return fmt.Errorf("organization id %s is invalid: it has the shape of an archived auth directory", quote(id))
 	}
 	return nil
 }
 
-// truncate keeps error messages one line long even for hostile input.
-func truncate(s string) string {
+// quote keeps error messages one short line even for hostile input: the
+// quoted form (where one odd byte takes four characters) is what is cut.
+func quote(s string) string {
 	const max = 80
-	if len(s) > max {
-		return s[:max] + "..."
+	q := strconv.Quote(s)
+	if len(q) > max {
+		return q[:max] + "..."
 	}
-	return s
+	return q
 }

@@ -1,6 +1,7 @@
 package orgid
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -20,12 +21,23 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// An ID that passes is a safe, single path component that can never be
+// mistaken for an archive; the error for one that does not is one line.
 func FuzzValidate(f *testing.F) {
-	f.Add("2")
-	f.Add("../x")
+	for _, s := range []string{"2", "68e3f605f2d61bb5556b7b20", "../etc", "a_corrupted_1", "", "a/b", ".", "é", strings.Repeat("x", 65)} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, id string) {
-		if Validate(id) == nil && strings.ContainsAny(id, "/\\.\x00") {
-			t.Fatalf("accepted %q", id)
+		err := Validate(id)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") || len(err.Error()) > 300 {
+				t.Fatalf("error for %q is not one short line: %q", id, err)
+			}
+			return
+		}
+		if filepath.Base(id) != id || filepath.Clean(id) != id || id == "." || id == ".." ||
+			strings.ContainsAny(id, "/\\.\x00") || len(id) > 64 || archiveLike.MatchString(id) {
+			t.Fatalf("unsafe id %q accepted", id)
 		}
 	})
 }

@@ -109,7 +109,7 @@ func (f *fakeFleet) PairPhone(_ context.Context, id, phone string) (string, erro
 
 func newServer(t *testing.T) (*fakeFleet, http.Handler) {
 	f := &fakeFleet{orgs: map[string]state.Status{"2": state.Connected}}
-	return f, statusapi.New(f, key, slog.New(slog.DiscardHandler))
+	return f, statusapi.New(f, statusapi.Options{APIKey: key, Log: slog.New(slog.DiscardHandler)})
 }
 
 // exercise runs the whole API surface through c.

@@ -241,6 +241,8 @@ func (e *env) stop() {
 	// `make e2e` builds the supervisor with -race, which reports on stderr.
 	if e.logs.contains("WARNING: DATA RACE") {
 		e.t.Errorf("a data race was reported by a supervisor or worker")
+	} else if bad := e.logs.notRecords(); len(bad) > 0 {
+		e.t.Errorf("%d log lines are not one JSON record in the supervisor's shape, e.g. %q", len(bad), bad[0])
 	}
 	if e.t.Failed() {
 		e.t.Logf("supervisor log:\n%s", e.logs.String())
@@ -478,6 +480,22 @@ func (b *logBuffer) times(s string) []time.Time {
 		}
 	}
 	return out
+}
+
+// notRecords returns the lines that are not one JSON object with time,
+// level and msg: what an interleaving of two writers, or a line printed in
+// another shape, would leave.
+func (b *logBuffer) notRecords() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var bad []string
+	for _, l := range b.lines {
+		var rec map[string]json.RawMessage
+		if json.Unmarshal([]byte(l), &rec) != nil || rec["time"] == nil || rec["level"] == nil || rec["msg"] == nil {
+			bad = append(bad, l)
+		}
+	}
+	return bad
 }
 
 func (b *logBuffer) contains(s string) bool {

@@ -27,36 +27,40 @@ func (r *runner) follow(gen int, proc Worker) {
 }
 
 // translate turns a worker event into a lifecycle input; nil for events the
-// lifecycle has no use for.
+// lifecycle has no use for. The getters keep a malformed event (a kind
+// without its message) from crashing the supervisor.
 func translate(gen int, ev *pb.Event) lifecycle.Input {
-	switch k := ev.Kind.(type) {
-	case *pb.Event_Qr:
-		return lifecycle.QRShown{Gen: gen, Code: k.Qr.Code, PNG: k.Qr.PngDataUrl, ExpiresAt: time.UnixMilli(k.Qr.ExpiresAtUnixMs)}
-	case *pb.Event_PairSuccess:
-		return lifecycle.Paired{Gen: gen, JID: k.PairSuccess.Jid}
-	case *pb.Event_Connected:
-		return lifecycle.Connected{Gen: gen, JID: k.Connected.Jid}
-	case *pb.Event_Disconnected:
+	switch {
+	case ev.GetQr() != nil:
+		q := ev.GetQr()
+		return lifecycle.QRShown{Gen: gen, Code: q.GetCode(), PNG: q.GetPngDataUrl(), ExpiresAt: time.UnixMilli(q.GetExpiresAtUnixMs())}
+	case ev.GetPairSuccess() != nil:
+		return lifecycle.Paired{Gen: gen, JID: ev.GetPairSuccess().GetJid()}
+	case ev.GetConnected() != nil:
+		return lifecycle.Connected{Gen: gen, JID: ev.GetConnected().GetJid()}
+	case ev.GetDisconnected() != nil:
 		return lifecycle.Disconnected{Gen: gen}
-	case *pb.Event_LoggedOut:
-		return lifecycle.LoggedOut{Gen: gen, Reason: k.LoggedOut.Reason}
-	case *pb.Event_StreamReplaced:
+	case ev.GetLoggedOut() != nil:
+		return lifecycle.LoggedOut{Gen: gen, Reason: ev.GetLoggedOut().GetReason()}
+	case ev.GetStreamReplaced() != nil:
 		return lifecycle.Replaced{Gen: gen}
-	case *pb.Event_TemporaryBan:
+	case ev.GetTemporaryBan() != nil:
+		b := ev.GetTemporaryBan()
 		var until time.Time
-		if ms := k.TemporaryBan.ExpiresAtUnixMs; ms > 0 {
+		if ms := b.GetExpiresAtUnixMs(); ms > 0 {
 			until = time.UnixMilli(ms)
 		}
-		return lifecycle.Banned{Gen: gen, Code: k.TemporaryBan.Code, Until: until}
-	case *pb.Event_ConnectFailure:
-		return lifecycle.ConnectFailed{Gen: gen, Reason: k.ConnectFailure.Reason, Message: k.ConnectFailure.Message}
-	case *pb.Event_BadMac:
-		return lifecycle.BadMAC{Gen: gen, MessageID: k.BadMac.MessageId, Sender: k.BadMac.Sender}
-	case *pb.Event_DecryptFailure:
-		return lifecycle.DecryptFailed{Gen: gen, Reason: k.DecryptFailure.Reason}
-	case *pb.Event_QrGaveUp:
+		return lifecycle.Banned{Gen: gen, Code: b.GetCode(), Until: until}
+	case ev.GetConnectFailure() != nil:
+		c := ev.GetConnectFailure()
+		return lifecycle.ConnectFailed{Gen: gen, Reason: c.GetReason(), Message: c.GetMessage()}
+	case ev.GetBadMac() != nil:
+		return lifecycle.BadMAC{Gen: gen, MessageID: ev.GetBadMac().GetMessageId(), Sender: ev.GetBadMac().GetSender()}
+	case ev.GetDecryptFailure() != nil:
+		return lifecycle.DecryptFailed{Gen: gen, Reason: ev.GetDecryptFailure().GetReason()}
+	case ev.GetQrGaveUp() != nil:
 		return lifecycle.QRGaveUp{Gen: gen}
-	case *pb.Event_MessageReceived:
+	case ev.GetMessageReceived() != nil:
 		return lifecycle.MessageReceived{Gen: gen}
 	}
 	return nil

@@ -96,6 +96,9 @@ var ErrBooting = errors.New("the supervisor is still loading its state")
 // takes effect once the store accepts it.
 var ErrNotSaved = errors.New("the change could not be saved yet (the state store refuses writes; see the log); it is retried and takes effect once saved")
 
+// ErrTooManyOrgs refuses to register an organization beyond workers.max_orgs.
+var ErrTooManyOrgs = errors.New("workers.max_orgs organizations are registered already")
+
 // StartOptions is the optional body of a start.
 type StartOptions struct {
 	// Force closes a live worker so that a new one starts (and skips a
@@ -120,6 +123,9 @@ type Fleet struct {
 	mu      sync.RWMutex
 	orgs    map[string]*runner
 	closing bool
+	// registered counts the registered organizations, registering the
+	// registrations under way, for workers.max_orgs.
+	registered, registering int
 
 	ready atomic.Bool
 	// failing counts runners whose last commit failed; /readyz fails
@@ -174,6 +180,9 @@ func (f *Fleet) Boot(recs []lifecycle.Record) {
 	for _, rec := range recs {
 		r := newRunner(f, rec.ID, lifecycle.FromRecord(rec), true)
 		f.orgs[rec.ID] = r
+		if !rec.Deleted {
+			f.registered++
+		}
 		var in lifecycle.Restore
 		if rec.Fingerprint == "" && !rec.Deleted {
 			in.Fingerprint = f.fingerprintFor(rec)
@@ -376,11 +385,23 @@ func (f *Fleet) ask(ctx context.Context, id string, in lifecycle.Input, create b
 			return state.Snapshot{}, &lifecycle.ConflictError{Org: id, Msg: "the supervisor is shutting down"}
 		}
 		r := f.orgs[id]
-		if r == nil {
-			if !create {
+		if r == nil && !create {
+			f.mu.Unlock()
+			return state.Snapshot{}, unknown(id)
+		}
+		if create && (r == nil || !r.registered()) {
+			if f.registered+f.registering >= f.cfg.Workers.MaxOrgs {
 				f.mu.Unlock()
-				return state.Snapshot{}, unknown(id)
+				return state.Snapshot{}, fmt.Errorf("organization %s: %d organizations are registered: %w", id, f.registered, ErrTooManyOrgs)
 			}
+			f.registering++
+			defer func() {
+				f.mu.Lock()
+				f.registering--
+				f.mu.Unlock()
+			}()
+		}
+		if r == nil {
 			r = newRunner(f, id, lifecycle.New(id), false)
 			f.orgs[id] = r
 		}

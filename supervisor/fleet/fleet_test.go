@@ -428,3 +428,26 @@ func TestUnknownAndBadIDs(t *testing.T) {
 		t.Fatalf("records written: %+v", h.store.all())
 	}
 }
+
+func TestMaxOrgs(t *testing.T) {
+	cfg := testConfig()
+	cfg.Workers.MaxOrgs = 3
+	h := newHarness(t, cfg)
+	for _, id := range []string{"a", "b", "c"} {
+		h.start(id)
+	}
+	if _, err := h.f.Start(bg, "d", StartOptions{}); !errors.Is(err, ErrTooManyOrgs) {
+		t.Fatalf("a 4th registration: %v", err)
+	}
+	if _, err := h.f.Get("d"); !errors.Is(err, lifecycle.ErrUnknownOrg) {
+		t.Fatalf("the refused org is registered: %v", err)
+	}
+	h.start("a") // a registered org starts as before
+	if err := h.f.Delete(bg, "b"); err != nil {
+		t.Fatal(err)
+	}
+	h.start("d")
+	if _, err := h.f.Start(bg, "b", StartOptions{}); !errors.Is(err, ErrTooManyOrgs) {
+		t.Fatalf("re-registering the deleted one past the cap: %v", err)
+	}
+}

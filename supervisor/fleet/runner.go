@@ -222,6 +222,7 @@ func (r *runner) adopt(e envelope) {
 // publish makes the committed state visible and reports a status change.
 func (r *runner) publish(prev lifecycle.Org) {
 	o := r.org
+	wasRegistered := r.registered()
 	r.view.Store(&o)
 	f := r.f
 	switch {
@@ -229,6 +230,15 @@ func (r *runner) publish(prev lifecycle.Org) {
 		f.fps.free(r.id)
 	case !o.Deleted:
 		f.fps.use(r.id, o.Fingerprint)
+	}
+	if now := o.Registered(); now != wasRegistered {
+		f.mu.Lock()
+		if now {
+			f.registered++
+		} else {
+			f.registered--
+		}
+		f.mu.Unlock()
 	}
 	if o.Status == prev.Status && o.Deleted == prev.Deleted {
 		return

@@ -1,13 +1,16 @@
 // Package launcher starts worker processes over go-plugin: one plugin client
-// per organization, never Managed, each with a fresh SecureConfig, and bound
-// to the supervisor's life with Pdeathsig.
+// per organization, never Managed, each with a fresh SecureConfig against
+// the checksum taken at boot, mutual TLS, an explicit environment and its
+// socket under state_dir, bound to the supervisor's life with Pdeathsig.
 package launcher
 
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,24 +23,37 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/contract"
+	"github.com/wa-sidecar/wa-sidecar/shared/logline"
 )
+
+// Options configure a Launcher.
+type Options struct {
+	// Binary is the wa-worker executable.
+	Binary string
+	// Log is where the workers' log lines and go-plugin's messages go, one
+	// whole line per write (a logline.Sink).
+	Log io.Writer
+	// SocketDir holds the workers' plugin sockets (state_dir/run, emptied
+	// at boot), so that a killed supervisor leaves none in /tmp.
+	SocketDir string
+}
 
 // Launcher starts wa-worker binaries.
 type Launcher struct {
-	binary string
-	// stderr receives the workers' own log lines (JSON, already tagged with
-	// org=), so they land in the supervisor's log stream unchanged.
-	stderr io.Writer
-	logger hclog.Logger
+	binary    string
+	sum       []byte
+	log       io.Writer
+	socketDir string
 }
 
-// New returns a Launcher for the worker binary at path. The binary must exist
-// now; its checksum is taken again at every launch so that a rebuilt binary
-// is picked up by the next restart rather than refused.
-func New(path string, stderr io.Writer) (*Launcher, error) {
-	abs, err := filepath.Abs(path)
+// New returns a Launcher for the worker binary. Its checksum is taken now
+// and every launch is checked against it: a binary replaced under a running
+// supervisor is refused until the supervisor restarts, rather than run
+// unverified.
+func New(o Options) (*Launcher, error) {
+	abs, err := filepath.Abs(o.Binary)
 	if err != nil {
-		return nil, fmt.Errorf("worker binary %s: %w", path, err)
+		return nil, fmt.Errorf("worker binary %s: %w", o.Binary, err)
 	}
 	st, err := os.Stat(abs)
 	if err != nil {
@@ -46,22 +62,59 @@ func New(path string, stderr io.Writer) (*Launcher, error) {
 	if st.IsDir() || st.Mode()&0o111 == 0 {
 		return nil, fmt.Errorf("worker binary %s is not an executable file", abs)
 	}
-	return &Launcher{
-		binary: abs,
-		stderr: stderr,
-		// go-plugin's own messages: only problems are worth a line.
-		logger: hclog.New(&hclog.LoggerOptions{Name: "go-plugin", Level: hclog.Warn, Output: stderr, JSONFormat: true}),
-	}, nil
+	sum, err := checksum(abs)
+	if err != nil {
+		return nil, err
+	}
+	socketDir, err := filepath.Abs(o.SocketDir)
+	if err != nil {
+		return nil, fmt.Errorf("socket directory %s: %w", o.SocketDir, err)
+	}
+	return &Launcher{binary: abs, sum: sum, log: o.Log, socketDir: socketDir}, nil
+}
+
+// env is all a worker gets of the supervisor's environment: the API key,
+// NOTIFY_SOCKET and the rest stay out of the process that parses what
+// WhatsApp sends. go-plugin adds its handshake variables.
+func (l *Launcher) env(org string) []string {
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = "/usr/local/bin:/usr/bin:/bin"
+	}
+	return []string{
+		"PATH=" + path,
+		"TMPDIR=" + l.socketDir,
+		plugin.EnvUnixSocketDir + "=" + l.socketDir,
+		"WA_SIDECAR_ORG=" + org,
+		fmt.Sprintf("%s=%d", contract.SupervisorPIDEnv, os.Getpid()),
+	}
+}
+
+// logs returns what the worker's stderr and go-plugin's logger write into:
+// relays that keep every line whole and in the supervisor's shape. go-plugin
+// copies each worker line to stderr and logs it a second time through its
+// logger; the second copy is dropped.
+func (l *Launcher) logs(org string) (stderr io.WriteCloser, logger hclog.Logger, closeLogs func()) {
+	attr := slog.String("org", org)
+	stderr = logline.NewRelay(l.log, attr).Writer()
+	relay := logline.NewRelay(l.log, attr)
+	relogged := "go-plugin." + filepath.Base(l.binary)
+	relay.Drop = func(module string) bool { return module == relogged }
+	out := relay.Writer()
+	logger = hclog.New(&hclog.LoggerOptions{Name: "go-plugin", Level: hclog.Info, Output: out, JSONFormat: true})
+	return stderr, logger, func() { stderr.Close(); out.Close() }
 }
 
 // Process is one running worker.
 type Process struct {
 	contract.Worker
-	client   *plugin.Client
-	pid      int
-	release  chan struct{}
-	kill     context.CancelFunc
-	killOnce sync.Once
+	client  *plugin.Client
+	pid     int
+	release chan struct{}
+	kill    context.CancelFunc
+	// closeLogs flushes a last line the worker left without a newline.
+	closeLogs func()
+	killOnce  sync.Once
 }
 
 // PID is the worker's process ID.
@@ -95,6 +148,7 @@ func (p *Process) Kill() {
 			<-done
 		}
 		p.kill()
+		p.closeLogs()
 		close(p.release)
 	})
 }
@@ -104,10 +158,6 @@ func (p *Process) Kill() {
 // reaped before Launch returns: a cancelled launch leaves nothing behind
 // that could still hold a slot or open the auth directory.
 func (l *Launcher) Launch(ctx context.Context, org string) (*Process, error) {
-	sum, err := checksum(l.binary)
-	if err != nil {
-		return nil, fmt.Errorf("launch %s: %w", org, err)
-	}
 	type result struct {
 		p   *Process
 		err error
@@ -119,6 +169,7 @@ func (l *Launcher) Launch(ctx context.Context, org string) (*Process, error) {
 	// tied to ctx only until the launch succeeds.
 	procCtx, kill := context.WithCancel(context.Background())
 	detach := context.AfterFunc(ctx, kill)
+	stderr, logger, closeLogs := l.logs(org)
 	// Pdeathsig fires when the forking *thread* exits, not the process
 	// (golang/go#27505). The spawning goroutine therefore locks its thread
 	// and stays alive until Kill, so the kernel kills the worker exactly
@@ -126,28 +177,36 @@ func (l *Launcher) Launch(ctx context.Context, org string) (*Process, error) {
 	go func() {
 		runtime.LockOSThread()
 		cmd := exec.CommandContext(procCtx, l.binary)
-		cmd.Env = append(os.Environ(), "WA_SIDECAR_ORG="+org, fmt.Sprintf("%s=%d", contract.SupervisorPIDEnv, os.Getpid()))
+		cmd.Env = l.env(org)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		client := plugin.NewClient(&plugin.ClientConfig{
 			HandshakeConfig:  contract.Handshake,
 			Plugins:          contract.PluginMap(nil),
 			Cmd:              cmd,
+			SkipHostEnv:      true,
 			AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+			// Without it any local process of the same user could call a
+			// worker's Logout or SendText over its socket.
+			AutoMTLS: true,
 			// A new hash for every client: SecureConfig.Check streams into
 			// Hash without resetting it, so a reused one fails on restart.
-			SecureConfig: &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
-			Logger:       l.logger.With("org", org),
-			Stderr:       l.stderr,
+			SecureConfig: &plugin.SecureConfig{Checksum: l.sum, Hash: sha256.New()},
+			Logger:       logger.With("org", org),
+			Stderr:       stderr,
 			StartTimeout: 30 * time.Second,
 		})
 		p, err := connect(client, org)
 		if err != nil {
 			// Kill waits for the process to be reaped.
 			client.Kill()
+			closeLogs()
+			if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+				err = fmt.Errorf("launch %s: the worker binary %s changed since the supervisor started; restart the supervisor to run the new one", org, l.binary)
+			}
 			done <- result{err: err}
 			return // the thread dies with the goroutine; the worker is already gone
 		}
-		p.release, p.kill = release, kill
+		p.release, p.kill, p.closeLogs = release, kill, closeLogs
 		done <- result{p: p}
 		<-release
 	}()

@@ -59,7 +59,12 @@ func buildAndRun(m *testing.M) int {
 // helperParent plays a supervisor that launches one worker, reports its PID
 // on stdout and then waits to be SIGKILLed by the test.
 func helperParent() {
-	l, err := New(os.Getenv(binaryEnv), os.Stderr)
+	dir, err := os.MkdirTemp("", "launcher-parent-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper parent:", err)
+		os.Exit(1)
+	}
+	l, err := New(Options{Binary: os.Getenv(binaryEnv), Log: os.Stderr, SocketDir: dir})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper parent:", err)
 		os.Exit(1)
@@ -88,6 +93,15 @@ func copyWorker(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+func newLauncher(t *testing.T, bin string, log io.Writer) *Launcher {
+	t.Helper()
+	l, err := New(Options{Binary: bin, Log: log, SocketDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 func launch(t *testing.T, l *Launcher, org string) *Process {
@@ -181,7 +195,7 @@ func TestNewRefusesWhatIsNotAnExecutable(t *testing.T) {
 	}
 	for name, path := range map[string]string{"missing": missing, "directory": dir, "not executable": plain} {
 		t.Run(name, func(t *testing.T) {
-			l, err := New(path, io.Discard)
+			l, err := New(Options{Binary: path, Log: io.Discard, SocketDir: t.TempDir()})
 			if err == nil {
 				t.Fatalf("New(%s) accepted: %+v", path, l)
 			}
@@ -191,16 +205,13 @@ func TestNewRefusesWhatIsNotAnExecutable(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(missing, io.Discard); !errors.Is(err, os.ErrNotExist) {
+	if _, err := New(Options{Binary: missing, Log: io.Discard, SocketDir: t.TempDir()}); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing binary: want ErrNotExist in the chain, got %v", err)
 	}
 }
 
 func TestLaunchPingKill(t *testing.T) {
-	l, err := New(workerBin, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := newLauncher(t, workerBin, io.Discard)
 	p := launch(t, l, "ping")
 	if p.PID() <= 0 {
 		t.Fatalf("PID %d", p.PID())
@@ -234,19 +245,17 @@ func TestLaunchPingKill(t *testing.T) {
 	p.Kill() // must neither panic on the closed channel nor block
 }
 
-func TestChecksumIsTakenPerLaunch(t *testing.T) {
+// The checksum is taken once, when the supervisor starts: a binary replaced
+// under a running supervisor is refused with a sentence instead of run.
+func TestReplacedBinaryIsRefused(t *testing.T) {
 	bin := copyWorker(t)
-	l, err := New(bin, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := launch(t, l, "rebuilt")
+	l := newLauncher(t, bin, io.Discard)
+	first := launch(t, l, "replaced")
 	first.Kill()
 	waitGone(t, first.PID(), 10*time.Second)
 
-	// "Rebuild" the binary: a script with a different checksum that execs
-	// the real worker, so the handshake still works. Renamed into place
-	// as an install would, instead of writing over a file that may be busy.
+	// A script with another checksum that would exec the real worker,
+	// renamed into place as an install would.
 	script := fmt.Sprintf("#!/bin/sh\nexec %q \"$@\"\n", workerBin)
 	tmp := bin + ".new"
 	if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
@@ -255,28 +264,24 @@ func TestChecksumIsTakenPerLaunch(t *testing.T) {
 	if err := os.Rename(tmp, bin); err != nil {
 		t.Fatal(err)
 	}
-	// With a checksum taken once in New, go-plugin would refuse this
-	// launch with "checksums did not match".
-	second := launch(t, l, "rebuilt")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := second.Ping(ctx)
-	if err != nil {
-		t.Fatal(err)
+	p, err := l.Launch(ctx, "replaced")
+	if err == nil {
+		p.Kill()
+		t.Fatal("a replaced worker binary was launched")
 	}
-	if int(resp.Pid) != second.PID() || second.PID() == first.PID() {
-		t.Fatalf("ping pid %d, second pid %d, first pid %d", resp.Pid, second.PID(), first.PID())
+	if !strings.Contains(err.Error(), "changed since the supervisor started; restart the supervisor") {
+		t.Fatalf("error %q does not say what to do", err)
 	}
-	second.Kill()
-	waitGone(t, second.PID(), 10*time.Second)
+	if left := workerChildren(t, bin); len(left) != 0 {
+		t.Fatalf("workers left behind: %v", left)
+	}
 }
 
 func TestLaunchWithCancelledContext(t *testing.T) {
 	bin := copyWorker(t)
-	l, err := New(bin, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := newLauncher(t, bin, io.Discard)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	p, err := l.Launch(ctx, "cancelled")
@@ -298,10 +303,7 @@ func TestLaunchWithCancelledContext(t *testing.T) {
 // break the cap on live workers.
 func TestCancelledLaunchLeavesNoProcess(t *testing.T) {
 	bin := copyWorker(t)
-	l, err := New(bin, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := newLauncher(t, bin, io.Discard)
 	cancelled := 0
 	for _, after := range []time.Duration{0, time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
 		20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond} {

@@ -60,6 +60,8 @@ func (s *server) classify(r *http.Request, err error) *apiError {
 			retryAfter: time.Until(hold.Until)}
 	case errors.As(err, &conflict):
 		return &apiError{status: http.StatusConflict, code: "conflict", msg: conflict.Error()}
+	case errors.Is(err, fleet.ErrTooManyOrgs):
+		return &apiError{status: http.StatusConflict, code: "too_many_orgs", msg: err.Error()}
 	case errors.Is(err, fleet.ErrBooting):
 		return &apiError{status: http.StatusServiceUnavailable, code: "booting",
 			msg: "the supervisor is still loading its state; retry in a second", retryAfter: time.Second}

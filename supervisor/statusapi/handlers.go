@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
+	"github.com/wa-sidecar/wa-sidecar/shared/phone"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 )
@@ -128,19 +128,14 @@ func (s *server) pairPhone(r *http.Request, id string) (int, any, error) {
 	if err := decode(r, &req, true); err != nil {
 		return 0, nil, err
 	}
-	if !validPhone(req.Phone) {
-		return 0, nil, &apiError{status: http.StatusBadRequest, code: "bad_body",
-			msg: "phone must be 7 to 15 digits, country code first, without '+', spaces or dashes"}
+	if err := phone.Validate(req.Phone); err != nil {
+		return 0, nil, &apiError{status: http.StatusBadRequest, code: "bad_body", msg: "phone: " + err.Error()}
 	}
 	code, err := s.fleet.PairPhone(r.Context(), id, req.Phone)
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, PairPhoneResponse{Code: code}, nil
-}
-
-func validPhone(p string) bool {
-	return len(p) >= 7 && len(p) <= 15 && strings.Trim(p, "0123456789") == ""
 }
 
 // ClearCorruptedSessionResponse answers the route the old Node servers

@@ -51,7 +51,7 @@ func TestListenUnixReplacesStaleSocket(t *testing.T) {
 		t.Fatalf("mode = %v, want socket 0660", fi.Mode())
 	}
 
-	go http.Serve(ln, New(newFakeFleet(), "", slog.New(slog.DiscardHandler)))
+	go http.Serve(ln, New(newFakeFleet(), Options{Listen: "unix:" + path, Log: slog.New(slog.DiscardHandler)}))
 	c, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatal(err)

@@ -49,13 +49,24 @@ type Fleet interface {
 	PairPhone(ctx context.Context, id, phone string) (string, error)
 }
 
-// New returns the API handler. An empty apiKey lets every request through
-// (dev mode); the caller is the one that knows whether that is acceptable
-// and warns about it.
-func New(f Fleet, apiKey string, log *slog.Logger) http.Handler {
-	s := &server{fleet: f, log: log, mux: http.NewServeMux()}
-	if apiKey != "" {
-		sum := sha256.Sum256([]byte(apiKey))
+// Options configure the API.
+type Options struct {
+	// APIKey is what callers send in x-api-key; empty lets every request
+	// through (dev mode): the caller is the one that knows whether that is
+	// acceptable and warns about it.
+	APIKey string
+	// Listen is the api.listen address, for the Host check.
+	Listen string
+	// AllowedOrigins are the browser origins that may call the API.
+	AllowedOrigins []string
+	Log            *slog.Logger
+}
+
+// New returns the API handler.
+func New(f Fleet, o Options) http.Handler {
+	s := &server{fleet: f, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
+	if o.APIKey != "" {
+		sum := sha256.Sum256([]byte(o.APIKey))
 		s.keySum = sum[:]
 	}
 	s.routes()
@@ -66,6 +77,7 @@ type server struct {
 	fleet Fleet
 	log   *slog.Logger
 	mux   *http.ServeMux
+	guard guard
 	// keySum is the SHA-256 of the API key, nil in dev mode. Comparing
 	// digests keeps the comparison constant-time even in the key's length.
 	keySum []byte
@@ -100,7 +112,8 @@ func (s *server) routes() {
 }
 
 // serve wraps the route table with what every request needs: a debug log
-// line, canonical paths and the API key.
+// line, canonical paths, the cross-site and Host guards, the boot gate, the
+// API key and JSON bodies.
 func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
@@ -116,6 +129,18 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		s.writeError(rec, r, errNotFound("path %q is not canonical", r.URL.Path))
 		return
 	}
+	if ae := s.guard.host(r); ae != nil {
+		s.writeError(rec, r, ae)
+		return
+	}
+	if ae := s.guard.crossSite(r); ae != nil {
+		s.writeError(rec, r, ae)
+		return
+	}
+	if s.guard.cors(rec, r) {
+		rec.status = http.StatusNoContent
+		return
+	}
 	if probe := r.URL.Path == "/healthz" || r.URL.Path == "/readyz"; !probe {
 		// Nothing but the probes answers before the state is loaded: a
 		// start racing the boot must not register over a saved hold.
@@ -123,13 +148,17 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 			s.writeError(rec, r, err)
 			return
 		}
-	}
-	if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !s.authorized(r) {
-		msg := "x-api-key header does not match the configured API key"
-		if r.Header.Get("x-api-key") == "" {
-			msg = "x-api-key header is missing"
+		if !s.authorized(r) {
+			msg := "x-api-key header does not match the configured API key"
+			if r.Header.Get("x-api-key") == "" {
+				msg = "x-api-key header is missing"
+			}
+			s.writeError(rec, r, &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: msg})
+			return
 		}
-		s.writeError(rec, r, &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: msg})
+	}
+	if ae := jsonBody(r); ae != nil {
+		s.writeError(rec, r, ae)
 		return
 	}
 	s.mux.ServeHTTP(rec, r)

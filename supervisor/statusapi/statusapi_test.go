@@ -183,7 +183,7 @@ func newHarness(t *testing.T, key string) *harness {
 	logs := &bytes.Buffer{}
 	f := newFakeFleet()
 	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return &harness{t: t, fleet: f, h: New(f, key, log), logs: logs}
+	return &harness{t: t, fleet: f, h: New(f, Options{APIKey: key, Listen: "127.0.0.1:8089", AllowedOrigins: []string{"https://app.example"}, Log: log}), logs: logs}
 }
 
 type lockedWriter struct {
@@ -205,8 +205,16 @@ func (h *harness) do(method, target, body string, header ...string) *httptest.Re
 		rd = strings.NewReader(body)
 	}
 	req := httptest.NewRequest(method, target, rd)
+	req.Host = "127.0.0.1:8089"
 	req.Header.Set("x-api-key", testKey)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" {
+			req.Host = header[i+1]
+			continue
+		}
 		if header[i+1] == "" {
 			req.Header.Del(header[i])
 		} else {

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -28,8 +27,9 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
 	"github.com/wa-sidecar/wa-sidecar/shared/fingerprint"
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
+	phonenumber "github.com/wa-sidecar/wa-sidecar/shared/phone"
 	"github.com/wa-sidecar/wa-sidecar/worker/badmac"
-	"github.com/wa-sidecar/wa-sidecar/worker/emulator"
+	"github.com/wa-sidecar/wa-sidecar/worker/emulatorlink"
 	devicefp "github.com/wa-sidecar/wa-sidecar/worker/fingerprint"
 
 	// The store's driver: pure Go, so the worker builds with CGO_ENABLED=0.
@@ -40,9 +40,6 @@ import (
 // busy_timeout, concurrent store writes failed decryption with SQLITE_BUSY
 // and messages were lost.
 const storeDSN = "file:%s?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
-
-// phonePattern is an international number, digits only (E.164 allows 15).
-var phonePattern = regexp.MustCompile(`^[1-9][0-9]{6,14}$`)
 
 // Options are what a Session needs from the process around it.
 type Options struct {
@@ -153,7 +150,7 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 	if req.EmulatorUrl != "" {
 		s.log.Warn("THIS WORKER TALKS TO A LOCAL EMULATOR, NOT TO WHATSAPP; messages go nowhere real",
 			"emulator_url", req.EmulatorUrl)
-		if err := emulator.Configure(cli, req.EmulatorUrl); err != nil {
+		if err := emulatorlink.Configure(cli, req.EmulatorUrl); err != nil {
 			container.Close()
 			return nil, fmt.Errorf("start %s: configure emulator: %w", req.OrganizationId, err)
 		}
@@ -429,8 +426,8 @@ func (s *Session) Logout(ctx context.Context) error {
 // device announces itself as the same browser and OS its QR registration
 // uses, so the two paths do not give one organization two fingerprints.
 func (s *Session) PairPhone(ctx context.Context, phone string) (string, error) {
-	if !phonePattern.MatchString(phone) {
-		return "", fmt.Errorf("pair phone: %q is not an international phone number of digits only", phone)
+	if err := phonenumber.Validate(phone); err != nil {
+		return "", fmt.Errorf("pair phone: %w", err)
 	}
 	cli := s.client()
 	switch {
@@ -456,8 +453,8 @@ func (s *Session) PairPhone(ctx context.Context, phone string) (string, error) {
 // caller-chosen id makes retries of the same message idempotent on
 // WhatsApp's side.
 func (s *Session) SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error) {
-	if !phonePattern.MatchString(req.To) {
-		return nil, fmt.Errorf("send text: recipient %q is not an international phone number of digits only", req.To)
+	if err := phonenumber.Validate(req.To); err != nil {
+		return nil, fmt.Errorf("send text: recipient: %w", err)
 	}
 	if req.Text == "" {
 		return nil, errors.New("send text: text is empty")

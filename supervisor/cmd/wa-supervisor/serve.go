@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/config"
+	"github.com/wa-sidecar/wa-sidecar/shared/logline"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/archive"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/launcher"
@@ -41,7 +42,10 @@ func serve(configPath string, stderr io.Writer) error {
 		return err
 	}
 	defer lock.Release()
-	log := newLogger(cfg.LogLevel, stderr)
+	// One sink for the supervisor's records and every worker's lines, so
+	// no two lines ever mix.
+	sink := logline.NewSink(stderr)
+	log := newLogger(cfg.LogLevel, sink)
 
 	apiKey, err := cfg.APIKey()
 	if err != nil {
@@ -68,7 +72,11 @@ func serve(configPath string, stderr io.Writer) error {
 	} else if aside != "" {
 		log.Info("imported the registry of an earlier version into state.db", "organizations", n, "moved_to", aside)
 	}
-	launch, err := launcher.New(cfg.WorkerBinary, stderr)
+	socketDir := filepath.Join(cfg.StateDir, "run")
+	if err := emptyDir(socketDir); err != nil {
+		return fmt.Errorf("state_dir: %w", err)
+	}
+	launch, err := launcher.New(launcher.Options{Binary: cfg.WorkerBinary, Log: sink, SocketDir: socketDir})
 	if err != nil {
 		return err
 	}
@@ -106,8 +114,10 @@ func serve(configPath string, stderr io.Writer) error {
 		apiLn.Close()
 		return fmt.Errorf("metrics.listen: %w", err)
 	}
-	apiSrv := &http.Server{Handler: statusapi.New(fl, apiKey, log), ReadHeaderTimeout: 10 * time.Second}
-	metricsSrv := &http.Server{Handler: metrics.Handler(promReg), ReadHeaderTimeout: 10 * time.Second}
+	apiSrv := newServer(statusapi.New(fl, statusapi.Options{
+		APIKey: apiKey, Listen: cfg.API.Listen, AllowedOrigins: cfg.API.AllowedOrigins, Log: log,
+	}))
+	metricsSrv := newServer(metrics.Handler(promReg))
 
 	var g run.Group
 	g.Add(run.SignalHandler(context.Background(), syscall.SIGINT, syscall.SIGTERM))
@@ -164,6 +174,20 @@ func serve(configPath string, stderr io.Writer) error {
 	return err
 }
 
+// newServer bounds every phase of a request: a client that sends its
+// headers or body a byte a second, or never reads the answer, does not hold
+// a connection forever. WriteTimeout leaves room for the slowest answer (a
+// logout waits up to 30 s for WhatsApp).
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       20 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+}
+
 func serveHTTP(srv *http.Server, ln net.Listener) error {
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
@@ -175,6 +199,15 @@ func shutdownHTTP(srv *http.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(ctx)
+}
+
+// emptyDir makes dir an empty directory of the supervisor's: the plugin
+// sockets a killed supervisor left there are gone.
+func emptyDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	return os.MkdirAll(dir, 0o700)
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/contract"
+	"github.com/wa-sidecar/wa-sidecar/shared/logline"
 	"github.com/wa-sidecar/wa-sidecar/worker/badmac"
 	"github.com/wa-sidecar/wa-sidecar/worker/parentwatch"
 	"github.com/wa-sidecar/wa-sidecar/worker/session"
@@ -35,7 +36,11 @@ func main() {
 	// stdout carries go-plugin's handshake line: libsignal's logger, which
 	// prints to stdout by default, is rerouted before anything can use it.
 	level := new(slog.LevelVar)
-	handler := session.NewLogHandler(os.Stderr, level)
+	// One sink for the session's records and go-plugin's server messages,
+	// translated from hclog's shape into slog's, so the supervisor gets
+	// whole lines of one shape.
+	sink := logline.NewSink(os.Stderr)
+	handler := session.NewLogHandler(sink, level)
 	log := slog.New(handler)
 	slog.SetDefault(log)
 	detector := badmac.New()
@@ -75,7 +80,7 @@ func main() {
 		GRPCServer:      plugin.DefaultGRPCServer,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name:       "wa-worker",
-			Output:     os.Stderr,
+			Output:     logline.NewRelay(sink).Writer(),
 			JSONFormat: true,
 			Level:      hclog.Info,
 		}),

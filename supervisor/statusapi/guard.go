@@ -1,0 +1,125 @@
+package statusapi
+
+import (
+	"mime"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/config"
+)
+
+// guard keeps web pages in a browser on this host from driving or reading
+// the API, key or no key: a page may send simple cross-site requests
+// (text/plain bodies, no preflight) and, through DNS rebinding, even read
+// the answers under its own host name.
+type guard struct {
+	origins []string
+	// listenHost is the IP the API listens on ("" for a unix socket, where
+	// no browser can reach it and the Host header means nothing).
+	listenHost  string
+	unspecified bool
+}
+
+func newGuard(listen string, origins []string) guard {
+	g := guard{origins: origins}
+	if _, unix := config.IsUnixListen(listen); unix {
+		return g
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return g
+	}
+	g.listenHost = host
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		g.unspecified = true
+	}
+	return g
+}
+
+// crossSite refuses a request from a browser page whose origin is not
+// listed; server-side callers (Django, the CLI) send no Origin.
+func (g guard) crossSite(r *http.Request) *apiError {
+	origin := r.Header.Get("Origin")
+	if origin == "" && r.Header.Get("Sec-Fetch-Site") != "cross-site" {
+		return nil
+	}
+	if origin != "" && slices.Contains(g.origins, origin) {
+		return nil
+	}
+	shown := origin
+	if shown == "" {
+		shown = "an unnamed origin"
+	}
+	return &apiError{status: http.StatusForbidden, code: "cross_site",
+		msg: "a cross-site request from " + truncate(shown) + " is refused; list the origin in api.allowed_origins to allow it"}
+}
+
+// host refuses a Host header that names something other than this API: a
+// DNS rebinding page reaches 127.0.0.1 under its own host name.
+func (g guard) host(r *http.Request) *apiError {
+	if g.listenHost == "" {
+		return nil
+	}
+	name := r.Host
+	if h, _, err := net.SplitHostPort(r.Host); err == nil {
+		name = h
+	}
+	name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
+	if strings.EqualFold(name, "localhost") || name == g.listenHost {
+		return nil
+	}
+	if ip := net.ParseIP(name); ip != nil && (ip.IsLoopback() || g.unspecified) {
+		return nil
+	}
+	return &apiError{status: http.StatusForbidden, code: "bad_host",
+		msg: "Host " + truncate(r.Host) + " is not this API's address; use " + g.listenHost + ", localhost or a loopback IP"}
+}
+
+// cors answers for a listed origin: the headers that let its page read the
+// answer, and the preflight of a JSON or keyed request.
+func (g guard) cors(w http.ResponseWriter, r *http.Request) (preflight bool) {
+	origin := r.Header.Get("Origin")
+	if origin == "" || !slices.Contains(g.origins, origin) {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
+		return false
+	}
+	h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+	h.Set("Access-Control-Allow-Headers", "Content-Type, X-Api-Key")
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
+// jsonBody refuses a request that has a body of another type: only a JSON
+// body is read, and a text/plain one is what a page can send without a
+// preflight.
+func jsonBody(r *http.Request) *apiError {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == "application/json" {
+		return nil
+	}
+	if ct == "" {
+		ct = "none"
+	}
+	return &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
+		msg: "a request body must be Content-Type: application/json (got " + truncate(ct) + ")"}
+}
+
+// truncate keeps a caller's header short in an answer.
+func truncate(s string) string {
+	const max = 100
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}
