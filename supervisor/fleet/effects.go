@@ -19,15 +19,19 @@ import (
 // launchTimeout bounds spawning a worker and its Start call.
 const launchTimeout = time.Minute
 
-// logoutTimeout bounds the worker's remote logout.
-const logoutTimeout = 30 * time.Second
+// logoutTimeout bounds the worker's remote logout; pairTimeout asking the
+// worker for a pairing code.
+const (
+	logoutTimeout = 30 * time.Second
+	pairTimeout   = 30 * time.Second
+)
 
 // egress is where the organization's worker connects from; every worker
 // connects directly today.
 const egress = "direct"
 
 func (r *runner) ticket(n uint64) queue.Ticket {
-	return queue.Ticket{Org: r.id, N: n, Egress: egress}
+	return queue.Ticket{Org: r.id, Epoch: r.epoch, N: n, Egress: egress}
 }
 
 // run carries out one effect. Slow ones (processes, archives) run in the
@@ -176,7 +180,6 @@ func (r *runner) purge() {
 		cancel()
 		if err == nil {
 			r.stored = false
-			r.post(envelope{in: lifecycle.Purged{}})
 			return
 		}
 		f.metrics.PersistError()
@@ -184,7 +187,7 @@ func (r *runner) purge() {
 		r.note(slog.LevelError, "forgetting a deleted organization failed; retrying", "err", err, "retry_in", wait.String())
 		select {
 		case <-time.After(wait):
-		case <-f.stopped:
+		case <-f.closing:
 			return
 		}
 	}

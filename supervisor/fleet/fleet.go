@@ -120,9 +120,9 @@ type Fleet struct {
 	fps     *fingerprints
 	procs   *counter
 
-	mu      sync.RWMutex
-	orgs    map[string]*runner
-	closing bool
+	mu       sync.RWMutex
+	orgs     map[string]*runner
+	shutdown bool
 	// registered counts the registered organizations, registering the
 	// registrations under way, for workers.max_orgs.
 	registered, registering int
@@ -131,13 +131,19 @@ type Fleet struct {
 	// failing counts runners whose last commit failed; /readyz fails
 	// while it is above zero.
 	failing atomic.Int32
-	// stopped ends commit retries once Shutdown is over.
-	stopped chan struct{}
+	// closing is closed when Shutdown begins: commit retries give up, so
+	// that every runner gets to close its worker.
+	closing chan struct{}
+	epochs  atomic.Uint64
 }
 
 // commitWait bounds how long an API call waits for its change to be
-// committed before it answers ErrNotSaved.
+// committed; a logout also waits for the worker (logoutTimeout).
 const commitWait = 5 * time.Second
+
+// ErrTimeout answers a call whose change was not done in time although the
+// store accepts writes: it is still under way and may yet take effect.
+var ErrTimeout = errors.New("no answer in time; the change is still under way and may yet take effect")
 
 // New builds an empty Fleet; Boot loads the organizations.
 func New(o Options) *Fleet {
@@ -152,7 +158,7 @@ func New(o Options) *Fleet {
 		cfg: c, policy: lifecycle.PolicyFrom(c), store: o.Store, launch: o.Launch, archive: o.Archive,
 		metrics: o.Metrics, clock: o.Clock, log: o.Log,
 		fps: newFingerprints(o.Intn), procs: newCounter(),
-		orgs: map[string]*runner{}, stopped: make(chan struct{}),
+		orgs: map[string]*runner{}, closing: make(chan struct{}),
 	}
 	f.slots = newSlots(queue.Config{
 		MaxLive:   c.Workers.MaxLive,
@@ -173,8 +179,14 @@ func (f *Fleet) Boot(recs []lifecycle.Record) {
 	restores := make(map[string]lifecycle.Restore, len(recs))
 	f.mu.Lock()
 	for _, rec := range recs {
-		if rec.Fingerprint != "" && !rec.Deleted {
+		switch {
+		case rec.Deleted:
+		case rec.Fingerprint != "":
 			f.fps.use(rec.ID, rec.Fingerprint)
+		case rec.Linked:
+			// Before any pick: a linked device must keep the one it was
+			// registered with, so nobody else may take it.
+			f.fps.forLegacy(rec.ID)
 		}
 	}
 	for _, rec := range recs {
@@ -287,7 +299,7 @@ func (f *Fleet) Start(ctx context.Context, id string, opts StartOptions) (state.
 	if full {
 		f.log.Warn("every device fingerprint is taken; this organization shares one", "org", id)
 	}
-	return f.ask(ctx, id, lifecycle.Start{Force: opts.Force, Fingerprint: fp, FromConfig: f.inConfig(id)}, true)
+	return f.ask(ctx, id, lifecycle.Start{Force: opts.Force, Fingerprint: fp, FromConfig: f.inConfig(id)}, true, commitWait)
 }
 
 func (f *Fleet) inConfig(id string) bool {
@@ -298,18 +310,18 @@ func (f *Fleet) inConfig(id string) bool {
 // stays stopped (across supervisor restarts too) until started again. A
 // held organization keeps its status.
 func (f *Fleet) Stop(ctx context.Context, id string) (state.Snapshot, error) {
-	return f.ask(ctx, id, lifecycle.Stop{}, false)
+	return f.ask(ctx, id, lifecycle.Stop{}, false, commitWait)
 }
 
 // Clear archives the auth directory and relinks: the manual Bad MAC cure.
 func (f *Fleet) Clear(ctx context.Context, id string) (state.Snapshot, error) {
-	return f.ask(ctx, id, lifecycle.Clear{}, false)
+	return f.ask(ctx, id, lifecycle.Clear{}, false, commitWait)
 }
 
 // Delete stops the organization, archives its auth directory and forgets
 // it; its holds stay in a tombstone until they expire.
 func (f *Fleet) Delete(ctx context.Context, id string) error {
-	_, err := f.ask(ctx, id, lifecycle.Delete{}, false)
+	_, err := f.ask(ctx, id, lifecycle.Delete{}, false, commitWait)
 	return err
 }
 
@@ -317,7 +329,7 @@ func (f *Fleet) Delete(ctx context.Context, id string) error {
 // and starts the logout cooldown. The worker's logout runs on its own
 // context: a caller that hangs up does not leave it half done.
 func (f *Fleet) Logout(ctx context.Context, id string) (state.Snapshot, error) {
-	return f.ask(ctx, id, lifecycle.Logout{}, false)
+	return f.ask(ctx, id, lifecycle.Logout{}, false, logoutTimeout+commitWait)
 }
 
 // PairPhone asks the worker for a code to type on the phone instead of
@@ -334,6 +346,9 @@ func (f *Fleet) PairPhone(ctx context.Context, id, phone string) (string, error)
 	if w == nil || v.Status != state.QRRequired {
 		return "", &lifecycle.ConflictError{Org: id, Msg: fmt.Sprintf("pairing needs a running, unlinked session (status is %s)", v.Status)}
 	}
+	// Bounded: a frozen worker must not hold the caller's request forever.
+	ctx, cancel := context.WithTimeout(ctx, pairTimeout)
+	defer cancel()
 	code, err := w.proc.PairPhone(ctx, phone)
 	if err != nil {
 		return "", workerRefused(id, "pair by phone", err)
@@ -347,31 +362,43 @@ func (f *Fleet) PairPhone(ctx context.Context, id, phone string) (string, error)
 // brings the same organizations back.
 func (f *Fleet) Shutdown(ctx context.Context) {
 	f.mu.Lock()
-	if f.closing {
+	if f.shutdown {
 		f.mu.Unlock()
 		return
 	}
-	f.closing = true
-	ids := make([]string, 0, len(f.orgs))
-	for id := range f.orgs {
-		ids = append(ids, id)
+	f.shutdown = true
+	runners := make([]*runner, 0, len(f.orgs))
+	for _, r := range f.orgs {
+		runners = append(runners, r)
 	}
 	f.mu.Unlock()
 	f.slots.close()
-	for _, id := range ids {
-		f.post(id, envelope{in: lifecycle.Shutdown{}})
+	close(f.closing)
+	// Once every runner has taken its Shutdown no launch can begin, so a
+	// count of zero after that is final.
+	acks := make([]chan reply, 0, len(runners))
+	for _, r := range runners {
+		ack := make(chan reply, 1)
+		if r.post(envelope{in: lifecycle.Shutdown{}, reply: ack}) {
+			acks = append(acks, ack)
+		}
+	}
+	for _, ack := range acks {
+		select {
+		case <-ack:
+		case <-ctx.Done():
+		}
 	}
 	if err := f.procs.waitZero(ctx); err != nil {
 		f.log.Warn("shutdown deadline passed with workers still closing", "workers", f.procs.value())
 	} else {
 		f.log.Info("all workers closed")
 	}
-	close(f.stopped)
 }
 
 // ask hands an operator input to the organization's runner and waits for
 // the committed answer.
-func (f *Fleet) ask(ctx context.Context, id string, in lifecycle.Input, create bool) (state.Snapshot, error) {
+func (f *Fleet) ask(ctx context.Context, id string, in lifecycle.Input, create bool, wait time.Duration) (state.Snapshot, error) {
 	if err := orgid.Validate(id); err != nil {
 		return state.Snapshot{}, err
 	}
@@ -380,7 +407,7 @@ func (f *Fleet) ask(ctx context.Context, id string, in lifecycle.Input, create b
 	}
 	for {
 		f.mu.Lock()
-		if f.closing {
+		if f.shutdown {
 			f.mu.Unlock()
 			return state.Snapshot{}, &lifecycle.ConflictError{Org: id, Msg: "the supervisor is shutting down"}
 		}
@@ -410,15 +437,18 @@ func (f *Fleet) ask(ctx context.Context, id string, in lifecycle.Input, create b
 		if !r.post(envelope{in: in, reply: answer}) {
 			continue // the runner retired meanwhile; look again
 		}
-		wait := time.NewTimer(commitWait)
-		defer wait.Stop()
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
 		select {
 		case rep := <-answer:
 			return rep.snap, rep.err
 		case <-ctx.Done():
 			return state.Snapshot{}, ctx.Err()
-		case <-wait.C:
-			return state.Snapshot{}, ErrNotSaved
+		case <-timer.C:
+			if f.failing.Load() > 0 {
+				return state.Snapshot{}, ErrNotSaved
+			}
+			return state.Snapshot{}, ErrTimeout
 		}
 	}
 }
@@ -438,9 +468,10 @@ func (f *Fleet) post(id string, e envelope) bool {
 // grant hands a slot the queue admitted to its organization; a slot whose
 // organization is gone goes straight back.
 func (f *Fleet) grant(t queue.Ticket) {
-	if !f.post(t.Org, envelope{in: lifecycle.SlotGranted{N: t.N}}) {
-		f.slots.release(t)
+	if r := f.lookup(t.Org); r != nil && r.epoch == t.Epoch && r.post(envelope{in: lifecycle.SlotGranted{N: t.N}}) {
+		return
 	}
+	f.slots.release(t)
 }
 
 // retire removes a runner that has nothing left: an unregistered

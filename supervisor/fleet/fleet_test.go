@@ -451,3 +451,76 @@ func TestMaxOrgs(t *testing.T) {
 		t.Fatalf("re-registering the deleted one past the cap: %v", err)
 	}
 }
+
+// Start, delete and start again within the start jitter: the first
+// lifetime's grant must not reach the second one, which would give back a
+// slot whose worker runs and let another organization start beside it.
+func TestGrantOfAnEarlierLifetimeIsRefused(t *testing.T) {
+	h := newHarness(t, oneSlot())
+	h.start("a")
+	if err := h.f.Delete(bg, "a"); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("a forgotten", func() bool { return h.f.lookup("a") == nil })
+	h.start("a")
+	h.advance(6 * time.Second)
+	h.start("b")
+	h.advance(10 * time.Second)
+	if n := h.maxAliveSeen(); n != 1 {
+		t.Fatalf("%d workers alive at once with max_live 1", n)
+	}
+	if h.launches("b") != 0 || h.snap("b").Status != state.Queued {
+		t.Fatalf("b started while a runs: %+v", h.snap("b"))
+	}
+}
+
+// A shutdown while the store refuses writes still closes every worker
+// before its deadline: the runners stop retrying their commits.
+func TestShutdownWhileCommitsFail(t *testing.T) {
+	h := newHarness(t, testConfig())
+	w := h.connected("2", "5730:1@s.whatsapp.net")
+	h.store.setFail(errors.New("disk full"))
+	w.events <- &pb.Event{Kind: &pb.Event_LoggedOut{LoggedOut: &pb.LoggedOut{}}}
+	h.eventually("a failed commit", func() bool { return h.m.persistErrors() > 0 })
+	ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+	defer cancel()
+	h.f.Shutdown(ctx)
+	if ctx.Err() != nil || !w.isKilled() {
+		t.Fatalf("shutdown ran into its deadline (%v) or left the worker (killed %v)", ctx.Err(), w.isKilled())
+	}
+	if rec, _ := h.store.get("2"); rec.Status != state.Connected {
+		t.Fatalf("stored %s", rec.Status)
+	}
+}
+
+// Records imported from an earlier version have no fingerprint: a linked
+// one keeps its legacy fingerprint, and an unlinked one never picks it.
+func TestImportedFingerprintsStayDistinct(t *testing.T) {
+	legacy := fingerprint.Legacy("linked")
+	at := slices.Index(fingerprint.Catalog(), legacy)
+	if at < 0 {
+		t.Skip("the legacy fingerprint of this id is not in the catalog")
+	}
+	next := 0
+	intn := func(n int) int {
+		next++
+		if next == 1 {
+			return at // the first pick aims at the legacy one
+		}
+		return (at + next) % n
+	}
+	h := newHarnessPicking(t, testConfig(), intn,
+		lifecycle.Record{ID: "fresh", Status: state.Stopped},
+		lifecycle.Record{ID: "linked", Status: state.Stopped, Linked: true, JID: "j"},
+	)
+	h.eventually("fingerprints stored", func() bool {
+		a, _ := h.store.get("fresh")
+		b, _ := h.store.get("linked")
+		return a.Fingerprint != "" && b.Fingerprint != ""
+	})
+	a, _ := h.store.get("fresh")
+	b, _ := h.store.get("linked")
+	if b.Fingerprint != legacy.String() || a.Fingerprint == b.Fingerprint {
+		t.Fatalf("fresh %q, linked %q (legacy %q)", a.Fingerprint, b.Fingerprint, legacy)
+	}
+}

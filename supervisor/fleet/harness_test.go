@@ -305,6 +305,12 @@ func testConfig() config.Config {
 
 func newHarness(t *testing.T, cfg config.Config, recs ...lifecycle.Record) *harness {
 	t.Helper()
+	return newHarnessPicking(t, cfg, nil, recs...)
+}
+
+// newHarnessPicking is newHarness with the fingerprint picks decided by intn.
+func newHarnessPicking(t *testing.T, cfg config.Config, intn func(int) int, recs ...lifecycle.Record) *harness {
+	t.Helper()
 	h := &harness{
 		t: t, clk: clock.NewFake(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)), cfg: cfg,
 		store: &memStore{recs: map[string]lifecycle.Record{}}, m: &recMetrics{},
@@ -319,6 +325,7 @@ func newHarness(t *testing.T, cfg config.Config, recs ...lifecycle.Record) *harn
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Jitter: func(min, _ time.Duration) time.Duration { return min },
 		Launch: h.launch,
+		Intn:   intn,
 	})
 	h.f.Boot(recs)
 	t.Cleanup(func() {

@@ -39,6 +39,9 @@ type workerRef struct {
 type runner struct {
 	f  *Fleet
 	id string
+	// epoch tells this lifetime of the organization from an earlier one
+	// (deleted, then registered again), whose late slot grants it refuses.
+	epoch uint64
 
 	mu      sync.Mutex
 	inbox   []envelope
@@ -61,7 +64,7 @@ type runner struct {
 }
 
 func newRunner(f *Fleet, id string, o lifecycle.Org, stored bool) *runner {
-	r := &runner{f: f, id: id, org: o, stored: stored}
+	r := &runner{f: f, id: id, org: o, stored: stored, epoch: f.epochs.Add(1)}
 	if stored {
 		r.view.Store(&o)
 	}
@@ -144,6 +147,11 @@ func (r *runner) handle(e envelope) {
 	prev := r.org
 	if !res.Org.Record.Equal(prev.Record) || (!r.stored && res.Org.Registered()) {
 		if !r.commit(res.Org.Record) {
+			if e.proc != nil {
+				// A launch whose outcome could not be saved during a
+				// shutdown: nobody will close its worker otherwise.
+				go func() { e.proc.Kill(); f.procs.add(-1) }()
+			}
 			answer(e.reply, state.Snapshot{}, ErrNotSaved)
 			return
 		}
@@ -156,6 +164,11 @@ func (r *runner) handle(e envelope) {
 	r.publish(prev)
 	for _, eff := range res.Effects {
 		r.run(eff, now)
+	}
+	if _, tick := e.in.(lifecycle.Tick); tick {
+		// The timer that fired is spent, even when the wall clock was set
+		// back and WakeAt came out the same.
+		r.wakeAt = time.Time{}
 	}
 	r.arm(now)
 	if _, isLogout := e.in.(lifecycle.Logout); isLogout && e.reply != nil {
@@ -170,7 +183,8 @@ func (r *runner) handle(e envelope) {
 
 // commit saves rec, retrying while the store refuses: the old state stays
 // visible meanwhile, /readyz fails and every failure is counted. It gives
-// up only when the fleet has shut down.
+// up only when the fleet shuts down: the change was never shown, and the
+// next boot starts from what was saved.
 func (r *runner) commit(rec lifecycle.Record) bool {
 	f := r.f
 	failing := false
@@ -199,7 +213,7 @@ func (r *runner) commit(rec lifecycle.Record) bool {
 			"org", r.id, "err", err, "attempt", attempt, "retry_in", wait.String())
 		select {
 		case <-time.After(wait):
-		case <-f.stopped:
+		case <-f.closing:
 			return false
 		}
 	}

@@ -55,6 +55,17 @@ func (s *slots) started(t queue.Ticket) {
 	s.pump()
 }
 
+// fire hands an admitted slot over once its start is due, unless the
+// request was withdrawn meanwhile.
+func (s *slots) fire(t queue.Ticket) {
+	s.mu.Lock()
+	due := s.q.Holds(t)
+	s.mu.Unlock()
+	if due {
+		s.grant(t)
+	}
+}
+
 // close stops admitting: nothing starts during a shutdown.
 func (s *slots) close() {
 	s.mu.Lock()
@@ -76,6 +87,6 @@ func (s *slots) pump() {
 		if !ok {
 			return
 		}
-		s.clock.AfterFunc(at.Sub(now), func() { s.grant(t) })
+		s.clock.AfterFunc(at.Sub(now), func() { s.fire(t) })
 	}
 }

@@ -31,7 +31,7 @@ type (
 	}
 	// Archive moves the auth directory aside; Archived or ArchiveFailed follows.
 	Archive struct{ Reason string }
-	// Purge deletes the tombstone from state.db; Purged follows.
+	// Purge deletes the tombstone from state.db, retrying until it can.
 	Purge struct{}
 	// LogoutWorker asks worker Gen to unlink the device; LogoutDone follows.
 	LogoutWorker struct{ Gen int }

@@ -21,7 +21,7 @@ func (s *step) workerEvent(in Input) {
 		}
 	case Paired:
 		if s.ours(in.Gen) {
-			o.Linked, o.JID = true, in.JID
+			s.linked(in.JID)
 			o.QR, o.PairingCode = QR{}, ""
 			if s.live(in.Gen) {
 				// Linked now, logging in with the new auth: what restoring means.
@@ -32,7 +32,7 @@ func (s *step) workerEvent(in Input) {
 		}
 	case Connected:
 		if s.ours(in.Gen) {
-			o.Linked, o.JID = true, in.JID
+			s.linked(in.JID)
 			if s.live(in.Gen) {
 				o.Session = state.Connected
 				o.ConnectedSince = s.now
@@ -95,6 +95,15 @@ func (s *step) workerEvent(in Input) {
 		if s.live(in.Gen) {
 			s.ev = "message"
 		}
+	}
+}
+
+// linked records that the store holds a device, unless the store is about
+// to be archived: a relink after the archive starts from an empty store, and
+// a Linked record would read that as a lost LOGOUT.
+func (s *step) linked(jid string) {
+	if s.o.ArchivePending == "" {
+		s.o.Linked, s.o.JID = true, jid
 	}
 }
 

@@ -73,8 +73,6 @@ type (
 		Reason string
 		Err    string
 	}
-	// Purged: the tombstone was deleted from state.db.
-	Purged      struct{}
 	PairingCode struct {
 		Gen  int
 		Code string
@@ -142,7 +140,6 @@ func (Unhealthy) input()       {}
 func (LogoutDone) input()      {}
 func (Archived) input()        {}
 func (ArchiveFailed) input()   {}
-func (Purged) input()          {}
 func (PairingCode) input()     {}
 func (QRShown) input()         {}
 func (Paired) input()          {}

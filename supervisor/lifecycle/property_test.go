@@ -142,8 +142,6 @@ func (w *world) effect(id string, o Org, e Effect) {
 		} else {
 			w.pending = append(w.pending, event{id, Archived{Reason: e.Reason}})
 		}
-	case Purge:
-		w.pending = append(w.pending, event{id, Purged{}})
 	case LogoutWorker:
 		errText := ""
 		if w.r.IntN(3) == 0 {

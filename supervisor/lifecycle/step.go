@@ -92,11 +92,6 @@ func (s *step) apply(in Input) error {
 		s.archived(in)
 	case ArchiveFailed:
 		s.archiveFailed(in)
-	case Purged:
-		// A start may have registered the ID again meanwhile.
-		if s.o.Deleted {
-			s.o.Purged = true
-		}
 	case PairingCode:
 		if s.live(in.Gen) {
 			s.o.PairingCode = in.Code
@@ -242,6 +237,11 @@ func (s *step) granted(in SlotGranted) {
 		o.Slot.Phase = SlotHeld
 		return
 	}
+	if o.Slot.Phase == SlotHeld && o.Slot.N == in.N {
+		// A second grant of the slot already held: giving it "back" would
+		// free a slot whose worker runs.
+		return
+	}
 	// The request was withdrawn meanwhile: give the slot straight back.
 	s.emit(ReleaseSlot{N: in.N})
 }
@@ -252,6 +252,11 @@ func (s *step) launched(in Launched) {
 		return
 	}
 	o.Proc.Phase, o.Proc.PID = ProcRunning, in.PID
+	if o.Proc.Cancelled && o.wantsWorker(s.now) {
+		// Stopped and started again while it launched: this worker is
+		// the one wanted now.
+		o.Proc.Cancelled = false
+	}
 	s.emit(LaunchDone{N: o.Slot.N})
 	s.ev = "started"
 	switch {

@@ -296,18 +296,40 @@ var rules = []struct {
 		}
 		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1}, Archive{Reason: ArchiveDeleted})
 		s.ok(Archived{Reason: ArchiveDeleted}).emitted(Purge{})
-		s.ok(Purged{}).ok(Start{Fingerprint: "new"}).emitted(RequestSlot{N: 2}).status(state.Queued)
+		s.ok(Start{Fingerprint: "new"}).emitted(RequestSlot{N: 2}).status(state.Queued)
 		if s.o.Fingerprint != "new" || s.o.Linked {
 			s.t.Fatalf("re-registered record %+v", s.o.Record)
 		}
 	}},
-	{"a start queued behind a purge registers anew", func(s *sc) {
+	{"a registration after a purge is purged again after its own delete", func(s *sc) {
 		s.ok(Start{}).ok(Delete{}).ok(Archived{Reason: ArchiveDeleted}).has(Purge{})
-		s.ok(Start{Fingerprint: "again"}).ok(Purged{}).status(state.Queued)
+		s.ok(Start{Fingerprint: "again"}).status(state.Queued)
 		if s.o.Purged || !s.o.Registered() {
-			s.t.Fatalf("the purge's late outcome undid the registration: %+v", s.o)
+			s.t.Fatalf("registered again: %+v", s.o)
 		}
 		s.ok(Delete{}).ok(Archived{Reason: ArchiveDeleted}).has(Purge{})
+	}},
+	{"a second grant of the held slot gives nothing back", func(s *sc) {
+		s.ok(Start{}).ok(SlotGranted{N: 1}).emitted(Launch{Gen: 1})
+		s.ok(SlotGranted{N: 1}).emitted()
+		s.ok(Launched{Gen: 1}).ok(SlotGranted{N: 1}).emitted()
+	}},
+	{"a launch cancelled and wanted again shows its session", func(s *sc) {
+		s.ok(Start{}).ok(SlotGranted{N: 1}).ok(Stop{}).ok(Start{}).emitted()
+		s.ok(Launched{Gen: 1, PID: 5}).emitted(LaunchDone{N: 1}).status(state.Starting)
+		s.ok(QRShown{Gen: 1, Code: "c"}).status(state.QRRequired)
+		if s.o.Snapshot(s.now, s.p).QRCode != "c" {
+			s.t.Fatal("the QR is hidden")
+		}
+	}},
+	{"a closing worker's pairing does not mark a store about to be archived linked", func(s *sc) {
+		s.ok(Start{}).launchedAs(false).ok(QRShown{Gen: 1, Code: "c"})
+		s.ok(Clear{}).ok(Paired{Gen: 1, JID: "j"}).ok(Connected{Gen: 1, JID: "j"})
+		if s.o.Linked {
+			s.t.Fatal("linked while the store awaits its archive")
+		}
+		s.ok(Reaped{Gen: 1}).ok(Archived{Reason: ArchiveCorrupted}).after(3 * time.Second).ok(Tick{})
+		s.ok(SlotGranted{N: 2}).ok(Launched{Gen: 2}).status(state.Starting)
 	}},
 	{"delete keeps a hold: a start of the same id meets it", func(s *sc) {
 		s.connected().ok(LoggedOut{Gen: 1}).ok(Reaped{Gen: 1}).ok(Archived{Reason: ArchiveLoggedOut})

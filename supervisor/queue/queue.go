@@ -34,9 +34,12 @@ type Config struct {
 }
 
 // Ticket names one request for a slot. An organization asks with a new N
-// every time; Egress is where its worker will connect from.
+// every time; Epoch tells apart the lifetimes of one organization (deleted
+// and registered again starts its N over); Egress is where its worker will
+// connect from.
 type Ticket struct {
 	Org    string
+	Epoch  uint64
 	N      uint64
 	Egress string
 }

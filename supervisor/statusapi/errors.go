@@ -65,6 +65,8 @@ func (s *server) classify(r *http.Request, err error) *apiError {
 	case errors.Is(err, fleet.ErrBooting):
 		return &apiError{status: http.StatusServiceUnavailable, code: "booting",
 			msg: "the supervisor is still loading its state; retry in a second", retryAfter: time.Second}
+	case errors.Is(err, fleet.ErrTimeout):
+		return &apiError{status: http.StatusServiceUnavailable, code: "timeout", msg: err.Error(), retryAfter: time.Second}
 	case errors.Is(err, fleet.ErrNotSaved):
 		return &apiError{status: http.StatusServiceUnavailable, code: "persist_failed", msg: err.Error(),
 			retryAfter: 5 * time.Second}
