@@ -74,8 +74,11 @@ type env struct {
 	sup        *exec.Cmd
 	supDone    chan struct{}
 	metricsURL string
-	logs       *logBuffer
-	pids       map[int]bool // every worker PID seen, checked for leaks at the end
+	// apiURL is the API's base URL when it listens on TCP.
+	apiURL string
+	tcp    bool
+	logs   *logBuffer
+	pids   map[int]bool // every worker PID seen, checked for leaks at the end
 }
 
 // timings are the short durations the suite runs with.
@@ -112,6 +115,11 @@ type options struct {
 	before func(e *env)
 	// noStart leaves starting the supervisor to the test.
 	noStart bool
+	// tcp puts the API on a loopback TCP port (e.apiURL) instead of a
+	// unix socket.
+	tcp bool
+	// worker overrides the worker binary.
+	worker string
 }
 
 func newEnv(t *testing.T, extra string) *env {
@@ -150,17 +158,25 @@ func newEnvWith(t *testing.T, o options) *env {
 	})
 
 	sock := filepath.Join(dir, "api.sock")
+	listen := "unix:" + sock
+	if o.tcp {
+		listen, e.tcp = "127.0.0.1:0", true
+	}
+	worker := filepath.Join(binDir, "wa-worker")
+	if o.worker != "" {
+		worker = o.worker
+	}
 	cfg := fmt.Sprintf(`state_dir = %q
 worker_binary = %q
 log_level = "debug"
 [api]
-listen = "unix:%s"
+listen = %q
 [metrics]
 listen = "127.0.0.1:0"
 [whatsapp.emulator]
 url = %q
 %s
-%s`, e.stateDir, filepath.Join(binDir, "wa-worker"), sock, e.emuURL, tm, o.extra)
+%s`, e.stateDir, worker, listen, e.emuURL, tm, o.extra)
 	e.cfgPath = filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -198,16 +214,21 @@ func (e *env) startSupervisor() {
 			line := sc.Text()
 			e.logs.add(line)
 			if strings.Contains(line, `"msg":"supervisor ready"`) {
-				var v struct{ Metrics string }
+				var v struct{ API, Metrics string }
 				_ = json.Unmarshal([]byte(line), &v)
-				ready <- v.Metrics
+				ready <- v.API + " " + v.Metrics
 			}
 		}
 	}()
 	go func() { _ = cmd.Wait(); close(e.supDone) }()
 	select {
-	case addr := <-ready:
-		e.metricsURL = "http://" + addr + "/metrics"
+	case addrs := <-ready:
+		api, metrics, _ := strings.Cut(addrs, " ")
+		e.metricsURL = "http://" + metrics + "/metrics"
+		if e.tcp {
+			e.apiURL = "http://" + api
+			e.api = apiclient.New(api, "")
+		}
 	case <-e.supDone:
 		e.t.Fatalf("supervisor exited before ready:\n%s", e.logs.String())
 	case <-time.After(20 * time.Second):
