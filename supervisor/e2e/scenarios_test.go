@@ -245,11 +245,20 @@ func TestSupervisorKilled(t *testing.T) {
 	e.control(http.MethodPost, "/control/devices/573007915269/logout", nil, nil)
 	e.waitStatus("sk2", state.LoggedOut, 15*time.Second)
 	e.status("sk1")
+	run := filepath.Join(e.stateDir, "run")
+	before, err := os.ReadDir(run)
+	if err != nil || len(before) != 1 {
+		t.Fatalf("worker sockets in %s: %v (%v)", run, before, err)
+	}
 
 	e.killSupervisor()
 	e.waitNoWorkers()
 
 	e.startSupervisor()
+	// The killed supervisor's worker socket is gone: boot empties run/.
+	if _, err := os.Stat(filepath.Join(run, before[0].Name())); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a stale socket survived the restart: %v", err)
+	}
 	s := e.status("sk1")
 	if s.Status == state.QRRequired {
 		t.Fatalf("linked org asks for a QR after restart: %+v", s)

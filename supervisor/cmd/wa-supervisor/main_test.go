@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestBadInputGetsOneClearError(t *testing.T) {
@@ -60,5 +62,16 @@ func TestServeRefusesOpenAPIWithoutKey(t *testing.T) {
 	var errb bytes.Buffer
 	if code := dispatch([]string{"serve", "-config", cfg}, &bytes.Buffer{}, &errb); code != 1 || !strings.Contains(errb.String(), "api_key_file") {
 		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
+
+// A body sent a byte a second, or an answer never read, must not hold a
+// connection forever: every phase of a request has a bound, and the write
+// bound leaves room for the slowest answer (a logout's 30 s).
+func TestServersBoundEveryPhase(t *testing.T) {
+	srv := newServer(http.NotFoundHandler())
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.IdleTimeout <= 0 || srv.WriteTimeout < 40*time.Second {
+		t.Fatalf("timeouts: header %s, read %s, write %s, idle %s",
+			srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout)
 	}
 }
