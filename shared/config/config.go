@@ -100,12 +100,17 @@ type QR struct {
 	GiveUpAfter Duration `toml:"give_up_after"`
 }
 
-// Messages paces outgoing messages.
+// Messages paces outgoing messages and bounds broadcasts.
 type Messages struct {
-	MinInterval Duration `toml:"min_interval"`
-	PerMinute   int      `toml:"per_minute"`
-	ExpireAfter Duration `toml:"expire_after"`
-	MaxJobs     int      `toml:"max_jobs"`
+	MinInterval     Duration    `toml:"min_interval"`
+	PerMinute       int         `toml:"per_minute"`
+	Jitter          [2]Duration `toml:"jitter"`
+	Typing          [2]Duration `toml:"typing"`
+	ExpireAfter     Duration    `toml:"expire_after"`
+	MaxJobs         int         `toml:"max_jobs"`
+	StalledAfter    Duration    `toml:"stalled_after"`
+	MaxRecipients   int         `toml:"max_recipients"`
+	RestrictBackoff Duration    `toml:"restrict_backoff"`
 }
 
 // Webhook is the optional state-change callback.
@@ -156,9 +161,18 @@ func Default() Config {
 			StormTrips:       3,
 			StormMaxCooldown: Duration{time.Hour},
 		},
-		Logout:   Logout{Cooldown: Duration{5 * time.Minute}},
-		QR:       QR{GiveUpAfter: Duration{10 * time.Minute}},
-		Messages: Messages{MinInterval: Duration{2 * time.Second}, PerMinute: 20, ExpireAfter: Duration{24 * time.Hour}, MaxJobs: 2},
+		Logout: Logout{Cooldown: Duration{5 * time.Minute}},
+		QR:     QR{GiveUpAfter: Duration{10 * time.Minute}},
+		Messages: Messages{
+			MinInterval:     Duration{2 * time.Second},
+			PerMinute:       20,
+			Jitter:          [2]Duration{{0}, {time.Second}},
+			ExpireAfter:     Duration{24 * time.Hour},
+			MaxJobs:         2,
+			StalledAfter:    Duration{10 * time.Minute},
+			MaxRecipients:   10000,
+			RestrictBackoff: Duration{time.Hour},
+		},
 	}
 }
 
@@ -222,9 +236,14 @@ func (c *Config) Validate() error {
 		{"logout.cooldown", nonNegative(c.Logout.Cooldown)},
 		{"qr.give_up_after", positive(c.QR.GiveUpAfter)},
 		{"messages.min_interval", nonNegative(c.Messages.MinInterval)},
-		{"messages.per_minute", atLeast(c.Messages.PerMinute, 1)},
+		{"messages.per_minute", between(c.Messages.PerMinute, 1, 600)},
+		{"messages.jitter", durationRange(c.Messages.Jitter)},
+		{"messages.typing", typingRange(c.Messages.Typing)},
 		{"messages.expire_after", positive(c.Messages.ExpireAfter)},
 		{"messages.max_jobs", atLeast(c.Messages.MaxJobs, 1)},
+		{"messages.stalled_after", positive(c.Messages.StalledAfter)},
+		{"messages.max_recipients", between(c.Messages.MaxRecipients, 1, 100000)},
+		{"messages.restrict_backoff", positive(c.Messages.RestrictBackoff)},
 		{"webhook.url", optionalURL(c.Webhook.URL)},
 	}
 	for _, ch := range check {
@@ -332,6 +351,25 @@ func listenAddr(s string) error {
 func atLeast(v, min int) error {
 	if v < min {
 		return fmt.Errorf("%d is below the minimum %d", v, min)
+	}
+	return nil
+}
+
+func between(v, min, max int) error {
+	if v < min || v > max {
+		return fmt.Errorf("%d is not between %d and %d", v, min, max)
+	}
+	return nil
+}
+
+// typingRange is a durationRange capped at a minute: the worker shows
+// "typing…" no longer than that.
+func typingRange(r [2]Duration) error {
+	if err := durationRange(r); err != nil {
+		return err
+	}
+	if r[1].Duration > time.Minute {
+		return fmt.Errorf("%s is longer than a minute", r[1].Duration)
 	}
 	return nil
 }

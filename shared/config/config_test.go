@@ -24,7 +24,7 @@ func TestRepoConfigIsTheDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := Default()
-	if cfg.Workers != def.Workers || cfg.BadMAC != def.BadMAC || !reflect.DeepEqual(cfg.API, def.API) || cfg.QR != def.QR {
+	if cfg.Workers != def.Workers || cfg.BadMAC != def.BadMAC || !reflect.DeepEqual(cfg.API, def.API) || cfg.QR != def.QR || cfg.Messages != def.Messages {
 		t.Errorf("config.toml drifted from Default():\n%+v\n%+v", cfg, def)
 	}
 	if cfg.WhatsApp.Emulator != nil {

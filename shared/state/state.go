@@ -62,4 +62,16 @@ type Snapshot struct {
 	LastEvent      string     `json:"last_event,omitempty"`
 	LastError      string     `json:"last_error,omitempty"`
 	WorkerPID      int        `json:"worker_pid,omitempty"`
+	Outbox         Outbox     `json:"outbox"`
+	// SendRestrictedUntil is set while WhatsApp's new-chat restriction
+	// (463) holds messages to contacts never messaged before.
+	SendRestrictedUntil *time.Time `json:"send_restricted_until"`
+}
+
+// Outbox is an organization's messages in the status object: those
+// waiting, and those sent and failed since midnight UTC.
+type Outbox struct {
+	Queued      int `json:"queued"`
+	SentToday   int `json:"sent_today"`
+	FailedToday int `json:"failed_today"`
 }

@@ -140,6 +140,72 @@ func (c *Client) ClearCorruptedSession(ctx context.Context, id string) (statusap
 	return body, err
 }
 
+// Send queues a text message; key, when set, makes a retry of the call
+// return the first message instead of queueing a second one.
+func (c *Client) Send(ctx context.Context, id, to, text, key string) (statusapi.MessageBody, error) {
+	var m statusapi.MessageBody
+	err := c.do(ctx, http.MethodPost, orgPath(id, "/messages"), statusapi.MessageRequest{To: to, Text: text, IdempotencyKey: key}, &m)
+	return m, err
+}
+
+// Message returns one message.
+func (c *Client) Message(ctx context.Context, id, msg string) (statusapi.MessageBody, error) {
+	var m statusapi.MessageBody
+	err := c.do(ctx, http.MethodGet, orgPath(id, "/messages/"+url.PathEscape(msg)), nil, &m)
+	return m, err
+}
+
+// Messages lists messages, newest first; status, limit and after are the
+// query's filters ("" and 0 leave them out).
+func (c *Client) Messages(ctx context.Context, id, status string, limit int, after string) (statusapi.MessageList, error) {
+	q := url.Values{}
+	if status != "" {
+		q.Set("status", status)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if after != "" {
+		q.Set("after", after)
+	}
+	path := orgPath(id, "/messages")
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var l statusapi.MessageList
+	err := c.do(ctx, http.MethodGet, path, nil, &l)
+	return l, err
+}
+
+// CreateBroadcast queues one text for many recipients.
+func (c *Client) CreateBroadcast(ctx context.Context, id string, recipients []string, text, key string) (statusapi.BroadcastBody, error) {
+	var b statusapi.BroadcastBody
+	err := c.do(ctx, http.MethodPost, orgPath(id, "/broadcasts"),
+		statusapi.BroadcastRequest{Recipients: recipients, Text: text, IdempotencyKey: key}, &b)
+	return b, err
+}
+
+// Broadcast returns one job with its progress.
+func (c *Client) Broadcast(ctx context.Context, id, job string) (statusapi.BroadcastBody, error) {
+	var b statusapi.BroadcastBody
+	err := c.do(ctx, http.MethodGet, orgPath(id, "/broadcasts/"+url.PathEscape(job)), nil, &b)
+	return b, err
+}
+
+// Broadcasts lists the organization's jobs, newest first.
+func (c *Client) Broadcasts(ctx context.Context, id string) (statusapi.BroadcastList, error) {
+	var l statusapi.BroadcastList
+	err := c.do(ctx, http.MethodGet, orgPath(id, "/broadcasts"), nil, &l)
+	return l, err
+}
+
+// CancelBroadcast cancels a job; its unsent messages fail.
+func (c *Client) CancelBroadcast(ctx context.Context, id, job string) (statusapi.BroadcastBody, error) {
+	var b statusapi.BroadcastBody
+	err := c.do(ctx, http.MethodPost, orgPath(id, "/broadcasts/"+url.PathEscape(job)+"/cancel"), nil, &b)
+	return b, err
+}
+
 // orgPath escapes the ID so that a malformed one reaches the server whole,
 // which then refuses it with its own sentence, rather than a different route.
 func orgPath(id, suffix string) string {

@@ -102,6 +102,15 @@ storm_max_cooldown = "5s"
 
 [logout]
 cooldown = "4s"
+
+[messages]
+min_interval = "200ms"
+per_minute = 600
+jitter = ["0s", "0s"]
+expire_after = "1h"
+max_jobs = 2
+stalled_after = "5s"
+restrict_backoff = "3s"
 `
 
 // options change what newEnvWith sets up.

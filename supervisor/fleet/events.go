@@ -13,6 +13,7 @@ import (
 func (r *runner) follow(gen int, proc Worker) {
 	go func() {
 		err := proc.Events(context.Background(), func(ev *pb.Event) error {
+			r.hear(ev)
 			if in := translate(gen, ev); in != nil {
 				r.post(envelope{in: in})
 			}
@@ -24,6 +25,22 @@ func (r *runner) follow(gen int, proc Worker) {
 		}
 		r.post(envelope{in: lifecycle.StreamEnded{Gen: gen, Err: msg}})
 	}()
+}
+
+// hear passes the events that concern sending, not the lifecycle, to the
+// listener: receipts, and who wrote in.
+func (r *runner) hear(ev *pb.Event) {
+	l := r.f.listener
+	if l == nil {
+		return
+	}
+	switch {
+	case ev.GetReceipt() != nil:
+		rc := ev.GetReceipt()
+		l.Receipt(r.id, rc.GetMessageIds(), rc.GetType(), time.UnixMilli(rc.GetAtUnixMs()))
+	case ev.GetMessageReceived() != nil:
+		l.Heard(r.id, ev.GetMessageReceived().GetSender())
+	}
 }
 
 // translate turns a worker event into a lifecycle input; nil for events the

@@ -73,6 +73,17 @@ type Metrics interface {
 	PersistError()
 }
 
+// Listener hears what the organizations do beyond their lifecycle: the
+// outbox sends while an organization is connected, and learns of receipts
+// and of who wrote in. Its methods must not block for long: they run on
+// the organizations' runners and event streams.
+type Listener interface {
+	OrgStatus(org string, connected bool)
+	OrgDeleted(org string)
+	Receipt(org string, waIDs []string, typ string, at time.Time)
+	Heard(org, sender string)
+}
+
 // Options wires a Fleet.
 type Options struct {
 	Config  config.Config
@@ -86,6 +97,10 @@ type Options struct {
 	Jitter func(min, max time.Duration) time.Duration
 	// Intn picks fingerprints; nil = math/rand/v2.
 	Intn func(n int) int
+	// Listener, when set, hears statuses, receipts and senders.
+	Listener Listener
+	// Decorate, when set, adds to every status object (the outbox counts).
+	Decorate func(*state.Snapshot)
 }
 
 // ErrBooting refuses calls before Boot has loaded the state.
@@ -108,17 +123,19 @@ type StartOptions struct {
 
 // Fleet owns every organization. All methods are safe for concurrent use.
 type Fleet struct {
-	cfg     config.Config
-	policy  lifecycle.Policy
-	store   Store
-	launch  LaunchFunc
-	archive Archiver
-	metrics Metrics
-	clock   clock.Clock
-	log     *slog.Logger
-	slots   *slots
-	fps     *fingerprints
-	procs   *counter
+	cfg      config.Config
+	policy   lifecycle.Policy
+	store    Store
+	launch   LaunchFunc
+	archive  Archiver
+	metrics  Metrics
+	clock    clock.Clock
+	log      *slog.Logger
+	slots    *slots
+	fps      *fingerprints
+	procs    *counter
+	listener Listener
+	decorate func(*state.Snapshot)
 
 	mu       sync.RWMutex
 	orgs     map[string]*runner
@@ -157,7 +174,7 @@ func New(o Options) *Fleet {
 	f := &Fleet{
 		cfg: c, policy: lifecycle.PolicyFrom(c), store: o.Store, launch: o.Launch, archive: o.Archive,
 		metrics: o.Metrics, clock: o.Clock, log: o.Log,
-		fps: newFingerprints(o.Intn), procs: newCounter(),
+		fps: newFingerprints(o.Intn), procs: newCounter(), listener: o.Listener, decorate: o.Decorate,
 		orgs: map[string]*runner{}, closing: make(chan struct{}),
 	}
 	f.slots = newSlots(queue.Config{
@@ -260,7 +277,7 @@ func (f *Fleet) List() []state.Snapshot {
 	out := make([]state.Snapshot, 0, len(runners))
 	for _, r := range runners {
 		if v := r.view.Load(); v != nil && v.Registered() {
-			out = append(out, v.Snapshot(now, f.policy))
+			out = append(out, f.snapshot(v, now))
 		}
 	}
 	slices.SortFunc(out, func(a, b state.Snapshot) int {
@@ -282,10 +299,31 @@ func (f *Fleet) Get(id string) (state.Snapshot, error) {
 	}
 	if r := f.lookup(id); r != nil {
 		if v := r.view.Load(); v != nil && v.Registered() {
-			return v.Snapshot(f.clock.Now(), f.policy), nil
+			return f.snapshot(v, f.clock.Now()), nil
 		}
 	}
 	return state.Snapshot{}, unknown(id)
+}
+
+func (f *Fleet) snapshot(o *lifecycle.Org, now time.Time) state.Snapshot {
+	s := o.Snapshot(now, f.policy)
+	if f.decorate != nil {
+		f.decorate(&s)
+	}
+	return s
+}
+
+// ConnectedWorker returns org's worker while the organization is connected.
+func (f *Fleet) ConnectedWorker(org string) (contract.Worker, bool) {
+	r := f.lookup(org)
+	if r == nil {
+		return nil, false
+	}
+	v, w := r.view.Load(), r.worker.Load()
+	if v == nil || w == nil || v.Status != state.Connected {
+		return nil, false
+	}
+	return w.proc, true
 }
 
 // Start registers id if it is new and starts or links it. It never touches

@@ -260,6 +260,12 @@ func (r *runner) publish(prev lifecycle.Org) {
 	if !o.Deleted {
 		f.metrics.SetStatus(r.id, o.Status)
 	}
+	if l := f.listener; l != nil {
+		l.OrgStatus(r.id, o.Status == state.Connected && !o.Deleted)
+		if o.Deleted && !prev.Deleted {
+			l.OrgDeleted(r.id)
+		}
+	}
 	f.log.Info("status changed", "org", r.id, "from", string(prev.Status), "to", string(o.Status), "event", o.Reason)
 }
 

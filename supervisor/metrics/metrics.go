@@ -19,11 +19,15 @@ const namespace = "wa_sidecar"
 
 // Metrics holds every collector. All methods are safe for concurrent use.
 type Metrics struct {
-	workersLive     prometheus.Gauge
-	workersMax      prometheus.Gauge
-	startQueueDepth prometheus.Gauge
-	workerStart     prometheus.Histogram
-	persistErrors   prometheus.Counter
+	workersLive       prometheus.Gauge
+	workersMax        prometheus.Gauge
+	startQueueDepth   prometheus.Gauge
+	workerStart       prometheus.Histogram
+	sendSeconds       prometheus.Histogram
+	persistErrors     prometheus.Counter
+	broadcastsActive  prometheus.Gauge
+	broadcastsStalled prometheus.Gauge
+	sendRestricted    *prometheus.GaugeVec
 
 	orgStatus       *prometheus.GaugeVec
 	workerRSS       *prometheus.GaugeVec
@@ -70,23 +74,32 @@ func New(reg prometheus.Registerer, maxLive int) *Metrics {
 		}),
 		persistErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "persist_errors_total",
 			Help: "Failed commits to state.db; each is retried and /readyz fails until one succeeds."}),
-		orgStatus:       gaugeVec("org_status", "1 for the organization's current status, 0 for the others.", "org", "status"),
-		workerRSS:       gaugeVec("worker_rss_bytes", "Resident memory of the organization's worker process.", "org"),
-		outboxDepth:     gaugeVec("outbox_depth", "Messages queued for sending.", "org"),
-		badMACErrors:    counterVec("badmac_errors_total", "Bad MAC decryption failures.", "org"),
-		badMACTrips:     counterVec("badmac_trips_total", "Times the Bad MAC counter tripped and the session was archived.", "org"),
-		qrCodes:         counterVec("qr_codes_total", "QR codes offered for linking.", "org"),
-		messagesSent:    counterVec("messages_sent_total", "Messages WhatsApp acknowledged.", "org"),
-		messagesFailed:  counterVec("messages_failed_total", "Messages given up on.", "org"),
-		sessionsCleared: counterVec("sessions_cleared_total", "Auth directories archived for a relink, by reason (bad_mac_errors, manual).", "org", "reason"),
-		logouts:         counterVec("logouts_total", "Links that ended, by reason.", "org", "reason"),
-		workerRestarts:  counterVec("worker_restarts_total", "Worker restarts, by reason.", "org", "reason"),
-		decryptFailures: counterVec("decrypt_failures_total", "Decryption failures other than Bad MAC, by reason.", "org", "reason"),
+		orgStatus:      gaugeVec("org_status", "1 for the organization's current status, 0 for the others.", "org", "status"),
+		workerRSS:      gaugeVec("worker_rss_bytes", "Resident memory of the organization's worker process.", "org"),
+		outboxDepth:    gaugeVec("outbox_depth", "Messages queued for sending.", "org"),
+		badMACErrors:   counterVec("badmac_errors_total", "Bad MAC decryption failures.", "org"),
+		badMACTrips:    counterVec("badmac_trips_total", "Times the Bad MAC counter tripped and the session was archived.", "org"),
+		qrCodes:        counterVec("qr_codes_total", "QR codes offered for linking.", "org"),
+		messagesSent:   counterVec("messages_sent_total", "Messages WhatsApp acknowledged.", "org"),
+		messagesFailed: counterVec("messages_failed_total", "Messages given up on, by reason (expired, cancelled, server_error_N, org_deleted).", "org", "reason"),
+		sendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "send_seconds",
+			Help: "Time from handing a message to the worker to the server's answer, typing included.",
+			// A send is a round trip to WhatsApp, plus the typing shown.
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60},
+		}),
+		broadcastsActive:  gauge("broadcasts_active", "Broadcast jobs sending (each holds one of messages.max_jobs)."),
+		broadcastsStalled: gauge("broadcasts_stalled", "Broadcast jobs without progress for messages.stalled_after."),
+		sendRestricted:    gaugeVec("send_restricted", "1 while WhatsApp's new-chat restriction (463) holds the organization's messages to new contacts.", "org"),
+		sessionsCleared:   counterVec("sessions_cleared_total", "Auth directories archived for a relink, by reason (bad_mac_errors, manual).", "org", "reason"),
+		logouts:           counterVec("logouts_total", "Links that ended, by reason.", "org", "reason"),
+		workerRestarts:    counterVec("worker_restarts_total", "Worker restarts, by reason.", "org", "reason"),
+		decryptFailures:   counterVec("decrypt_failures_total", "Decryption failures other than Bad MAC, by reason.", "org", "reason"),
 	}
 	m.perOrg = []interface {
 		DeletePartialMatch(prometheus.Labels) int
 	}{m.orgStatus, m.workerRSS, m.outboxDepth, m.badMACErrors, m.badMACTrips, m.qrCodes,
-		m.messagesSent, m.messagesFailed, m.sessionsCleared, m.logouts, m.workerRestarts, m.decryptFailures}
+		m.messagesSent, m.messagesFailed, m.sessionsCleared, m.logouts, m.workerRestarts, m.decryptFailures, m.sendRestricted}
 
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -94,6 +107,7 @@ func New(reg prometheus.Registerer, maxLive int) *Metrics {
 		m.workersLive, m.workersMax, m.startQueueDepth, m.workerStart, m.persistErrors,
 		m.orgStatus, m.workerRSS, m.outboxDepth, m.badMACErrors, m.badMACTrips, m.qrCodes,
 		m.messagesSent, m.messagesFailed, m.sessionsCleared, m.logouts, m.workerRestarts, m.decryptFailures,
+		m.sendSeconds, m.broadcastsActive, m.broadcastsStalled, m.sendRestricted,
 	)
 	m.workersMax.Set(float64(maxLive))
 	return m
@@ -112,9 +126,14 @@ func (m *Metrics) SetStatus(org string, s state.Status) {
 	// Counters labelled by org alone start at 0 as soon as the org is known,
 	// so increase() in alerts sees the first Bad MAC, trip or sent message
 	// instead of a series that is born at 1.
-	for _, c := range []*prometheus.CounterVec{m.badMACErrors, m.badMACTrips, m.qrCodes, m.messagesSent, m.messagesFailed} {
+	for _, c := range []*prometheus.CounterVec{m.badMACErrors, m.badMACTrips, m.qrCodes, m.messagesSent} {
 		c.WithLabelValues(org)
 	}
+	for _, reason := range []string{"expired", "cancelled"} {
+		m.messagesFailed.WithLabelValues(org, reason)
+	}
+	m.outboxDepth.WithLabelValues(org)
+	m.sendRestricted.WithLabelValues(org)
 }
 
 // Forget deletes every series of org, for an organization that was deleted;
@@ -167,7 +186,27 @@ func (m *Metrics) ObserveStart(d time.Duration) { m.workerStart.Observe(d.Second
 func (m *Metrics) MessageSent(org string) { m.messagesSent.WithLabelValues(org).Inc() }
 
 // MessageFailed counts a message given up on.
-func (m *Metrics) MessageFailed(org string) { m.messagesFailed.WithLabelValues(org).Inc() }
+func (m *Metrics) MessageFailed(org, reason string) {
+	m.messagesFailed.WithLabelValues(org, reason).Inc()
+}
+
+// ObserveSend records one send's round trip.
+func (m *Metrics) ObserveSend(d time.Duration) { m.sendSeconds.Observe(d.Seconds()) }
+
+// SetBroadcasts sets the broadcast jobs sending and stalled.
+func (m *Metrics) SetBroadcasts(sending, stalled int) {
+	m.broadcastsActive.Set(float64(sending))
+	m.broadcastsStalled.Set(float64(stalled))
+}
+
+// SetSendRestricted marks the organization held by the new-chat restriction.
+func (m *Metrics) SetSendRestricted(org string, restricted bool) {
+	v := 0.0
+	if restricted {
+		v = 1
+	}
+	m.sendRestricted.WithLabelValues(org).Set(v)
+}
 
 // SetOutboxDepth sets the number of messages queued for org.
 func (m *Metrics) SetOutboxDepth(org string, n int) {

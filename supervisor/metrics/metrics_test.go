@@ -39,7 +39,7 @@ func populate(m *Metrics, org string) {
 	m.QRCode(org)
 	m.ObserveStart(1500 * time.Millisecond)
 	m.MessageSent(org)
-	m.MessageFailed(org)
+	m.MessageFailed(org, "expired")
 	m.SetOutboxDepth(org, 4)
 	m.DecryptFailure(org, "no_session")
 }
@@ -85,7 +85,7 @@ func TestValues(t *testing.T) {
 		"worker_rss_bytes":                  {m.workerRSS.WithLabelValues("2"), 48 << 20},
 		"qr_codes_total":                    {m.qrCodes.WithLabelValues("2"), 1},
 		"messages_sent_total":               {m.messagesSent.WithLabelValues("2"), 1},
-		"messages_failed_total":             {m.messagesFailed.WithLabelValues("2"), 1},
+		"messages_failed_total":             {m.messagesFailed.WithLabelValues("2", "expired"), 1},
 		"outbox_depth":                      {m.outboxDepth.WithLabelValues("2"), 4},
 		"decrypt_failures_total no_session": {m.decryptFailures.WithLabelValues("2", "no_session"), 1},
 	} {
@@ -138,8 +138,9 @@ func TestForgetRemovesEverySeriesOfTheOrg(t *testing.T) {
 			}
 		}
 	}
-	// org_status has one series per status, every other vector one.
-	if want := len(state.All) + len(m.perOrg) - 1; otherSeries != want {
+	// org_status has one series per status, messages_failed_total two
+	// (expired, cancelled), every other vector one.
+	if want := len(state.All) + len(m.perOrg); otherSeries != want {
 		t.Fatalf("the other org has %d series, want %d", otherSeries, want)
 	}
 	if got := testutil.ToFloat64(m.workersLive); got != 3 {
@@ -170,7 +171,8 @@ func TestNamesFromTheDesign(t *testing.T) {
 	for _, n := range []string{"workers_live", "workers_max", "org_status", "badmac_errors_total",
 		"badmac_trips_total", "sessions_cleared_total", "logouts_total", "worker_restarts_total",
 		"worker_rss_bytes", "qr_codes_total", "messages_sent_total", "messages_failed_total",
-		"outbox_depth", "start_queue_depth", "worker_start_seconds", "decrypt_failures_total", "persist_errors_total"} {
+		"outbox_depth", "start_queue_depth", "worker_start_seconds", "decrypt_failures_total", "persist_errors_total",
+		"send_seconds", "broadcasts_active", "broadcasts_stalled", "send_restricted"} {
 		if !slices.Contains(names, "wa_sidecar_"+n) {
 			t.Errorf("wa_sidecar_%s missing", n)
 		}

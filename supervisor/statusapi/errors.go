@@ -13,6 +13,7 @@ import (
 
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
 )
 
 // ErrorBody is the shape of every error answer.
@@ -48,6 +49,8 @@ func (s *server) classify(r *http.Request, err error) *apiError {
 		ae       *apiError
 		hold     *lifecycle.HoldError
 		conflict *lifecycle.ConflictError
+		input    *outbox.InputError
+		clash    *outbox.ConflictError
 	)
 	switch {
 	case errors.As(err, &ae):
@@ -60,6 +63,10 @@ func (s *server) classify(r *http.Request, err error) *apiError {
 			retryAfter: time.Until(hold.Until)}
 	case errors.As(err, &conflict):
 		return &apiError{status: http.StatusConflict, code: "conflict", msg: conflict.Error()}
+	case errors.As(err, &input):
+		return &apiError{status: http.StatusBadRequest, code: "bad_body", msg: input.Error()}
+	case errors.As(err, &clash):
+		return &apiError{status: http.StatusConflict, code: "conflict", msg: clash.Error()}
 	case errors.Is(err, fleet.ErrTooManyOrgs):
 		return &apiError{status: http.StatusConflict, code: "too_many_orgs", msg: err.Error()}
 	case errors.Is(err, fleet.ErrBooting):

@@ -26,9 +26,12 @@ type handlerFunc func(r *http.Request) (int, any, error)
 // orgHandlerFunc is a handlerFunc for routes under /v1/orgs/{id}; id is valid.
 type orgHandlerFunc func(r *http.Request, id string) (int, any, error)
 
-func (s *server) handle(fn handlerFunc) http.HandlerFunc {
+func (s *server) handle(fn handlerFunc) http.HandlerFunc { return s.handleUpTo(maxBody, fn) }
+
+// handleUpTo is handle with its own bound on the body.
+func (s *server) handleUpTo(limit int64, fn handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		status, body, err := fn(r)
 		if err != nil {
 			s.writeError(w, r, err)
@@ -39,8 +42,11 @@ func (s *server) handle(fn handlerFunc) http.HandlerFunc {
 }
 
 // org validates {id} before anything else sees it: IDs become file names.
-func (s *server) org(fn orgHandlerFunc) http.HandlerFunc {
-	return s.handle(func(r *http.Request) (int, any, error) {
+func (s *server) org(fn orgHandlerFunc) http.HandlerFunc { return s.orgUpTo(maxBody, fn) }
+
+// orgUpTo is org with its own bound on the body.
+func (s *server) orgUpTo(limit int64, fn orgHandlerFunc) http.HandlerFunc {
+	return s.handleUpTo(limit, func(r *http.Request) (int, any, error) {
 		id := r.PathValue("id")
 		if err := orgid.Validate(id); err != nil {
 			return 0, nil, badID(err)

@@ -60,11 +60,13 @@ type Options struct {
 	// AllowedOrigins are the browser origins that may call the API.
 	AllowedOrigins []string
 	Log            *slog.Logger
+	// Outbox serves the message and broadcast routes.
+	Outbox Outbox
 }
 
 // New returns the API handler.
 func New(f Fleet, o Options) http.Handler {
-	s := &server{fleet: f, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
+	s := &server{fleet: f, outbox: o.Outbox, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
 	if o.APIKey != "" {
 		sum := sha256.Sum256([]byte(o.APIKey))
 		s.keySum = sum[:]
@@ -74,10 +76,11 @@ func New(f Fleet, o Options) http.Handler {
 }
 
 type server struct {
-	fleet Fleet
-	log   *slog.Logger
-	mux   *http.ServeMux
-	guard guard
+	fleet  Fleet
+	outbox Outbox
+	log    *slog.Logger
+	mux    *http.ServeMux
+	guard  guard
 	// keySum is the SHA-256 of the API key, nil in dev mode. Comparing
 	// digests keeps the comparison constant-time even in the key's length.
 	keySum []byte
@@ -106,6 +109,15 @@ func (s *server) routes() {
 	s.mux.HandleFunc("DELETE /v1/orgs/{id}", s.org(s.delete))
 	s.mux.HandleFunc("POST /v1/orgs/{id}/pair-phone", s.org(s.pairPhone))
 	s.mux.HandleFunc("POST /api/clear-corrupted-session", s.handle(s.clearCorruptedSession))
+	if s.outbox != nil {
+		s.mux.HandleFunc("POST /v1/orgs/{id}/messages", s.orgUpTo(maxMessageBody, s.sendMessage))
+		s.mux.HandleFunc("GET /v1/orgs/{id}/messages", s.org(s.listMessages))
+		s.mux.HandleFunc("GET /v1/orgs/{id}/messages/{msg}", s.org(s.getMessage))
+		s.mux.HandleFunc("POST /v1/orgs/{id}/broadcasts", s.orgUpTo(maxBroadcastBody, s.createBroadcast))
+		s.mux.HandleFunc("GET /v1/orgs/{id}/broadcasts", s.org(s.listBroadcasts))
+		s.mux.HandleFunc("GET /v1/orgs/{id}/broadcasts/{b}", s.org(s.getBroadcast))
+		s.mux.HandleFunc("POST /v1/orgs/{id}/broadcasts/{b}/cancel", s.org(s.cancelBroadcast))
+	}
 	// Without a catch-all, ServeMux would answer unknown routes and wrong
 	// methods in plain text, which callers parsing JSON choke on.
 	s.mux.HandleFunc("/", s.unrouted)

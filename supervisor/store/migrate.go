@@ -33,6 +33,59 @@ CREATE TABLE meta (
 	value TEXT NOT NULL
 ) STRICT;
 `,
+	2: `
+CREATE TABLE messages (
+	seq             INTEGER PRIMARY KEY AUTOINCREMENT, -- acceptance order: sending and paging follow it
+	id              TEXT    NOT NULL UNIQUE,
+	org             TEXT    NOT NULL,
+	recipient       TEXT    NOT NULL,
+	text            TEXT    NOT NULL,
+	wa_id           TEXT    NOT NULL, -- fixed at acceptance, reused by every resend
+	status          TEXT    NOT NULL,
+	reason          TEXT    NOT NULL DEFAULT '',
+	idempotency_key TEXT,
+	broadcast       TEXT,
+	queued_at       INTEGER NOT NULL,
+	sending_at      INTEGER NOT NULL DEFAULT 0,
+	sent_at         INTEGER NOT NULL DEFAULT 0,
+	delivered_at    INTEGER NOT NULL DEFAULT 0,
+	read_at         INTEGER NOT NULL DEFAULT 0,
+	failed_at       INTEGER NOT NULL DEFAULT 0,
+	attempts        INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE UNIQUE INDEX messages_idempotency ON messages (org, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX messages_next ON messages (org, status, broadcast, seq);
+CREATE INDEX messages_list ON messages (org, seq);
+CREATE INDEX messages_wa ON messages (org, wa_id);
+CREATE INDEX messages_job ON messages (broadcast, status, seq) WHERE broadcast IS NOT NULL;
+CREATE TABLE broadcasts (
+	seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+	id              TEXT    NOT NULL UNIQUE,
+	org             TEXT    NOT NULL,
+	text            TEXT    NOT NULL,
+	status          TEXT    NOT NULL,
+	idempotency_key TEXT,
+	total           INTEGER NOT NULL,
+	created_at      INTEGER NOT NULL,
+	started_at      INTEGER NOT NULL DEFAULT 0,
+	finished_at     INTEGER NOT NULL DEFAULT 0,
+	progress_at     INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE UNIQUE INDEX broadcasts_idempotency ON broadcasts (org, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX broadcasts_org ON broadcasts (org, seq);
+-- Recipients the organization has messaged or heard from: WhatsApp's
+-- new-chat restriction (463) holds only the others.
+CREATE TABLE contacts (
+	org   TEXT NOT NULL,
+	phone TEXT NOT NULL,
+	PRIMARY KEY (org, phone)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE senders (
+	org              TEXT PRIMARY KEY,
+	restricted_until INTEGER NOT NULL DEFAULT 0,
+	last_sent_at     INTEGER NOT NULL DEFAULT 0
+) STRICT;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

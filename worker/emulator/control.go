@@ -48,6 +48,8 @@ func (s *Server) registerControl(mux *http.ServeMux) {
 	mux.HandleFunc("/control/devices/{phone}/reject-login", only(http.MethodPost, s.handleRejectLogin))
 	mux.HandleFunc("/control/devices/{phone}/ban", only(http.MethodPost, s.handleBan))
 	mux.HandleFunc("/control/devices/{phone}/sent", only(http.MethodGet, s.handleSent))
+	mux.HandleFunc("/control/devices/{phone}/send-error", only(http.MethodPost, s.handleSendError))
+	mux.HandleFunc("/control/devices/{phone}/receipts", only(http.MethodPost, s.handleReceipts))
 }
 
 // only answers other methods with a JSON 405, which ServeMux's method
@@ -373,15 +375,4 @@ func (s *Server) handleBan(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"jid": dev.jid.String(), "connected": c != nil,
 		"seconds": req.Seconds, "code": req.Code})
-}
-
-func (s *Server) handleSent(w http.ResponseWriter, r *http.Request) {
-	dev := s.currentDevice(w, r)
-	if dev == nil {
-		return
-	}
-	s.mu.Lock()
-	sent := append([]SentMessage{}, dev.sent...)
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, sent)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -433,12 +434,45 @@ func TestSendIsDecryptedByRecipient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sent []SentMessage
+	var sent []Delivery
 	h.control(http.MethodGet, "/control/devices/573007915264/sent", nil, http.StatusOK, &sent)
-	want := []SentMessage{{ID: first.ID, To: peer.User, Text: "first"}, {ID: second.ID, To: peer.User, Text: "second"}}
-	if fmt.Sprint(sent) != fmt.Sprint(want) {
-		t.Fatalf("sent = %+v, want %+v", sent, want)
+	if len(sent) != 2 || sent[0].ID != first.ID || sent[0].Text != "first" || sent[1].ID != second.ID ||
+		sent[1].Text != "second" || sent[1].To != peer.User || sent[1].Device != cli.Store.GetJID().String() {
+		t.Fatalf("sent = %+v", sent)
 	}
+}
+
+// The controls a sender's tests need: a send refused with an error code, a
+// resend of one ID shown once (and twice with raw), a read receipt.
+func TestSendErrorsRawDeliveriesAndReceipts(t *testing.T) {
+	h := newHarness(t)
+	cli, el, _ := h.pair("573007915266")
+	ctx := context.Background()
+	peer := types.NewJID("573001113333", types.DefaultUserServer)
+	h.control(http.MethodPost, "/control/devices/573007915266/send-error",
+		map[string]any{"code": 463, "count": 1, "to": peer.User}, http.StatusOK, nil)
+	_, err := cli.SendMessage(ctx, peer, &waE2E.Message{Conversation: proto.String("refused")})
+	if !errors.Is(err, whatsmeow.ErrServerReturnedError) || !strings.HasSuffix(err.Error(), " 463") {
+		t.Fatalf("armed refusal: %v", err)
+	}
+	id := cli.GenerateMessageID()
+	for range 2 {
+		if _, err := cli.SendMessage(ctx, peer, &waE2E.Message{Conversation: proto.String("once")}, whatsmeow.SendRequestExtra{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var shown, raw []Delivery
+	h.control(http.MethodGet, "/control/devices/573007915266/sent", nil, http.StatusOK, &shown)
+	h.control(http.MethodGet, "/control/devices/573007915266/sent?raw=1", nil, http.StatusOK, &raw)
+	if len(shown) != 1 || shown[0].ID != id || shown[0].Text != "once" || len(raw) != 2 || raw[1].ID != id {
+		t.Fatalf("shown %+v, raw %+v", shown, raw)
+	}
+	h.control(http.MethodPost, "/control/devices/573007915266/receipts", map[string]string{"id": id, "type": "read"}, http.StatusOK, nil)
+	waitFor(t, el, 0, func(r *events.Receipt) bool {
+		return r.Type == types.ReceiptTypeRead && len(r.MessageIDs) == 1 && r.MessageIDs[0] == id
+	})
+	h.control(http.MethodPost, "/control/devices/573007915266/receipts", map[string]string{"id": "nope"}, http.StatusNotFound, nil)
+	h.control(http.MethodPost, "/control/devices/573007915266/send-error", map[string]any{"code": 200}, http.StatusBadRequest, nil)
 }
 
 func TestLogoutThenPairAgainGetsNewDeviceID(t *testing.T) {

@@ -302,6 +302,11 @@ func (c *conn) handleOutgoingMessage(node *waBinary.Node) error {
 	if dev == nil {
 		return fmt.Errorf("message %s before login", id)
 	}
+	if code, refused := s.refuse(dev.phone, to.User); refused {
+		c.log.Info("message refused as armed", "id", id, "to", to.String(), "code", code)
+		return c.send(waBinary.Node{Tag: "ack", Attrs: waBinary.Attrs{"class": "message", "id": id, "from": to,
+			"t": fmt.Sprint(time.Now().Unix()), "error": fmt.Sprint(code)}})
+	}
 	delivered := false
 	participants := node.GetChildByTag("participants")
 	for _, participant := range participants.GetChildren() {
@@ -322,7 +327,8 @@ func (c *conn) handleOutgoingMessage(node *waBinary.Node) error {
 			continue
 		}
 		s.mu.Lock()
-		dev.sent = append(dev.sent, SentMessage{ID: id, To: recipient.User, Text: text})
+		dev.phone.deliveries = append(dev.phone.deliveries, Delivery{ID: id, To: recipient.User, Text: text,
+			Device: dev.jid.String(), At: time.Now()})
 		s.mu.Unlock()
 		delivered = true
 		c.log.Info("recipient decrypted message", "id", id, "to", recipient.String())

@@ -32,6 +32,11 @@ type phone struct {
 	lidUser    string
 	lastDevice uint16
 	devices    map[uint16]*device
+	// deliveries is every message any of the phone's devices sent, resends
+	// of one ID included, in arrival order.
+	deliveries []Delivery
+	// refusals are the errors armed for the next sends.
+	refusals []refusal
 }
 
 // device is one linked companion (a whatsmeow client) as the server knows it.
@@ -48,7 +53,6 @@ type device struct {
 	rejectLogin    bool
 	ban            *tempBan // a temporary ban armed or in force, if any
 	conn           *conn    // the logged-in connection, if any
-	sent           []SentMessage
 }
 
 // registration is what a pairing connection announced in its client payload.
@@ -59,11 +63,13 @@ type registration struct {
 	refs           []string
 }
 
-// SentMessage is a message a linked device sent, as its recipient decrypted it.
-type SentMessage struct {
-	ID   string `json:"id"`
-	To   string `json:"to"`
-	Text string `json:"text"`
+// Delivery is a message a linked device sent, as its recipient decrypted it.
+type Delivery struct {
+	ID     string    `json:"id"`
+	To     string    `json:"to"`
+	Text   string    `json:"text"`
+	Device string    `json:"device"` // the sending device's JID
+	At     time.Time `json:"at"`
 }
 
 var (

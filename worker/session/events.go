@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
@@ -50,8 +51,21 @@ func (t *translator) translate(evt any) *pb.Event {
 		}}
 	case *events.Message:
 		ev.Kind = &pb.Event_MessageReceived{MessageReceived: &pb.MessageReceived{
-			MessageId: e.Info.ID, Sender: e.Info.Sender.String(),
+			MessageId: e.Info.ID, Sender: e.Info.Sender.String(), Text: textOf(e),
 		}}
+	case *events.Receipt:
+		typ, ok := receiptTypes[e.Type]
+		if !ok || e.IsFromMe || len(e.MessageIDs) == 0 {
+			// Retry receipts, our own other devices' reads and the like
+			// say nothing about a recipient.
+			return nil
+		}
+		ids := make([]string, len(e.MessageIDs))
+		for i, id := range e.MessageIDs {
+			ids[i] = string(id)
+		}
+		ev.Kind = &pb.Event_Receipt{Receipt: &pb.Receipt{MessageIds: ids, Type: typ,
+			AtUnixMs: e.Timestamp.UnixMilli(), Chat: e.Chat.String()}}
 	case *events.UndecryptableMessage:
 		id, sender := e.Info.ID, e.Info.Sender.String()
 		if v := t.detector.Classify(e); v.Kind == badmac.BadMAC {
@@ -63,6 +77,25 @@ func (t *translator) translate(evt any) *pb.Event {
 		return nil
 	}
 	return ev
+}
+
+// receiptTypes maps the receipts that report on a recipient to the
+// contract's words.
+var receiptTypes = map[types.ReceiptType]string{
+	types.ReceiptTypeDelivered: "delivered",
+	types.ReceiptTypeRead:      "read",
+	types.ReceiptTypePlayed:    "played",
+}
+
+// textOf is the text of a plain or extended text message, "" otherwise.
+func textOf(e *events.Message) string {
+	if e.Message == nil {
+		return ""
+	}
+	if t := e.Message.GetConversation(); t != "" {
+		return t
+	}
+	return e.Message.GetExtendedTextMessage().GetText()
 }
 
 // logoutReason keeps the reason a short, bounded string: it ends up in a

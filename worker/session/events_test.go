@@ -67,6 +67,22 @@ func TestTranslate(t *testing.T) {
 	}
 }
 
+// Receipts from a recipient move the supervisor's messages to delivered and
+// read; the message IDs are the ones the supervisor fixed.
+func TestTranslateReceipts(t *testing.T) {
+	tr, _ := newTranslator()
+	peer := types.NewJID("573001112222", types.DefaultUserServer)
+	at := time.Unix(1760000100, 0)
+	for typ, want := range map[types.ReceiptType]string{types.ReceiptTypeDelivered: "delivered", types.ReceiptTypeRead: "read"} {
+		got := tr.translate(&events.Receipt{MessageSource: types.MessageSource{Chat: peer, Sender: peer}, Type: typ,
+			MessageIDs: []types.MessageID{"3EB0A", "3EB0B"}, Timestamp: at}).GetReceipt()
+		if got.GetType() != want || len(got.GetMessageIds()) != 2 || got.GetMessageIds()[1] != "3EB0B" ||
+			got.GetAtUnixMs() != at.UnixMilli() || got.GetChat() != peer.String() {
+			t.Errorf("%q receipt: %v", typ, got)
+		}
+	}
+}
+
 func TestTranslateClientOutdated(t *testing.T) {
 	tr, _ := newTranslator()
 	got := tr.translate(&events.ClientOutdated{}).GetConnectFailure()
@@ -77,7 +93,9 @@ func TestTranslateClientOutdated(t *testing.T) {
 
 func TestTranslateIgnoresOthers(t *testing.T) {
 	tr, _ := newTranslator()
-	for _, evt := range []any{&events.QR{Codes: []string{"x"}}, &events.Receipt{}, &events.KeepAliveTimeout{}, &events.OfflineSyncCompleted{}} {
+	retry := &events.Receipt{Type: types.ReceiptTypeRetry, MessageIDs: []types.MessageID{"X"}}
+	own := &events.Receipt{MessageSource: types.MessageSource{IsFromMe: true}, Type: types.ReceiptTypeRead, MessageIDs: []types.MessageID{"X"}}
+	for _, evt := range []any{&events.QR{Codes: []string{"x"}}, &events.Receipt{}, retry, own, &events.KeepAliveTimeout{}, &events.OfflineSyncCompleted{}} {
 		if got := tr.translate(evt); got != nil {
 			t.Errorf("%T: got %v, want nil", evt, got)
 		}

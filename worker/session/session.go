@@ -16,12 +16,10 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
-	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/contract"
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
@@ -447,32 +445,6 @@ func (s *Session) PairPhone(ctx context.Context, phone string) (string, error) {
 	}
 	s.log.Info("pairing code issued")
 	return code, nil
-}
-
-// SendText sends one text and returns once the server has acked it. A
-// caller-chosen id makes retries of the same message idempotent on
-// WhatsApp's side.
-func (s *Session) SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error) {
-	if err := phonenumber.Validate(req.To); err != nil {
-		return nil, fmt.Errorf("send text: recipient: %w", err)
-	}
-	if req.Text == "" {
-		return nil, errors.New("send text: text is empty")
-	}
-	cli := s.client()
-	if cli == nil || !cli.IsLoggedIn() {
-		return nil, errors.New("send text: not connected to WhatsApp")
-	}
-	var extra []whatsmeow.SendRequestExtra
-	if req.Id != "" {
-		extra = append(extra, whatsmeow.SendRequestExtra{ID: types.MessageID(req.Id)})
-	}
-	to := types.NewJID(req.To, types.DefaultUserServer)
-	resp, err := cli.SendMessage(ctx, to, &waE2E.Message{Conversation: proto.String(req.Text)}, extra...)
-	if err != nil {
-		return nil, fmt.Errorf("send text to %s: %w", req.To, err)
-	}
-	return &pb.SendTextResponse{Id: string(resp.ID), ServerTimestampUnixMs: resp.Timestamp.UnixMilli()}, nil
 }
 
 // waitLoops waits for the session's goroutines, but not past ctx: a QR

@@ -213,6 +213,7 @@ type Event struct {
 	//	*Event_DecryptFailure
 	//	*Event_QrGaveUp
 	//	*Event_MessageReceived
+	//	*Event_Receipt
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -370,6 +371,15 @@ func (x *Event) GetMessageReceived() *MessageReceived {
 	return nil
 }
 
+func (x *Event) GetReceipt() *Receipt {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Receipt); ok {
+			return x.Receipt
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -422,6 +432,10 @@ type Event_MessageReceived struct {
 	MessageReceived *MessageReceived `protobuf:"bytes,21,opt,name=message_received,json=messageReceived,proto3,oneof"`
 }
 
+type Event_Receipt struct {
+	Receipt *Receipt `protobuf:"bytes,22,opt,name=receipt,proto3,oneof"`
+}
+
 func (*Event_Qr) isEvent_Kind() {}
 
 func (*Event_PairSuccess) isEvent_Kind() {}
@@ -445,6 +459,8 @@ func (*Event_DecryptFailure) isEvent_Kind() {}
 func (*Event_QrGaveUp) isEvent_Kind() {}
 
 func (*Event_MessageReceived) isEvent_Kind() {}
+
+func (*Event_Receipt) isEvent_Kind() {}
 
 type QR struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -985,6 +1001,7 @@ type MessageReceived struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
 	Sender        string                 `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
+	Text          string                 `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"` // the text of a plain text message, empty otherwise
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1033,6 +1050,82 @@ func (x *MessageReceived) GetSender() string {
 	return ""
 }
 
+func (x *MessageReceived) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// The recipient's phone received or read messages this device sent.
+type Receipt struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MessageIds    []string               `protobuf:"bytes,1,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
+	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"` // "delivered", "read" or "played"
+	AtUnixMs      int64                  `protobuf:"varint,3,opt,name=at_unix_ms,json=atUnixMs,proto3" json:"at_unix_ms,omitempty"`
+	Chat          string                 `protobuf:"bytes,4,opt,name=chat,proto3" json:"chat,omitempty"` // the recipient's JID
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Receipt) Reset() {
+	*x = Receipt{}
+	mi := &file_worker_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Receipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Receipt) ProtoMessage() {}
+
+func (x *Receipt) ProtoReflect() protoreflect.Message {
+	mi := &file_worker_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
+func (*Receipt) Descriptor() ([]byte, []int) {
+	return file_worker_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Receipt) GetMessageIds() []string {
+	if x != nil {
+		return x.MessageIds
+	}
+	return nil
+}
+
+func (x *Receipt) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Receipt) GetAtUnixMs() int64 {
+	if x != nil {
+		return x.AtUnixMs
+	}
+	return 0
+}
+
+func (x *Receipt) GetChat() string {
+	if x != nil {
+		return x.Chat
+	}
+	return ""
+}
+
 type PingRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1041,7 +1134,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_worker_proto_msgTypes[16]
+	mi := &file_worker_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1146,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_worker_proto_msgTypes[16]
+	mi := &file_worker_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1159,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_worker_proto_rawDescGZIP(), []int{16}
+	return file_worker_proto_rawDescGZIP(), []int{17}
 }
 
 type PingResponse struct {
@@ -1080,7 +1173,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_worker_proto_msgTypes[17]
+	mi := &file_worker_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1185,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_worker_proto_msgTypes[17]
+	mi := &file_worker_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1198,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_worker_proto_rawDescGZIP(), []int{17}
+	return file_worker_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PingResponse) GetPid() int32 {
@@ -1137,7 +1230,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_worker_proto_msgTypes[18]
+	mi := &file_worker_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1149,7 +1242,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_worker_proto_msgTypes[18]
+	mi := &file_worker_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1162,7 +1255,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_worker_proto_rawDescGZIP(), []int{18}
+	return file_worker_proto_rawDescGZIP(), []int{19}
 }
 
 type StopResponse struct {
@@ -1173,7 +1266,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_worker_proto_msgTypes[19]
+	mi := &file_worker_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1278,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_worker_proto_msgTypes[19]
+	mi := &file_worker_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1291,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_worker_proto_rawDescGZIP(), []int{19}
+	return file_worker_proto_rawDescGZIP(), []int{20}
 }
 
 type LogoutRequest struct {
@@ -1209,7 +1302,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_worker_proto_msgTypes[20]
+	mi := &file_worker_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1314,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_worker_proto_msgTypes[20]
+	mi := &file_worker_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1327,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_worker_proto_rawDescGZIP(), []int{20}
+	return file_worker_proto_rawDescGZIP(), []int{21}
 }
 
 type LogoutResponse struct {
@@ -1245,7 +1338,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_worker_proto_msgTypes[21]
+	mi := &file_worker_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1350,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_worker_proto_msgTypes[21]
+	mi := &file_worker_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1363,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_worker_proto_rawDescGZIP(), []int{21}
+	return file_worker_proto_rawDescGZIP(), []int{22}
 }
 
 type PairPhoneRequest struct {
@@ -1282,7 +1375,7 @@ type PairPhoneRequest struct {
 
 func (x *PairPhoneRequest) Reset() {
 	*x = PairPhoneRequest{}
-	mi := &file_worker_proto_msgTypes[22]
+	mi := &file_worker_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1387,7 @@ func (x *PairPhoneRequest) String() string {
 func (*PairPhoneRequest) ProtoMessage() {}
 
 func (x *PairPhoneRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_worker_proto_msgTypes[22]
+	mi := &file_worker_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1400,7 @@ func (x *PairPhoneRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PairPhoneRequest.ProtoReflect.Descriptor instead.
 func (*PairPhoneRequest) Descriptor() ([]byte, []int) {
-	return file_worker_proto_rawDescGZIP(), []int{22}
+	return file_worker_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PairPhoneRequest) GetPhone() string {
@@ -1326,7 +1419,7 @@ type PairPhoneResponse struct {
 
 func (x *PairPhoneResponse) Reset() {
 	*x = PairPhoneResponse{}
-	mi := &file_worker_proto_msgTypes[23]
+	mi := &file_worker_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1431,7 @@ func (x *PairPhoneResponse) String() string {
 func (*PairPhoneResponse) ProtoMessage() {}
 
 func (x *PairPhoneResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_worker_proto_msgTypes[23]
+	mi := &file_worker_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1444,7 @@ func (x *PairPhoneResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PairPhoneResponse.ProtoReflect.Descriptor instead.
 func (*PairPhoneResponse) Descriptor() ([]byte, []int) {
-	return file_worker_proto_rawDescGZIP(), []int{23}
+	return file_worker_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PairPhoneResponse) GetCode() string {
@@ -1362,17 +1455,19 @@ func (x *PairPhoneResponse) GetCode() string {
 }
 
 type SendTextRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	To            string                 `protobuf:"bytes,1,opt,name=to,proto3" json:"to,omitempty"` // phone number in international form, digits only
-	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
-	Id            string                 `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"` // caller-chosen message id, kept stable across retries
+	state protoimpl.MessageState `protogen:"open.v1"`
+	To    string                 `protobuf:"bytes,1,opt,name=to,proto3" json:"to,omitempty"` // phone number in international form, digits only
+	Text  string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	Id    string                 `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"` // caller-chosen message id, kept stable across retries
+	// Show the recipient "typing…" this long before sending; 0: off.
+	TypingMs      int64 `protobuf:"varint,4,opt,name=typing_ms,json=typingMs,proto3" json:"typing_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SendTextRequest) Reset() {
 	*x = SendTextRequest{}
-	mi := &file_worker_proto_msgTypes[24]
+	mi := &file_worker_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1479,7 @@ func (x *SendTextRequest) String() string {
 func (*SendTextRequest) ProtoMessage() {}
 
 func (x *SendTextRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_worker_proto_msgTypes[24]
+	mi := &file_worker_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1492,7 @@ func (x *SendTextRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendTextRequest.ProtoReflect.Descriptor instead.
 func (*SendTextRequest) Descriptor() ([]byte, []int) {
-	return file_worker_proto_rawDescGZIP(), []int{24}
+	return file_worker_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SendTextRequest) GetTo() string {
@@ -1421,17 +1516,27 @@ func (x *SendTextRequest) GetId() string {
 	return ""
 }
 
+func (x *SendTextRequest) GetTypingMs() int64 {
+	if x != nil {
+		return x.TypingMs
+	}
+	return 0
+}
+
 type SendTextResponse struct {
 	state                 protoimpl.MessageState `protogen:"open.v1"`
 	Id                    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	ServerTimestampUnixMs int64                  `protobuf:"varint,2,opt,name=server_timestamp_unix_ms,json=serverTimestampUnixMs,proto3" json:"server_timestamp_unix_ms,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// The server refused the message with this code (463: the new-chat
+	// restriction; 479 and others); 0: acked.
+	ServerError   int32 `protobuf:"varint,3,opt,name=server_error,json=serverError,proto3" json:"server_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SendTextResponse) Reset() {
 	*x = SendTextResponse{}
-	mi := &file_worker_proto_msgTypes[25]
+	mi := &file_worker_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1548,7 @@ func (x *SendTextResponse) String() string {
 func (*SendTextResponse) ProtoMessage() {}
 
 func (x *SendTextResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_worker_proto_msgTypes[25]
+	mi := &file_worker_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +1561,7 @@ func (x *SendTextResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendTextResponse.ProtoReflect.Descriptor instead.
 func (*SendTextResponse) Descriptor() ([]byte, []int) {
-	return file_worker_proto_rawDescGZIP(), []int{25}
+	return file_worker_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SendTextResponse) GetId() string {
@@ -1469,6 +1574,13 @@ func (x *SendTextResponse) GetId() string {
 func (x *SendTextResponse) GetServerTimestampUnixMs() int64 {
 	if x != nil {
 		return x.ServerTimestampUnixMs
+	}
+	return 0
+}
+
+func (x *SendTextResponse) GetServerError() int32 {
+	if x != nil {
+		return x.ServerError
 	}
 	return 0
 }
@@ -1487,7 +1599,7 @@ const file_worker_proto_rawDesc = "" +
 	"\vfingerprint\x18\x06 \x01(\tR\vfingerprint\"-\n" +
 	"\rStartResponse\x12\x1c\n" +
 	"\trestoring\x18\x01 \x01(\bR\trestoring\"\x0f\n" +
-	"\rEventsRequest\"\xed\x06\n" +
+	"\rEventsRequest\"\xa7\a\n" +
 	"\x05Event\x12\x1c\n" +
 	"\n" +
 	"at_unix_ms\x18\x01 \x01(\x03R\batUnixMs\x12)\n" +
@@ -1505,7 +1617,8 @@ const file_worker_proto_rawDesc = "" +
 	"\x0fdecrypt_failure\x18\x13 \x01(\v2#.wasidecar.worker.v1.DecryptFailureH\x00R\x0edecryptFailure\x12=\n" +
 	"\n" +
 	"qr_gave_up\x18\x14 \x01(\v2\x1d.wasidecar.worker.v1.QRGaveUpH\x00R\bqrGaveUp\x12Q\n" +
-	"\x10message_received\x18\x15 \x01(\v2$.wasidecar.worker.v1.MessageReceivedH\x00R\x0fmessageReceivedB\x06\n" +
+	"\x10message_received\x18\x15 \x01(\v2$.wasidecar.worker.v1.MessageReceivedH\x00R\x0fmessageReceived\x128\n" +
+	"\areceipt\x18\x16 \x01(\v2\x1c.wasidecar.worker.v1.ReceiptH\x00R\areceiptB\x06\n" +
 	"\x04kind\"g\n" +
 	"\x02QR\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12 \n" +
@@ -1539,11 +1652,19 @@ const file_worker_proto_rawDesc = "" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"\n" +
 	"\n" +
-	"\bQRGaveUp\"H\n" +
+	"\bQRGaveUp\"\\\n" +
 	"\x0fMessageReceived\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x16\n" +
-	"\x06sender\x18\x02 \x01(\tR\x06sender\"\r\n" +
+	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\"p\n" +
+	"\aReceipt\x12\x1f\n" +
+	"\vmessage_ids\x18\x01 \x03(\tR\n" +
+	"messageIds\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1c\n" +
+	"\n" +
+	"at_unix_ms\x18\x03 \x01(\x03R\batUnixMs\x12\x12\n" +
+	"\x04chat\x18\x04 \x01(\tR\x04chat\"\r\n" +
 	"\vPingRequest\"[\n" +
 	"\fPingResponse\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\x05R\x03pid\x12\x1b\n" +
@@ -1556,14 +1677,16 @@ const file_worker_proto_rawDesc = "" +
 	"\x10PairPhoneRequest\x12\x14\n" +
 	"\x05phone\x18\x01 \x01(\tR\x05phone\"'\n" +
 	"\x11PairPhoneResponse\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\"E\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\"b\n" +
 	"\x0fSendTextRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\tR\x02id\"[\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttyping_ms\x18\x04 \x01(\x03R\btypingMs\"~\n" +
 	"\x10SendTextResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x127\n" +
-	"\x18server_timestamp_unix_ms\x18\x02 \x01(\x03R\x15serverTimestampUnixMs2\xc6\x04\n" +
+	"\x18server_timestamp_unix_ms\x18\x02 \x01(\x03R\x15serverTimestampUnixMs\x12!\n" +
+	"\fserver_error\x18\x03 \x01(\x05R\vserverError2\xc6\x04\n" +
 	"\x06Worker\x12N\n" +
 	"\x05Start\x12!.wasidecar.worker.v1.StartRequest\x1a\".wasidecar.worker.v1.StartResponse\x12J\n" +
 	"\x06Events\x12\".wasidecar.worker.v1.EventsRequest\x1a\x1a.wasidecar.worker.v1.Event0\x01\x12K\n" +
@@ -1585,7 +1708,7 @@ func file_worker_proto_rawDescGZIP() []byte {
 	return file_worker_proto_rawDescData
 }
 
-var file_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_worker_proto_goTypes = []any{
 	(*StartRequest)(nil),      // 0: wasidecar.worker.v1.StartRequest
 	(*StartResponse)(nil),     // 1: wasidecar.worker.v1.StartResponse
@@ -1603,16 +1726,17 @@ var file_worker_proto_goTypes = []any{
 	(*DecryptFailure)(nil),    // 13: wasidecar.worker.v1.DecryptFailure
 	(*QRGaveUp)(nil),          // 14: wasidecar.worker.v1.QRGaveUp
 	(*MessageReceived)(nil),   // 15: wasidecar.worker.v1.MessageReceived
-	(*PingRequest)(nil),       // 16: wasidecar.worker.v1.PingRequest
-	(*PingResponse)(nil),      // 17: wasidecar.worker.v1.PingResponse
-	(*StopRequest)(nil),       // 18: wasidecar.worker.v1.StopRequest
-	(*StopResponse)(nil),      // 19: wasidecar.worker.v1.StopResponse
-	(*LogoutRequest)(nil),     // 20: wasidecar.worker.v1.LogoutRequest
-	(*LogoutResponse)(nil),    // 21: wasidecar.worker.v1.LogoutResponse
-	(*PairPhoneRequest)(nil),  // 22: wasidecar.worker.v1.PairPhoneRequest
-	(*PairPhoneResponse)(nil), // 23: wasidecar.worker.v1.PairPhoneResponse
-	(*SendTextRequest)(nil),   // 24: wasidecar.worker.v1.SendTextRequest
-	(*SendTextResponse)(nil),  // 25: wasidecar.worker.v1.SendTextResponse
+	(*Receipt)(nil),           // 16: wasidecar.worker.v1.Receipt
+	(*PingRequest)(nil),       // 17: wasidecar.worker.v1.PingRequest
+	(*PingResponse)(nil),      // 18: wasidecar.worker.v1.PingResponse
+	(*StopRequest)(nil),       // 19: wasidecar.worker.v1.StopRequest
+	(*StopResponse)(nil),      // 20: wasidecar.worker.v1.StopResponse
+	(*LogoutRequest)(nil),     // 21: wasidecar.worker.v1.LogoutRequest
+	(*LogoutResponse)(nil),    // 22: wasidecar.worker.v1.LogoutResponse
+	(*PairPhoneRequest)(nil),  // 23: wasidecar.worker.v1.PairPhoneRequest
+	(*PairPhoneResponse)(nil), // 24: wasidecar.worker.v1.PairPhoneResponse
+	(*SendTextRequest)(nil),   // 25: wasidecar.worker.v1.SendTextRequest
+	(*SendTextResponse)(nil),  // 26: wasidecar.worker.v1.SendTextResponse
 }
 var file_worker_proto_depIdxs = []int32{
 	4,  // 0: wasidecar.worker.v1.Event.qr:type_name -> wasidecar.worker.v1.QR
@@ -1627,25 +1751,26 @@ var file_worker_proto_depIdxs = []int32{
 	13, // 9: wasidecar.worker.v1.Event.decrypt_failure:type_name -> wasidecar.worker.v1.DecryptFailure
 	14, // 10: wasidecar.worker.v1.Event.qr_gave_up:type_name -> wasidecar.worker.v1.QRGaveUp
 	15, // 11: wasidecar.worker.v1.Event.message_received:type_name -> wasidecar.worker.v1.MessageReceived
-	0,  // 12: wasidecar.worker.v1.Worker.Start:input_type -> wasidecar.worker.v1.StartRequest
-	2,  // 13: wasidecar.worker.v1.Worker.Events:input_type -> wasidecar.worker.v1.EventsRequest
-	16, // 14: wasidecar.worker.v1.Worker.Ping:input_type -> wasidecar.worker.v1.PingRequest
-	18, // 15: wasidecar.worker.v1.Worker.Stop:input_type -> wasidecar.worker.v1.StopRequest
-	20, // 16: wasidecar.worker.v1.Worker.Logout:input_type -> wasidecar.worker.v1.LogoutRequest
-	22, // 17: wasidecar.worker.v1.Worker.PairPhone:input_type -> wasidecar.worker.v1.PairPhoneRequest
-	24, // 18: wasidecar.worker.v1.Worker.SendText:input_type -> wasidecar.worker.v1.SendTextRequest
-	1,  // 19: wasidecar.worker.v1.Worker.Start:output_type -> wasidecar.worker.v1.StartResponse
-	3,  // 20: wasidecar.worker.v1.Worker.Events:output_type -> wasidecar.worker.v1.Event
-	17, // 21: wasidecar.worker.v1.Worker.Ping:output_type -> wasidecar.worker.v1.PingResponse
-	19, // 22: wasidecar.worker.v1.Worker.Stop:output_type -> wasidecar.worker.v1.StopResponse
-	21, // 23: wasidecar.worker.v1.Worker.Logout:output_type -> wasidecar.worker.v1.LogoutResponse
-	23, // 24: wasidecar.worker.v1.Worker.PairPhone:output_type -> wasidecar.worker.v1.PairPhoneResponse
-	25, // 25: wasidecar.worker.v1.Worker.SendText:output_type -> wasidecar.worker.v1.SendTextResponse
-	19, // [19:26] is the sub-list for method output_type
-	12, // [12:19] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	16, // 12: wasidecar.worker.v1.Event.receipt:type_name -> wasidecar.worker.v1.Receipt
+	0,  // 13: wasidecar.worker.v1.Worker.Start:input_type -> wasidecar.worker.v1.StartRequest
+	2,  // 14: wasidecar.worker.v1.Worker.Events:input_type -> wasidecar.worker.v1.EventsRequest
+	17, // 15: wasidecar.worker.v1.Worker.Ping:input_type -> wasidecar.worker.v1.PingRequest
+	19, // 16: wasidecar.worker.v1.Worker.Stop:input_type -> wasidecar.worker.v1.StopRequest
+	21, // 17: wasidecar.worker.v1.Worker.Logout:input_type -> wasidecar.worker.v1.LogoutRequest
+	23, // 18: wasidecar.worker.v1.Worker.PairPhone:input_type -> wasidecar.worker.v1.PairPhoneRequest
+	25, // 19: wasidecar.worker.v1.Worker.SendText:input_type -> wasidecar.worker.v1.SendTextRequest
+	1,  // 20: wasidecar.worker.v1.Worker.Start:output_type -> wasidecar.worker.v1.StartResponse
+	3,  // 21: wasidecar.worker.v1.Worker.Events:output_type -> wasidecar.worker.v1.Event
+	18, // 22: wasidecar.worker.v1.Worker.Ping:output_type -> wasidecar.worker.v1.PingResponse
+	20, // 23: wasidecar.worker.v1.Worker.Stop:output_type -> wasidecar.worker.v1.StopResponse
+	22, // 24: wasidecar.worker.v1.Worker.Logout:output_type -> wasidecar.worker.v1.LogoutResponse
+	24, // 25: wasidecar.worker.v1.Worker.PairPhone:output_type -> wasidecar.worker.v1.PairPhoneResponse
+	26, // 26: wasidecar.worker.v1.Worker.SendText:output_type -> wasidecar.worker.v1.SendTextResponse
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_worker_proto_init() }
@@ -1666,6 +1791,7 @@ func file_worker_proto_init() {
 		(*Event_DecryptFailure)(nil),
 		(*Event_QrGaveUp)(nil),
 		(*Event_MessageReceived)(nil),
+		(*Event_Receipt)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1673,7 +1799,7 @@ func file_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_worker_proto_rawDesc), len(file_worker_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -49,7 +49,9 @@ type WorkerClient interface {
 	// PairPhone asks for an 8-character code to type on the phone instead of
 	// scanning a QR.
 	PairPhone(ctx context.Context, in *PairPhoneRequest, opts ...grpc.CallOption) (*PairPhoneResponse, error)
-	// SendText sends one text message and returns once the server acked it.
+	// SendText sends one text message and returns once the server acked it
+	// or refused it (server_error); a gRPC error means the outcome is unknown
+	// (not connected, timeout) and the same id may be sent again.
 	SendText(ctx context.Context, in *SendTextRequest, opts ...grpc.CallOption) (*SendTextResponse, error)
 }
 
@@ -158,7 +160,9 @@ type WorkerServer interface {
 	// PairPhone asks for an 8-character code to type on the phone instead of
 	// scanning a QR.
 	PairPhone(context.Context, *PairPhoneRequest) (*PairPhoneResponse, error)
-	// SendText sends one text message and returns once the server acked it.
+	// SendText sends one text message and returns once the server acked it
+	// or refused it (server_error); a gRPC error means the outcome is unknown
+	// (not connected, timeout) and the same id may be sent again.
 	SendText(context.Context, *SendTextRequest) (*SendTextResponse, error)
 	mustEmbedUnimplementedWorkerServer()
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/supervisor/launcher"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lockfile"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/metrics"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/statusapi"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
 )
@@ -35,6 +37,11 @@ func serve(configPath string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Taken before anything starts: a SIGTERM that arrives while the
+	// supervisor boots stops it cleanly instead of killing it outright.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	// Before anything touches state_dir: a second supervisor there would
 	// run a second worker on every auth directory.
 	lock, err := lockfile.Acquire(cfg.StateDir)
@@ -90,7 +97,15 @@ func serve(configPath string, stderr io.Writer) error {
 	promReg := prometheus.NewRegistry()
 	m := metrics.New(promReg, cfg.Workers.MaxLive)
 
-	fl := fleet.New(fleet.Options{
+	var fl *fleet.Fleet
+	ob := outbox.New(outbox.Options{
+		Config: cfg.Messages, Store: st, Metrics: m, Log: log,
+		Fleet: outbox.FleetFunc(func(org string) (outbox.Worker, bool) {
+			w, ok := fl.ConnectedWorker(org)
+			return w, ok
+		}),
+	})
+	fl = fleet.New(fleet.Options{
 		Config: cfg,
 		Store:  st,
 		Launch: func(ctx context.Context, org string) (fleet.Worker, error) {
@@ -100,9 +115,11 @@ func serve(configPath string, stderr io.Writer) error {
 			}
 			return p, nil
 		},
-		Archive: archive.NewDir(authRoot),
-		Metrics: m,
-		Log:     log,
+		Archive:  archive.NewDir(authRoot),
+		Listener: ob,
+		Decorate: ob.Decorate,
+		Metrics:  m,
+		Log:      log,
 	})
 
 	apiLn, err := statusapi.Listen(cfg.API.Listen)
@@ -115,12 +132,22 @@ func serve(configPath string, stderr io.Writer) error {
 		return fmt.Errorf("metrics.listen: %w", err)
 	}
 	apiSrv := newServer(statusapi.New(fl, statusapi.Options{
-		APIKey: apiKey, Listen: cfg.API.Listen, AllowedOrigins: cfg.API.AllowedOrigins, Log: log,
+		APIKey: apiKey, Listen: cfg.API.Listen, AllowedOrigins: cfg.API.AllowedOrigins, Log: log, Outbox: ob,
 	}))
 	metricsSrv := newServer(metrics.Handler(promReg))
 
 	var g run.Group
-	g.Add(run.SignalHandler(context.Background(), syscall.SIGINT, syscall.SIGTERM))
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			select {
+			case sig := <-sigs:
+				return &run.SignalError{Signal: sig}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}, func(error) { cancel() })
+	}
 	{
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
@@ -129,6 +156,9 @@ func serve(configPath string, stderr io.Writer) error {
 			// organization before its saved holds are known.
 			recs, err := st.LoadOrgs(ctx)
 			if err != nil {
+				return err
+			}
+			if err := ob.Start(ctx); err != nil {
 				return err
 			}
 			fl.Boot(recs)
@@ -142,6 +172,9 @@ func serve(configPath string, stderr io.Writer) error {
 			_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
 			sctx, scancel := context.WithTimeout(context.Background(), cfg.Workers.StopTimeout.Duration+5*time.Second)
 			defer scancel()
+			// Senders first: a send cut off goes back in line and is sent
+			// again with the same ID after the restart.
+			ob.Stop()
 			fl.Shutdown(sctx)
 		})
 	}

@@ -1,0 +1,97 @@
+package outbox
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// sweepEvery is how often expired messages are looked for.
+const sweepEvery = 30 * time.Second
+
+// sweep fails the messages still queued after expire_after.
+func (o *Outbox) sweep() {
+	defer o.wg.Done()
+	tick := time.NewTicker(min(sweepEvery, max(time.Second, o.cfg.ExpireAfter.Duration/10)))
+	defer tick.Stop()
+	for {
+		select {
+		case <-o.done:
+			return
+		case <-tick.C:
+		}
+		now := o.clock.Now()
+		expired, err := o.store.ExpireQueued(context.Background(), now.Add(-o.cfg.ExpireAfter.Duration), now)
+		if err != nil {
+			o.log.Error("expiring messages failed; tried again at the next sweep", "err", err)
+			continue
+		}
+		if len(expired) == 0 {
+			continue
+		}
+		byOrg := map[string]int{}
+		for _, m := range expired {
+			byOrg[m.Org]++
+		}
+		for org, n := range byOrg {
+			o.log.Warn("messages expired unsent", "org", org, "messages", n, "expire_after", o.cfg.ExpireAfter.Duration.String())
+		}
+		o.failedMessages(expired, "expired")
+	}
+}
+
+// receiptStatus maps a worker's receipt type to a message status.
+var receiptStatus = map[string]Status{"delivered": Delivered, "read": Read, "played": Read}
+
+// Receipt records that the recipient's phone received or read messages.
+func (o *Outbox) Receipt(org string, waIDs []string, typ string, at time.Time) {
+	status, ok := receiptStatus[typ]
+	if !ok {
+		return
+	}
+	changed, err := o.store.Receipt(context.Background(), org, waIDs, status, at)
+	if err != nil {
+		o.log.Error("recording a receipt failed", "org", org, "err", err)
+		return
+	}
+	for _, m := range changed {
+		o.log.Debug("message "+string(status), "org", org, "message", m.ID)
+	}
+}
+
+// Heard records that a number wrote to the organization: a chat exists, so
+// the new-chat restriction does not hold messages to it.
+func (o *Outbox) Heard(org, sender string) {
+	number, _, _ := strings.Cut(sender, "@")
+	number, _, _ = strings.Cut(number, ":")
+	if number == "" {
+		return
+	}
+	if err := o.store.AddContact(context.Background(), org, number); err != nil {
+		o.log.Error("remembering a contact failed", "org", org, "err", err)
+	}
+}
+
+// OrgDeleted fails what the organization still had to send.
+func (o *Outbox) OrgDeleted(org string) {
+	n, err := o.store.FailPending(context.Background(), org, "org_deleted", o.clock.Now())
+	if err != nil {
+		o.log.Error("failing a deleted organization's messages failed", "org", org, "err", err)
+		return
+	}
+	o.mu.Lock()
+	for id, j := range o.jobs {
+		if j.Org == org {
+			delete(o.jobs, id)
+		}
+	}
+	c := o.counts.of(org, o.clock.Now())
+	c.Queued = 0
+	c.FailedToday += n
+	o.mu.Unlock()
+	o.metrics.SetOutboxDepth(org, 0)
+	if n > 0 {
+		o.log.Info("organization deleted: its unsent messages failed", "org", org, "messages", n)
+	}
+	o.kickJobs()
+}

@@ -1,0 +1,401 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/config"
+	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
+	"github.com/wa-sidecar/wa-sidecar/shared/phone"
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
+)
+
+// Store is where messages and broadcasts are committed.
+type Store interface {
+	InsertMessage(ctx context.Context, m Message) (Message, bool, error)
+	InsertBroadcast(ctx context.Context, b Broadcast, msgs []Message) (Broadcast, bool, error)
+	Message(ctx context.Context, org, id string) (Message, error)
+	Messages(ctx context.Context, org string, f Filter) ([]Message, error)
+	NextMessage(ctx context.Context, org string, jobs []string, restricted bool) (Message, bool, error)
+	MarkSending(ctx context.Context, id string, at time.Time) error
+	MarkSent(ctx context.Context, m Message, at time.Time) error
+	Requeue(ctx context.Context, id string) error
+	Fail(ctx context.Context, m Message, reason string, at time.Time) error
+	Receipt(ctx context.Context, org string, waIDs []string, status Status, at time.Time) ([]Message, error)
+	AddContact(ctx context.Context, org, phone string) error
+	Restrict(ctx context.Context, org string, until time.Time) error
+	Senders(ctx context.Context) (map[string]SenderState, error)
+	ExpireQueued(ctx context.Context, before, now time.Time) ([]Message, error)
+	FailPending(ctx context.Context, org, reason string, at time.Time) (int, error)
+	RecoverSending(ctx context.Context) (int, error)
+	OutboxCounts(ctx context.Context, dayStart time.Time) (map[string]state.Outbox, error)
+	Broadcast(ctx context.Context, org, id string) (Broadcast, error)
+	Broadcasts(ctx context.Context, org string, limit int) ([]Broadcast, error)
+	OpenJobs(ctx context.Context) ([]Broadcast, error)
+	SetJobStatus(ctx context.Context, id string, status JobStatus, at time.Time) error
+	JobPending(ctx context.Context, id string) (int, error)
+	CancelBroadcast(ctx context.Context, org, id string, at time.Time) (Broadcast, []Message, error)
+}
+
+// SenderState is an organization's sending memory.
+type SenderState struct {
+	RestrictedUntil time.Time
+	LastSentAt      time.Time
+}
+
+// Worker is the organization's worker, as far as sending goes.
+type Worker interface {
+	SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error)
+}
+
+// Fleet hands out an organization's worker while it is connected.
+type Fleet interface {
+	Sender(org string) (Worker, bool)
+}
+
+// Metrics is what the outbox reports; *metrics.Metrics implements it.
+type Metrics interface {
+	SetOutboxDepth(org string, n int)
+	MessageSent(org string)
+	MessageFailed(org, reason string)
+	ObserveSend(d time.Duration)
+	SetBroadcasts(active, stalled int)
+	SetSendRestricted(org string, restricted bool)
+}
+
+// Options wire an Outbox.
+type Options struct {
+	Config  config.Messages
+	Store   Store
+	Fleet   Fleet
+	Metrics Metrics
+	Clock   clock.Clock
+	Log     *slog.Logger
+	// Rand picks a duration in [min, max] (jitter, typing); nil = uniform.
+	Rand func(min, max time.Duration) time.Duration
+}
+
+// Outbox accepts messages and broadcasts and runs one sender per
+// connected organization. All methods are safe for concurrent use.
+type Outbox struct {
+	cfg     config.Messages
+	store   Store
+	fleet   Fleet
+	metrics Metrics
+	clock   clock.Clock
+	log     *slog.Logger
+	rand    func(min, max time.Duration) time.Duration
+
+	mu      sync.Mutex
+	senders map[string]*sender
+	jobs    map[string]*JobView
+	counts  counts
+	closed  bool
+
+	jobsWake chan struct{}
+	done     chan struct{}
+	// ctx ends with Stop: a send in flight is cut off and its message
+	// goes back in line.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// maxTextRunes is WhatsApp's limit on a text message.
+const maxTextRunes = 65536
+
+// New builds an outbox; Start loads its state and starts its loops.
+func New(o Options) *Outbox {
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Rand == nil {
+		o.Rand = uniform
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Outbox{
+		cfg: o.Config, store: o.Store, fleet: o.Fleet, metrics: o.Metrics, clock: o.Clock, log: o.Log, rand: o.Rand,
+		senders: map[string]*sender{}, jobs: map[string]*JobView{},
+		jobsWake: make(chan struct{}, 1), done: make(chan struct{}), ctx: ctx, cancel: cancel,
+	}
+}
+
+func uniform(min, max time.Duration) time.Duration {
+	if max <= min {
+		return min
+	}
+	return min + rand.N(max-min+1)
+}
+
+// Start puts messages a crash left sending back in line, loads the counts,
+// restrictions and open broadcasts, and starts the expiry sweep and the
+// broadcast scheduler.
+func (o *Outbox) Start(ctx context.Context) error {
+	n, err := o.store.RecoverSending(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		o.log.Warn("messages left sending by a crash go again with the same WhatsApp ID; recipients see each once", "messages", n)
+	}
+	now := o.clock.Now()
+	counts, err := o.store.OutboxCounts(ctx, dayStart(now))
+	if err != nil {
+		return err
+	}
+	senders, err := o.store.Senders(ctx)
+	if err != nil {
+		return err
+	}
+	open, err := o.store.OpenJobs(ctx)
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	o.counts = newCounts(now, counts)
+	for org, st := range senders {
+		o.senderLocked(org).restore(st)
+	}
+	for _, b := range open {
+		o.jobs[b.ID] = &JobView{ID: b.ID, Org: b.Org, Seq: b.Seq, Status: b.Status, ProgressAt: b.ProgressAt}
+	}
+	for org, c := range counts {
+		o.metrics.SetOutboxDepth(org, c.Queued)
+	}
+	o.mu.Unlock()
+	o.wg.Add(2)
+	go o.sweep()
+	go o.schedule()
+	o.kickJobs()
+	return nil
+}
+
+// Stop ends the loops and waits for sends in flight.
+func (o *Outbox) Stop() {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return
+	}
+	o.closed = true
+	close(o.done)
+	o.cancel()
+	for _, s := range o.senders {
+		s.wakeUp()
+	}
+	o.mu.Unlock()
+	o.wg.Wait()
+}
+
+// InputError refuses a request for a field it names.
+type InputError struct {
+	Field string
+	Msg   string
+}
+
+func (e *InputError) Error() string { return e.Field + ": " + e.Msg }
+
+// SendRequest is a message to queue.
+type SendRequest struct {
+	To             string
+	Text           string
+	IdempotencyKey string
+}
+
+func checkText(text string) error {
+	switch {
+	case strings.TrimSpace(text) == "":
+		return &InputError{Field: "text", Msg: "is empty"}
+	case !utf8.ValidString(text):
+		return &InputError{Field: "text", Msg: "is not valid UTF-8"}
+	case utf8.RuneCountInString(text) > maxTextRunes:
+		return &InputError{Field: "text", Msg: fmt.Sprintf("has %d characters; WhatsApp takes %d at most", utf8.RuneCountInString(text), maxTextRunes)}
+	}
+	return nil
+}
+
+func checkKey(key string) error {
+	if len(key) > 128 || strings.ContainsFunc(key, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return &InputError{Field: "idempotency_key", Msg: "must be at most 128 printable ASCII characters without spaces"}
+	}
+	return nil
+}
+
+// Send commits a message and returns it; created is false when the
+// idempotency key named a message accepted before, which is returned
+// instead of a second one.
+func (o *Outbox) Send(ctx context.Context, org string, r SendRequest) (Message, bool, error) {
+	if err := phone.Validate(r.To); err != nil {
+		return Message{}, false, &InputError{Field: "to", Msg: err.Error()}
+	}
+	if err := checkText(r.Text); err != nil {
+		return Message{}, false, err
+	}
+	if err := checkKey(r.IdempotencyKey); err != nil {
+		return Message{}, false, err
+	}
+	now := o.clock.Now()
+	m, created, err := o.store.InsertMessage(ctx, Message{ID: newID("msg_"), Org: org, To: r.To, Text: r.Text,
+		WAID: newWAID(), IdempotencyKey: r.IdempotencyKey, QueuedAt: now})
+	if err != nil {
+		return Message{}, false, err
+	}
+	if !created {
+		if m.To != r.To || m.Text != r.Text {
+			return Message{}, false, &ConflictError{Msg: fmt.Sprintf("idempotency_key %q was used for message %s with another recipient or text", r.IdempotencyKey, m.ID)}
+		}
+		return m, false, nil
+	}
+	o.queued(org, 1)
+	o.wake(org)
+	return m, true, nil
+}
+
+// ConflictError refuses a request that contradicts an earlier one.
+type ConflictError struct{ Msg string }
+
+func (e *ConflictError) Error() string { return e.Msg }
+
+// Message returns one of org's messages.
+func (o *Outbox) Message(ctx context.Context, org, id string) (Message, error) {
+	return o.store.Message(ctx, org, id)
+}
+
+// Messages lists org's messages, newest first.
+func (o *Outbox) Messages(ctx context.Context, org string, f Filter) ([]Message, error) {
+	return o.store.Messages(ctx, org, f)
+}
+
+// BroadcastRequest is one text for many recipients.
+type BroadcastRequest struct {
+	Recipients     []string
+	Text           string
+	IdempotencyKey string
+}
+
+// CreateBroadcast commits a job and its messages (duplicates removed) in
+// one transaction. Invalid numbers are refused, all named at once.
+func (o *Outbox) CreateBroadcast(ctx context.Context, org string, r BroadcastRequest) (Broadcast, bool, error) {
+	if err := checkText(r.Text); err != nil {
+		return Broadcast{}, false, err
+	}
+	if err := checkKey(r.IdempotencyKey); err != nil {
+		return Broadcast{}, false, err
+	}
+	var bad []string
+	seen := make(map[string]bool, len(r.Recipients))
+	var recipients []string
+	for _, p := range r.Recipients {
+		if phone.Validate(p) != nil {
+			bad = append(bad, fmt.Sprintf("%q", p))
+			continue
+		}
+		if !seen[p] {
+			seen[p] = true
+			recipients = append(recipients, p)
+		}
+	}
+	switch {
+	case len(bad) > 0:
+		if len(bad) > 20 {
+			bad = append(bad[:20], fmt.Sprintf("and %d more", len(bad)-20))
+		}
+		return Broadcast{}, false, &InputError{Field: "recipients", Msg: "not phone numbers of 7 to 15 digits, country code first: " + strings.Join(bad, ", ")}
+	case len(recipients) == 0:
+		return Broadcast{}, false, &InputError{Field: "recipients", Msg: "is empty"}
+	case len(recipients) > o.cfg.MaxRecipients:
+		return Broadcast{}, false, &InputError{Field: "recipients", Msg: fmt.Sprintf("has %d numbers; messages.max_recipients allows %d", len(recipients), o.cfg.MaxRecipients)}
+	}
+	now := o.clock.Now()
+	b := Broadcast{ID: newID("bc_"), Org: org, Text: r.Text, IdempotencyKey: r.IdempotencyKey, Total: len(recipients), CreatedAt: now}
+	msgs := make([]Message, len(recipients))
+	for i, to := range recipients {
+		msgs[i] = Message{ID: newID("msg_"), Org: org, To: to, Text: r.Text, WAID: newWAID(), Broadcast: b.ID, QueuedAt: now}
+	}
+	b, created, err := o.store.InsertBroadcast(ctx, b, msgs)
+	if err != nil || !created {
+		return b, false, err
+	}
+	o.mu.Lock()
+	o.jobs[b.ID] = &JobView{ID: b.ID, Org: org, Seq: b.Seq, Status: JobQueued, ProgressAt: now}
+	o.mu.Unlock()
+	o.queued(org, len(msgs))
+	o.log.Info("broadcast accepted", "org", org, "broadcast", b.ID, "recipients", len(msgs))
+	o.kickJobs()
+	return b, true, nil
+}
+
+// Broadcast returns one of org's jobs with its counts.
+func (o *Outbox) Broadcast(ctx context.Context, org, id string) (Broadcast, error) {
+	b, err := o.store.Broadcast(ctx, org, id)
+	return o.withStatus(b), err
+}
+
+// Broadcasts lists org's jobs, newest first.
+func (o *Outbox) Broadcasts(ctx context.Context, org string, limit int) ([]Broadcast, error) {
+	list, err := o.store.Broadcasts(ctx, org, limit)
+	for i := range list {
+		list[i] = o.withStatus(list[i])
+	}
+	return list, err
+}
+
+// withStatus shows the scheduler's view, which may be ahead of the store's.
+func (o *Outbox) withStatus(b Broadcast) Broadcast {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if j, ok := o.jobs[b.ID]; ok {
+		b.Status = j.Status
+	}
+	return b
+}
+
+// CancelBroadcast cancels a job: its unsent messages fail with reason
+// cancelled. A job already done or cancelled is returned as it is.
+func (o *Outbox) CancelBroadcast(ctx context.Context, org, id string) (Broadcast, error) {
+	b, failed, err := o.store.CancelBroadcast(ctx, org, id, o.clock.Now())
+	if err != nil {
+		return b, err
+	}
+	o.mu.Lock()
+	delete(o.jobs, id)
+	o.mu.Unlock()
+	if len(failed) > 0 {
+		o.failedMessages(failed, "cancelled")
+		o.log.Info("broadcast cancelled", "org", org, "broadcast", id, "unsent", len(failed))
+	}
+	o.kickJobs()
+	return b, nil
+}
+
+// activeJobs are org's broadcasts whose messages may be sent now.
+func (o *Outbox) activeJobs(org string) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var ids []JobView
+	for _, j := range o.jobs {
+		if j.Org == org && j.Status == JobSending {
+			ids = append(ids, *j)
+		}
+	}
+	slices.SortFunc(ids, func(a, b JobView) int { return int(a.Seq - b.Seq) })
+	out := make([]string, len(ids))
+	for i, j := range ids {
+		out[i] = j.ID
+	}
+	return out
+}
+
+// FleetFunc adapts a function to Fleet.
+type FleetFunc func(org string) (Worker, bool)
+
+// Sender calls f.
+func (f FleetFunc) Sender(org string) (Worker, bool) { return f(org) }

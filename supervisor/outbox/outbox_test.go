@@ -1,0 +1,366 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/config"
+	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
+)
+
+var bg = context.Background()
+
+// worker answers SendText as scripted per recipient (an ack otherwise) and
+// records every call.
+type worker struct {
+	mu     sync.Mutex
+	calls  []*pb.SendTextRequest
+	script map[string][]result
+}
+
+type result struct {
+	code int32
+	err  error
+}
+
+func (w *worker) SendText(_ context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls = append(w.calls, req)
+	if rs := w.script[req.To]; len(rs) > 0 {
+		w.script[req.To] = rs[1:]
+		if rs[0].err != nil {
+			return nil, rs[0].err
+		}
+		return &pb.SendTextResponse{Id: req.Id, ServerError: rs[0].code}, nil
+	}
+	return &pb.SendTextResponse{Id: req.Id, ServerTimestampUnixMs: 1}, nil
+}
+
+func (w *worker) arm(to string, rs ...result) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.script == nil {
+		w.script = map[string][]result{}
+	}
+	w.script[to] = append(w.script[to], rs...)
+}
+
+func (w *worker) sent() []*pb.SendTextRequest {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.calls)
+}
+
+type metrics struct {
+	mu     sync.Mutex
+	failed map[string]int
+}
+
+func (m *metrics) SetOutboxDepth(string, int)     {}
+func (m *metrics) MessageSent(string)             {}
+func (m *metrics) ObserveSend(time.Duration)      {}
+func (m *metrics) SetBroadcasts(int, int)         {}
+func (m *metrics) SetSendRestricted(string, bool) {}
+func (m *metrics) MessageFailed(org, reason string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failed == nil {
+		m.failed = map[string]int{}
+	}
+	m.failed[reason]++
+}
+
+type harness struct {
+	t   *testing.T
+	o   *outbox.Outbox
+	st  *store.Store
+	clk *clock.Fake
+	w   *worker
+	m   *metrics
+	cfg config.Messages
+	mu  sync.Mutex
+	on  map[string]bool
+}
+
+func testMessages() config.Messages {
+	c := config.Default().Messages
+	c.MinInterval.Duration = 2 * time.Second
+	c.PerMinute = 60
+	c.Jitter = [2]config.Duration{}
+	c.MaxJobs = 1
+	c.StalledAfter.Duration = 5 * time.Minute
+	c.RestrictBackoff.Duration = time.Hour
+	return c
+}
+
+func newHarness(t *testing.T, cfg config.Messages, path string) *harness {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "state.db")
+	}
+	st, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, st: st, clk: clock.NewFake(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)),
+		w: &worker{}, m: &metrics{}, cfg: cfg, on: map[string]bool{}}
+	h.o = outbox.New(outbox.Options{
+		Config: cfg, Store: st, Metrics: h.m, Clock: h.clk, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Fleet: outbox.FleetFunc(func(org string) (outbox.Worker, bool) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return h.w, h.on[org]
+		}),
+	})
+	if err := h.o.Start(bg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.o.Stop(); st.Close() })
+	return h
+}
+
+func (h *harness) connect(org string, on bool) {
+	h.mu.Lock()
+	h.on[org] = on
+	h.mu.Unlock()
+	h.o.OrgStatus(org, on)
+}
+
+func (h *harness) send(org, to, text string) outbox.Message {
+	h.t.Helper()
+	m, _, err := h.o.Send(bg, org, outbox.SendRequest{To: to, Text: text})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return m
+}
+
+// until advances the fake clock in steps until cond holds.
+func (h *harness) until(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+		h.clk.Advance(250 * time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (h *harness) status(org, id string) outbox.Message {
+	m, err := h.o.Message(bg, org, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return m
+}
+
+func (h *harness) sentTo() []string {
+	var out []string
+	for _, c := range h.w.sent() {
+		out = append(out, c.To+":"+c.Text)
+	}
+	return out
+}
+
+func TestSendsInOrderOnlyWhileConnected(t *testing.T) {
+	h := newHarness(t, testMessages(), "")
+	a := h.send("2", "573001112222", "one")
+	b := h.send("2", "573001112222", "two")
+	h.clk.Advance(time.Minute)
+	if n := len(h.w.sent()); n != 0 {
+		t.Fatalf("%d sends while not connected", n)
+	}
+	h.connect("2", true)
+	h.until("both sent", func() bool { return h.status("2", b.ID).Status == outbox.Sent })
+	if got := h.sentTo(); !slices.Equal(got, []string{"573001112222:one", "573001112222:two"}) {
+		t.Fatalf("sent %v", got)
+	}
+	if calls := h.w.sent(); calls[0].Id != a.WAID || calls[1].Id != b.WAID {
+		t.Fatalf("sent with ids %s %s, want the fixed %s %s", calls[0].Id, calls[1].Id, a.WAID, b.WAID)
+	}
+	if gap := h.status("2", b.ID).SentAt.Sub(h.status("2", a.ID).SentAt); gap < 2*time.Second {
+		t.Fatalf("sent %s apart, below min_interval", gap)
+	}
+	h.connect("2", false)
+	c := h.send("2", "573001112222", "three")
+	h.clk.Advance(time.Minute)
+	if st := h.status("2", c.ID).Status; st != outbox.Queued {
+		t.Fatalf("sent while disconnected: %s", st)
+	}
+	h.connect("2", true)
+	h.until("sent after the reconnect", func() bool { return h.status("2", c.ID).Status == outbox.Sent })
+	if cnt := h.o.Counts("2"); cnt.Queued != 0 || cnt.SentToday != 3 {
+		t.Fatalf("counts %+v", cnt)
+	}
+}
+
+// A 463 holds messages to new contacts for restrict_backoff; a known
+// contact's message goes on meanwhile; nothing is failed or sent twice.
+func TestRestrictionHoldsOnlyNewContacts(t *testing.T) {
+	h := newHarness(t, testMessages(), "")
+	h.connect("2", true)
+	known := h.send("2", "573000000001", "hello")
+	h.until("known contact messaged", func() bool { return h.status("2", known.ID).Status == outbox.Sent })
+	h.w.arm("573000000002", result{code: 463})
+	fresh := h.send("2", "573000000002", "first contact")
+	h.until("restricted", func() bool { return !h.o.Restricted("2").IsZero() })
+	later := h.send("2", "573000000003", "another new one")
+	again := h.send("2", "573000000001", "again")
+	h.until("the known contact's message", func() bool { return h.status("2", again.ID).Status == outbox.Sent })
+	if st := h.status("2", fresh.ID).Status; st != outbox.Queued {
+		t.Fatalf("the refused message is %s, want queued", st)
+	}
+	if st := h.status("2", later.ID).Status; st != outbox.Queued {
+		t.Fatalf("a later new contact's message is %s during the restriction", st)
+	}
+	h.clk.Advance(59 * time.Minute)
+	time.Sleep(20 * time.Millisecond)
+	if n := len(h.w.sent()); n != 3 {
+		t.Fatalf("%d sends during the restriction, want 3 (retried hot?)", n)
+	}
+	h.until("both new contacts after the restriction", func() bool {
+		return h.status("2", fresh.ID).Status == outbox.Sent && h.status("2", later.ID).Status == outbox.Sent
+	})
+	if calls := h.w.sent(); calls[1].Id != calls[3].Id && calls[1].Id != calls[4].Id {
+		t.Fatalf("the refused message was not sent again with its ID")
+	}
+}
+
+func TestServerErrorFailsOneMessage(t *testing.T) {
+	h := newHarness(t, testMessages(), "")
+	h.connect("2", true)
+	h.w.arm("573000000009", result{code: 479})
+	bad := h.send("2", "573000000009", "x")
+	good := h.send("2", "573000000010", "y")
+	h.until("both handled", func() bool { return h.status("2", good.ID).Status == outbox.Sent })
+	m := h.status("2", bad.ID)
+	if m.Status != outbox.Failed || m.Reason != "server_error_479" {
+		t.Fatalf("refused message: %+v", m)
+	}
+	if h.m.failed["server_error_479"] != 1 {
+		t.Fatalf("failed metric %v", h.m.failed)
+	}
+}
+
+// A send without an answer puts the message back; it goes again with the
+// same ID after a pause, never at once.
+func TestNoAnswerRetriesWithTheSameID(t *testing.T) {
+	h := newHarness(t, testMessages(), "")
+	h.connect("2", true)
+	h.w.arm("573000000011", result{err: errors.New("rpc error: code = Unavailable")})
+	m := h.send("2", "573000000011", "z")
+	h.until("sent on the second try", func() bool { return h.status("2", m.ID).Status == outbox.Sent })
+	calls := h.w.sent()
+	if len(calls) != 2 || calls[0].Id != calls[1].Id || calls[0].Id != m.WAID {
+		t.Fatalf("calls %v", calls)
+	}
+	if got := h.status("2", m.ID).Attempts; got != 2 {
+		t.Fatalf("attempts %d", got)
+	}
+}
+
+// A message a crash left sending is sent again with its ID after a restart.
+func TestCrashLeftSendingGoesAgain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	st, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.InsertMessage(bg, outbox.Message{ID: "msg_x", Org: "2", To: "573000000012", Text: "x", WAID: "3EB0AA", QueuedAt: time.Now()})
+	st.MarkSending(bg, "msg_x", time.Now())
+	st.Close()
+	h := newHarness(t, testMessages(), path)
+	h.connect("2", true)
+	h.until("sent", func() bool { return h.status("2", "msg_x").Status == outbox.Sent })
+	if calls := h.w.sent(); len(calls) != 1 || calls[0].Id != "3EB0AA" {
+		t.Fatalf("calls %v", calls)
+	}
+}
+
+// One job sends at a time with max_jobs 1; the second waits, then runs;
+// a cancelled job fails its unsent messages.
+func TestBroadcastTurnsAndCancel(t *testing.T) {
+	h := newHarness(t, testMessages(), "")
+	h.connect("2", true)
+	first, _, err := h.o.CreateBroadcast(bg, "2", outbox.BroadcastRequest{Recipients: []string{"573000000021", "573000000022", "573000000021"}, Text: "one"})
+	if err != nil || first.Total != 2 {
+		t.Fatalf("create: %+v %v (duplicates removed)", first, err)
+	}
+	second, _, _ := h.o.CreateBroadcast(bg, "2", outbox.BroadcastRequest{Recipients: []string{"573000000023", "573000000024"}, Text: "two"})
+	third, _, _ := h.o.CreateBroadcast(bg, "2", outbox.BroadcastRequest{Recipients: []string{"573000000025", "573000000026"}, Text: "three"})
+	h.until("the first job done", func() bool { b, _ := h.o.Broadcast(bg, "2", first.ID); return b.Status == outbox.JobDone })
+	if b, _ := h.o.Broadcast(bg, "2", third.ID); b.Status != outbox.JobQueued {
+		t.Fatalf("third job %s while the second had the only turn", b.Status)
+	}
+	h.until("the second job started", func() bool { b, _ := h.o.Broadcast(bg, "2", second.ID); return b.Status == outbox.JobSending })
+	if _, err := h.o.CancelBroadcast(bg, "2", third.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.until("the second job done", func() bool { b, _ := h.o.Broadcast(bg, "2", second.ID); return b.Status == outbox.JobDone })
+	b, _ := h.o.Broadcast(bg, "2", third.ID)
+	if b.Status != outbox.JobCancelled || b.Counts.Failed != 2 || b.Counts.Sent != 0 {
+		t.Fatalf("cancelled job %+v", b)
+	}
+	for _, c := range h.sentTo() {
+		if c[len(c)-5:] == "three" {
+			t.Fatalf("a cancelled job's message went out: %s", c)
+		}
+	}
+	if h.m.failed["cancelled"] != 2 {
+		t.Fatalf("failed metric %v", h.m.failed)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	h := newHarness(t, testMessages(), "")
+	var ie *outbox.InputError
+	for _, r := range []outbox.SendRequest{
+		{To: "+573001112222", Text: "x"}, {To: "573001112222", Text: "  "}, {To: "573001112222", Text: "x", IdempotencyKey: "a b"},
+		{To: "573001112222", Text: string([]byte{0xff})},
+	} {
+		if _, _, err := h.o.Send(bg, "2", r); !errors.As(err, &ie) {
+			t.Errorf("%+v: %v", r, err)
+		}
+	}
+	_, _, err := h.o.CreateBroadcast(bg, "2", outbox.BroadcastRequest{Recipients: []string{"573001112222", "12", "abc"}, Text: "x"})
+	if !errors.As(err, &ie) || ie.Field != "recipients" || !containsAll(ie.Msg, `"12"`, `"abc"`) {
+		t.Fatalf("bad recipients: %v", err)
+	}
+	cfg := testMessages()
+	cfg.MaxRecipients = 2
+	h2 := newHarness(t, cfg, "")
+	if _, _, err := h2.o.CreateBroadcast(bg, "2", outbox.BroadcastRequest{Recipients: []string{"5730000001", "5730000002", "5730000003"}, Text: "x"}); !errors.As(err, &ie) {
+		t.Fatalf("over max_recipients: %v", err)
+	}
+	h.send("2", "573001112222", "x")
+	var ce *outbox.ConflictError
+	if _, _, err := h.o.Send(bg, "2", outbox.SendRequest{To: "573001112222", Text: "x", IdempotencyKey: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.o.Send(bg, "2", outbox.SendRequest{To: "573001112222", Text: "other", IdempotencyKey: "k"}); !errors.As(err, &ce) {
+		t.Fatalf("a key reused for another text: %v", err)
+	}
+}
+
+func containsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,141 @@
+package outbox
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/backoff"
+)
+
+// pacer decides when an organization may send next: min_interval after its
+// previous send, the per-minute token bucket (one token at a time, so no
+// minute ever holds more than per_minute sends), and a random jitter on top.
+// It takes the time as a parameter.
+type pacer struct {
+	minInterval time.Duration
+	bucket      *rate.Limiter
+	jitter      [2]time.Duration
+	// rand picks a duration in [min, max].
+	rand     func(min, max time.Duration) time.Duration
+	lastSent time.Time
+}
+
+func newPacer(minInterval time.Duration, perMinute int, jitter [2]time.Duration, rnd func(min, max time.Duration) time.Duration) *pacer {
+	return &pacer{
+		minInterval: minInterval,
+		bucket:      rate.NewLimiter(rate.Every(time.Minute/time.Duration(perMinute)), 1),
+		jitter:      jitter,
+		rand:        rnd,
+	}
+}
+
+// reserve takes the next send's turn at now and returns how long to wait
+// for it; cancel gives the turn back when the send does not happen.
+func (p *pacer) reserve(now time.Time) (wait time.Duration, cancel func()) {
+	r := p.bucket.ReserveN(now, 1)
+	wait = r.DelayFrom(now)
+	if !p.lastSent.IsZero() {
+		wait = max(wait, p.lastSent.Add(p.minInterval).Sub(now))
+	}
+	wait += p.rand(p.jitter[0], p.jitter[1])
+	return wait, func() { r.CancelAt(now) }
+}
+
+// sent records a send at at.
+func (p *pacer) sent(at time.Time) {
+	if at.After(p.lastSent) {
+		p.lastSent = at
+	}
+}
+
+// Outcome is what a send attempt's answer means.
+type Outcome int
+
+const (
+	// OutcomeSent: the server acked the message.
+	OutcomeSent Outcome = iota
+	// OutcomeRestricted: 463, the new-chat restriction. The message and
+	// the others to new contacts wait restrict_backoff; known contacts go on.
+	OutcomeRestricted
+	// OutcomeFailed: refused for good (479 and other codes).
+	OutcomeFailed
+	// OutcomeUnknown: no answer (not connected, a timeout, a crash). The
+	// message goes back in line and is sent again with the same ID, after
+	// the worker reconnects or a backoff: never hot.
+	OutcomeUnknown
+)
+
+// restrictedCode is WhatsApp's new-chat restriction ("reach-out timelock").
+const restrictedCode = 463
+
+// classify reads a SendText answer.
+func classify(resp *pb.SendTextResponse, err error) (Outcome, string) {
+	switch {
+	case err != nil:
+		return OutcomeUnknown, ""
+	case resp.GetServerError() == restrictedCode:
+		return OutcomeRestricted, ""
+	case resp.GetServerError() != 0:
+		return OutcomeFailed, fmt.Sprintf("server_error_%d", resp.GetServerError())
+	}
+	return OutcomeSent, ""
+}
+
+// retryWait is the pause after the attempt-th send in a row without an
+// answer while the worker still counts as connected.
+func retryWait(attempt int) time.Duration {
+	return backoff.Delay(time.Second, time.Minute, attempt)
+}
+
+// JobView is what the broadcast scheduler knows of a job.
+type JobView struct {
+	ID         string
+	Org        string
+	Seq        int64
+	Status     JobStatus
+	ProgressAt time.Time
+}
+
+// JobChange moves one job.
+type JobChange struct {
+	ID     string
+	Status JobStatus
+}
+
+// planJobs decides which broadcasts send: a sending job without progress
+// for stalledAfter is reported stalled and gives its turn up; then the
+// oldest queued jobs, and after them the stalled ones, whose organization
+// is connected take the free turns, at most maxJobs host-wide.
+func planJobs(jobs []JobView, maxJobs int, connected func(org string) bool, now time.Time, stalledAfter time.Duration) []JobChange {
+	var changes []JobChange
+	sending := 0
+	for _, j := range jobs {
+		if j.Status != JobSending {
+			continue
+		}
+		if now.Sub(j.ProgressAt) >= stalledAfter {
+			changes = append(changes, JobChange{ID: j.ID, Status: JobStalled})
+			continue
+		}
+		sending++
+	}
+	for _, wanted := range []JobStatus{JobQueued, JobStalled} {
+		for _, j := range jobs {
+			if sending >= maxJobs {
+				return changes
+			}
+			if j.Status == wanted && connected(j.Org) {
+				changes = append(changes, JobChange{ID: j.ID, Status: JobSending})
+				sending++
+			}
+		}
+	}
+	return changes
+}
+
+// ErrNotFound answers a message or broadcast that the organization does not have.
+var ErrNotFound = errors.New("not found")

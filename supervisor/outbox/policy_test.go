@@ -1,0 +1,150 @@
+package outbox
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
+)
+
+var t0 = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+
+func noJitter(min, _ time.Duration) time.Duration { return min }
+
+// sendAll sends as soon as the pacer allows, n times, and returns when.
+func sendAll(p *pacer, start time.Time, n int) []time.Time {
+	now := start
+	var at []time.Time
+	for range n {
+		wait, _ := p.reserve(now)
+		now = now.Add(wait)
+		p.sent(now)
+		at = append(at, now)
+	}
+	return at
+}
+
+func TestPacerKeepsMinInterval(t *testing.T) {
+	p := newPacer(2*time.Second, 600, [2]time.Duration{}, noJitter)
+	at := sendAll(p, t0, 5)
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap != 2*time.Second {
+			t.Fatalf("gap %d = %s", i, gap)
+		}
+	}
+}
+
+// No minute holds more than per_minute sends, however many wait.
+func TestPacerPerMinuteCap(t *testing.T) {
+	p := newPacer(0, 20, [2]time.Duration{}, noJitter)
+	at := sendAll(p, t0, 100)
+	for i := range at {
+		n := 0
+		for _, b := range at[i:] {
+			if b.Sub(at[i]) < time.Minute {
+				n++
+			}
+		}
+		if n > 20 {
+			t.Fatalf("%d sends in the minute from %s", n, at[i].Sub(t0))
+		}
+	}
+	if got := at[len(at)-1].Sub(t0); got < 4*time.Minute {
+		t.Fatalf("100 sends at 20 a minute took %s", got)
+	}
+}
+
+func TestPacerJitterAndCancel(t *testing.T) {
+	p := newPacer(time.Second, 60, [2]time.Duration{time.Second, 3 * time.Second},
+		func(min, max time.Duration) time.Duration { return max })
+	p.sent(t0)
+	wait, cancel := p.reserve(t0)
+	if wait != 4*time.Second {
+		t.Fatalf("wait %s, want min_interval 1s + jitter 3s", wait)
+	}
+	cancel()
+	// The cancelled turn is given back: the bucket is as before.
+	p2 := newPacer(time.Second, 60, [2]time.Duration{time.Second, 3 * time.Second},
+		func(min, max time.Duration) time.Duration { return max })
+	p2.sent(t0)
+	w1, _ := p.reserve(t0.Add(10 * time.Second))
+	w2, _ := p2.reserve(t0.Add(10 * time.Second))
+	if w1 != w2 {
+		t.Fatalf("after a cancel %s, fresh %s", w1, w2)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	cases := []struct {
+		resp    *pb.SendTextResponse
+		err     error
+		outcome Outcome
+		reason  string
+	}{
+		{&pb.SendTextResponse{Id: "x"}, nil, OutcomeSent, ""},
+		{&pb.SendTextResponse{ServerError: 463}, nil, OutcomeRestricted, ""},
+		{&pb.SendTextResponse{ServerError: 479}, nil, OutcomeFailed, "server_error_479"},
+		{&pb.SendTextResponse{ServerError: 500}, nil, OutcomeFailed, "server_error_500"},
+		{nil, errors.New("rpc error: code = Unavailable"), OutcomeUnknown, ""},
+	}
+	for _, c := range cases {
+		if o, r := classify(c.resp, c.err); o != c.outcome || r != c.reason {
+			t.Errorf("classify(%v, %v) = %v %q, want %v %q", c.resp, c.err, o, r, c.outcome, c.reason)
+		}
+	}
+}
+
+func TestRetryWaitIsNeverHot(t *testing.T) {
+	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 7: time.Minute, 100: time.Minute} {
+		if got := retryWait(n); got != want {
+			t.Errorf("retryWait(%d) = %s, want %s", n, got, want)
+		}
+	}
+}
+
+func TestPlanJobs(t *testing.T) {
+	connected := func(org string) bool { return org != "off" }
+	now := t0.Add(time.Hour)
+	cases := []struct {
+		name string
+		jobs []JobView
+		want []JobChange
+	}{
+		{"two of three send", []JobView{
+			{ID: "a", Org: "x", Status: JobQueued}, {ID: "b", Org: "y", Status: JobQueued}, {ID: "c", Org: "x", Status: JobQueued},
+		}, []JobChange{{"a", JobSending}, {"b", JobSending}}},
+		{"full", []JobView{
+			{ID: "a", Status: JobSending, ProgressAt: now}, {ID: "b", Status: JobSending, ProgressAt: now}, {ID: "c", Org: "x", Status: JobQueued},
+		}, nil},
+		{"a stall frees a turn", []JobView{
+			{ID: "a", Org: "off", Status: JobSending, ProgressAt: now.Add(-10 * time.Minute)},
+			{ID: "b", Status: JobSending, ProgressAt: now}, {ID: "c", Org: "x", Status: JobQueued},
+		}, []JobChange{{"a", JobStalled}, {"c", JobSending}}},
+		{"a disconnected org's job waits", []JobView{
+			{ID: "a", Org: "off", Status: JobQueued}, {ID: "b", Org: "x", Status: JobQueued},
+		}, []JobChange{{"b", JobSending}}},
+		{"queued before stalled", []JobView{
+			{ID: "s", Org: "x", Status: JobStalled}, {ID: "q", Org: "y", Status: JobQueued}, {ID: "r", Org: "y", Status: JobQueued},
+		}, []JobChange{{"q", JobSending}, {"r", JobSending}}},
+		{"a stalled job comes back", []JobView{
+			{ID: "s", Org: "x", Status: JobStalled},
+		}, []JobChange{{"s", JobSending}}},
+	}
+	for _, c := range cases {
+		if got := planJobs(c.jobs, 2, connected, now, 5*time.Minute); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestIDs(t *testing.T) {
+	id, wa := newID("msg_"), newWAID()
+	if len(id) != 4+26 || len(wa) != 22 || wa[:4] != "3EB0" {
+		t.Fatalf("id %q, wa id %q", id, wa)
+	}
+	if newID("msg_") == id || newWAID() == wa {
+		t.Fatal("ids repeat")
+	}
+}

@@ -1,0 +1,269 @@
+package outbox
+
+import (
+	"context"
+	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/config"
+	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
+)
+
+// sendTimeout bounds one SendText, typing included.
+const sendTimeout = 2 * time.Minute
+
+// sender is one organization's sending loop. At most one goroutine runs it,
+// and only while the organization is connected.
+type sender struct {
+	o   *Outbox
+	org string
+	// The fields below are guarded by o.mu.
+	connected  bool
+	running    bool
+	wake       chan struct{}
+	pace       *pacer
+	restricted time.Time
+	// unknown counts sends in a row without an answer.
+	unknown int
+}
+
+func (o *Outbox) senderLocked(org string) *sender {
+	s := o.senders[org]
+	if s == nil {
+		s = &sender{o: o, org: org, wake: make(chan struct{}, 1),
+			pace: newPacer(o.cfg.MinInterval.Duration, o.cfg.PerMinute, durations(o.cfg.Jitter), o.rand)}
+		o.senders[org] = s
+	}
+	return s
+}
+
+func durations(r [2]config.Duration) [2]time.Duration {
+	return [2]time.Duration{r[0].Duration, r[1].Duration}
+}
+
+func (s *sender) restore(st SenderState) {
+	s.restricted = st.RestrictedUntil
+	s.pace.sent(st.LastSentAt)
+}
+
+func (s *sender) wakeUp() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// OrgStatus tells the outbox an organization's status: its sender runs
+// while it is connected and stops at its next step otherwise.
+func (o *Outbox) OrgStatus(org string, connected bool) {
+	o.mu.Lock()
+	s := o.senderLocked(org)
+	s.connected = connected
+	start := connected && !s.running && !o.closed
+	if start {
+		s.running = true
+		o.wg.Add(1)
+	}
+	o.mu.Unlock()
+	if start {
+		go s.run()
+	} else {
+		s.wakeUp()
+	}
+	o.kickJobs()
+}
+
+func (o *Outbox) wake(org string) {
+	o.mu.Lock()
+	s := o.senders[org]
+	o.mu.Unlock()
+	if s != nil {
+		s.wakeUp()
+	}
+}
+
+// keepRunning reports whether the loop goes on; false ends it for good.
+func (s *sender) keepRunning() bool {
+	s.o.mu.Lock()
+	defer s.o.mu.Unlock()
+	if s.connected && !s.o.closed {
+		return true
+	}
+	s.running = false
+	return false
+}
+
+// sleep waits d, or until woken or the outbox closes; false if it did not
+// wait the whole d.
+func (s *sender) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := s.o.clock.AfterFunc(d, s.wakeUp)
+	defer t.Stop()
+	start := s.o.clock.Now()
+	select {
+	case <-s.wake:
+	case <-s.o.done:
+		return false
+	}
+	return !s.o.clock.Now().Before(start.Add(d))
+}
+
+func (s *sender) run() {
+	defer s.o.wg.Done()
+	o := s.o
+	ctx := o.ctx
+	for s.keepRunning() {
+		now := o.clock.Now()
+		o.mu.Lock()
+		restricted := now.Before(s.restricted)
+		o.mu.Unlock()
+		m, ok, err := o.store.NextMessage(ctx, s.org, o.activeJobs(s.org), restricted)
+		if err != nil {
+			o.log.Error("reading the outbox failed; retrying", "org", s.org, "err", err)
+			s.sleep(time.Second)
+			continue
+		}
+		if !ok {
+			if restricted {
+				s.sleep(s.restricted.Sub(now))
+				s.liftRestriction()
+			} else {
+				s.sleep(time.Hour)
+			}
+			continue
+		}
+		o.mu.Lock()
+		wait, cancel := s.pace.reserve(now)
+		o.mu.Unlock()
+		if !s.sleep(wait) {
+			// Woken early: a disconnect, a message with priority, a
+			// restriction. Decide again from the start.
+			o.mu.Lock()
+			cancel()
+			o.mu.Unlock()
+			continue
+		}
+		if !s.keepRunning() {
+			o.mu.Lock()
+			cancel()
+			o.mu.Unlock()
+			return
+		}
+		s.send(ctx, m)
+	}
+}
+
+// liftRestriction clears the restriction once it ended.
+func (s *sender) liftRestriction() {
+	o := s.o
+	o.mu.Lock()
+	ended := !s.restricted.IsZero() && !o.clock.Now().Before(s.restricted)
+	if ended {
+		s.restricted = time.Time{}
+	}
+	o.mu.Unlock()
+	if ended {
+		o.metrics.SetSendRestricted(s.org, false)
+		o.log.Info("new-chat restriction over: messages to new contacts go again", "org", s.org)
+	}
+}
+
+// send makes one attempt: committed as sending first, so that a crash
+// during it sends again with the same ID.
+func (s *sender) send(ctx context.Context, m Message) {
+	o := s.o
+	w, ok := o.fleet.Sender(s.org)
+	if !ok {
+		return
+	}
+	started := o.clock.Now()
+	if err := o.store.MarkSending(ctx, m.ID, started); err != nil {
+		o.log.Error("marking a message sending failed; it stays queued", "org", s.org, "message", m.ID, "err", err)
+		s.sleep(time.Second)
+		return
+	}
+	typing := o.rand(o.cfg.Typing[0].Duration, o.cfg.Typing[1].Duration)
+	sctx, cancel := context.WithTimeout(ctx, sendTimeout+typing)
+	resp, err := w.SendText(sctx, &pb.SendTextRequest{To: m.To, Text: m.Text, Id: m.WAID, TypingMs: typing.Milliseconds()})
+	cancel()
+	now := o.clock.Now()
+	o.mu.Lock()
+	s.pace.sent(now)
+	o.mu.Unlock()
+	// The outcome is recorded even when the outbox is stopping: losing an
+	// ack would send the message again.
+	ctx = context.WithoutCancel(ctx)
+	outcome, reason := classify(resp, err)
+	switch outcome {
+	case OutcomeSent:
+		// The time the ack arrived: the ack's own timestamp counts whole
+		// seconds, too coarse to show the pacing.
+		o.settle(ctx, m, "sent", func() error { return o.store.MarkSent(ctx, m, now) })
+		o.metrics.ObserveSend(now.Sub(started))
+		o.sentMessage(m)
+		s.resetUnknown()
+	case OutcomeRestricted:
+		until := now.Add(o.cfg.RestrictBackoff.Duration)
+		o.settle(ctx, m, "requeue", func() error { return o.store.Requeue(ctx, m.ID) })
+		o.settle(ctx, m, "restrict", func() error { return o.store.Restrict(ctx, s.org, until) })
+		o.mu.Lock()
+		s.restricted = until
+		o.mu.Unlock()
+		o.metrics.SetSendRestricted(s.org, true)
+		o.log.Warn("WhatsApp restricts new chats (463): messages to new contacts wait, known contacts go on",
+			"org", s.org, "message", m.ID, "until", until.UTC().Format(time.RFC3339))
+	case OutcomeFailed:
+		o.settle(ctx, m, "fail", func() error { return o.store.Fail(ctx, m, reason, now) })
+		o.failedMessages([]Message{m}, reason)
+		o.log.Warn("WhatsApp refused a message", "org", s.org, "message", m.ID, "reason", reason)
+	case OutcomeUnknown:
+		o.settle(ctx, m, "requeue", func() error { return o.store.Requeue(ctx, m.ID) })
+		n := s.noAnswer()
+		wait := retryWait(n)
+		o.log.Warn("a send had no answer; the message goes again with the same ID", "org", s.org,
+			"message", m.ID, "err", err, "retry_in", wait.String())
+		s.sleep(wait)
+	}
+}
+
+// settle commits a message's outcome, retrying while the store refuses:
+// losing it would send the message again.
+func (o *Outbox) settle(ctx context.Context, m Message, what string, commit func() error) {
+	for attempt := 1; ; attempt++ {
+		err := commit()
+		if err == nil {
+			return
+		}
+		o.log.Error("recording a message's outcome failed; retrying", "org", m.Org, "message", m.ID, "step", what, "err", err)
+		select {
+		case <-time.After(retryWait(attempt)):
+		case <-o.done:
+			return
+		}
+	}
+}
+
+func (s *sender) noAnswer() int {
+	s.o.mu.Lock()
+	defer s.o.mu.Unlock()
+	s.unknown++
+	return s.unknown
+}
+
+func (s *sender) resetUnknown() {
+	s.o.mu.Lock()
+	defer s.o.mu.Unlock()
+	s.unknown = 0
+}
+
+// Restricted returns until when org may not message new contacts (zero:
+// not restricted).
+func (o *Outbox) Restricted(org string) time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if s := o.senders[org]; s != nil && o.clock.Now().Before(s.restricted) {
+		return s.restricted
+	}
+	return time.Time{}
+}

@@ -1,0 +1,160 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
+)
+
+const broadcastColumns = `seq, id, org, text, status, coalesce(idempotency_key, ''), total, created_at,
+	started_at, finished_at, progress_at`
+
+func scanBroadcast(row scanner) (outbox.Broadcast, error) {
+	var (
+		b                                 outbox.Broadcast
+		status                            string
+		created, started, finished, moved int64
+	)
+	err := row.Scan(&b.Seq, &b.ID, &b.Org, &b.Text, &status, &b.IdempotencyKey, &b.Total, &created, &started, &finished, &moved)
+	b.Status = outbox.JobStatus(status)
+	b.CreatedAt, b.StartedAt, b.FinishedAt, b.ProgressAt = fromMillis(created), fromMillis(started), fromMillis(finished), fromMillis(moved)
+	return b, err
+}
+
+// jobCounts counts a broadcast's messages by outcome.
+func (s *Store) jobCounts(ctx context.Context, id string) (outbox.Counts, error) {
+	var c outbox.Counts
+	err := s.db.QueryRowContext(ctx, `SELECT
+		coalesce(sum(status IN ('queued', 'sending')), 0),
+		coalesce(sum(status IN ('sent', 'delivered', 'read')), 0),
+		coalesce(sum(status = 'failed'), 0)
+		FROM messages WHERE broadcast = ?`, id).Scan(&c.Pending, &c.Sent, &c.Failed)
+	if err != nil {
+		return c, fmt.Errorf("count broadcast %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// Broadcast returns one job of org with its counts.
+func (s *Store) Broadcast(ctx context.Context, org, id string) (outbox.Broadcast, error) {
+	b, err := scanBroadcast(s.db.QueryRowContext(ctx, `SELECT `+broadcastColumns+` FROM broadcasts WHERE id = ? AND org = ?`, id, org))
+	if errors.Is(err, sql.ErrNoRows) {
+		return b, outbox.ErrNotFound
+	}
+	if err != nil {
+		return b, fmt.Errorf("broadcast %s: %w", id, err)
+	}
+	b.Counts, err = s.jobCounts(ctx, id)
+	return b, err
+}
+
+// Broadcasts lists org's jobs, newest first, with their counts.
+func (s *Store) Broadcasts(ctx context.Context, org string, limit int) ([]outbox.Broadcast, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+broadcastColumns+` FROM broadcasts WHERE org = ? ORDER BY seq DESC LIMIT ?`, org, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list broadcasts of %s: %w", org, err)
+	}
+	var out []outbox.Broadcast
+	for rows.Next() {
+		b, err := scanBroadcast(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if out[i].Counts, err = s.jobCounts(ctx, out[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// OpenJobs returns the jobs that still have work, oldest first, host-wide.
+func (s *Store) OpenJobs(ctx context.Context) ([]outbox.Broadcast, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+broadcastColumns+` FROM broadcasts
+		WHERE status IN ('queued', 'sending', 'stalled') ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("list open broadcasts: %w", err)
+	}
+	defer rows.Close()
+	var out []outbox.Broadcast
+	for rows.Next() {
+		b, err := scanBroadcast(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// SetJobStatus moves a job; sending stamps its start (and counts as
+// progress), done its end.
+func (s *Store) SetJobStatus(ctx context.Context, id string, status outbox.JobStatus, at time.Time) error {
+	ms := millis(at)
+	q := `UPDATE broadcasts SET status = ?1 WHERE id = ?2`
+	switch status {
+	case outbox.JobSending:
+		q = `UPDATE broadcasts SET status = ?1, started_at = CASE WHEN started_at = 0 THEN ?3 ELSE started_at END, progress_at = ?3 WHERE id = ?2`
+	case outbox.JobDone, outbox.JobCancelled:
+		q = `UPDATE broadcasts SET status = ?1, finished_at = ?3 WHERE id = ?2`
+	}
+	return s.exec(ctx, "set broadcast status", q, string(status), id, ms)
+}
+
+// JobPending counts a job's messages still waiting to be sent.
+func (s *Store) JobPending(ctx context.Context, id string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE broadcast = ? AND status IN ('queued', 'sending')`, id).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count broadcast %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// CancelBroadcast cancels a job that still has work: its queued messages
+// fail with reason cancelled (one being sent right now finishes). It
+// returns the job and the messages it failed.
+func (s *Store) CancelBroadcast(ctx context.Context, org, id string, at time.Time) (outbox.Broadcast, []outbox.Message, error) {
+	var failed []outbox.Message
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		b, err := scanBroadcast(tx.QueryRowContext(ctx, `SELECT `+broadcastColumns+` FROM broadcasts WHERE id = ? AND org = ?`, id, org))
+		if errors.Is(err, sql.ErrNoRows) {
+			return outbox.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !b.Status.Active() {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE broadcasts SET status = 'cancelled', finished_at = ? WHERE id = ?`, millis(at), id); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = 'failed', reason = 'cancelled', failed_at = ?
+			WHERE broadcast = ? AND status = 'queued' RETURNING `+messageColumns, millis(at), id)
+		if err != nil {
+			return err
+		}
+		failed, err = scanMessages(rows)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, outbox.ErrNotFound) {
+			return outbox.Broadcast{}, nil, err
+		}
+		return outbox.Broadcast{}, nil, fmt.Errorf("cancel broadcast %s: %w", id, err)
+	}
+	b, err := s.Broadcast(ctx, org, id)
+	return b, failed, err
+}
