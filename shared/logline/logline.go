@@ -88,26 +88,32 @@ func (l *lines) Close() error {
 	return nil
 }
 
-// Relay turns lines into records of one source: a slog-shaped line passes
-// through (with the source's attributes added when missing), an hclog line
-// is translated, anything else becomes a record holding the text.
+// Relay turns lines into records of one source. A line in slog's shape or
+// hclog's becomes one record with its time, level, message and fields; any
+// other line becomes a record holding the text. The source's attributes
+// (such as org) always win: a field of the line with the same name, or
+// with the name of time, level or msg, is kept as "worker_<name>", so a
+// worker cannot speak for another organization or forge a record's level.
 type Relay struct {
-	sink  io.Writer
-	out   *slog.Logger
-	attrs []slog.Attr
-	// Drop, when set, discards hclog entries it matches (by @module).
-	Drop    func(module string) bool
+	out     slog.Handler
+	attrs   []slog.Attr
 	inPanic bool
 }
 
 // NewRelay writes into sink, adding attrs (such as org) to every record.
 func NewRelay(sink io.Writer, attrs ...slog.Attr) *Relay {
-	h := slog.NewJSONHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug - 8})
-	return &Relay{sink: sink, out: slog.New(h), attrs: attrs}
+	return &Relay{out: slog.NewJSONHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug - 8}), attrs: attrs}
 }
 
 // Writer is a Lines writer that relays into r.
 func (r *Relay) Writer() io.WriteCloser { return Lines(r.Line) }
+
+// the shapes a record arrives in: hclog's keys (looked for first, since its
+// fields may hold a "msg"), and slog's.
+var shapes = []struct{ time, level, msg, module string }{
+	{"@timestamp", "@level", "@message", "@module"},
+	{"time", "level", "msg", ""},
+}
 
 // Line relays one line.
 func (r *Relay) Line(line []byte) {
@@ -117,45 +123,67 @@ func (r *Relay) Line(line []byte) {
 	}
 	var fields map[string]json.RawMessage
 	if line[0] == '{' && json.Unmarshal(line, &fields) == nil {
-		switch {
-		case has(fields, "time", "level", "msg"):
-			r.inPanic = false
-			r.passThrough(line, fields)
-			return
-		case has(fields, "@message"):
-			r.inPanic = false
-			r.hclog(fields)
-			return
+		for _, sh := range shapes {
+			if _, ok := fields[sh.msg]; ok {
+				r.inPanic = false
+				r.record(fields, sh.time, sh.level, sh.msg, sh.module)
+				return
+			}
 		}
 	}
 	r.text(string(line))
 }
 
-func has(fields map[string]json.RawMessage, keys ...string) bool {
-	for _, k := range keys {
-		if _, ok := fields[k]; !ok {
-			return false
+// record emits one structured line; the time, level and message keys are
+// taken out of the fields, the rest follow in name order.
+func (r *Relay) record(fields map[string]json.RawMessage, timeKey, levelKey, msgKey, moduleKey string) {
+	str := func(k string) string {
+		var s string
+		if json.Unmarshal(fields[k], &s) != nil {
+			return strings.Trim(string(fields[k]), `"`)
+		}
+		return s
+	}
+	at, err := time.Parse(time.RFC3339Nano, str(timeKey))
+	if err != nil {
+		if at, err = time.Parse("2006-01-02T15:04:05.000000Z07:00", str(timeKey)); err != nil {
+			at = time.Now()
 		}
 	}
-	return true
+	rec := slog.NewRecord(at, parseLevel(str(levelKey)), str(msgKey), 0)
+	if moduleKey != "" {
+		if m := str(moduleKey); m != "" {
+			rec.AddAttrs(slog.String("module", m))
+		}
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		if k != timeKey && k != levelKey && k != msgKey && k != moduleKey {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		var v any
+		_ = json.Unmarshal(fields[k], &v)
+		rec.AddAttrs(slog.Any(r.own(k), v))
+	}
+	r.emit(rec)
 }
 
-// passThrough writes a line that already has the slog shape, adding the
-// source's attributes it lacks.
-func (r *Relay) passThrough(line []byte, fields map[string]json.RawMessage) {
-	body := bytes.TrimRight(line, " \t")
-	out := make([]byte, 0, len(line)+64)
-	out = append(out, body[:len(body)-1]...) // without its closing brace
-	for _, a := range r.attrs {
-		if _, ok := fields[a.Key]; ok {
-			continue
-		}
-		k, _ := json.Marshal(a.Key)
-		v, _ := json.Marshal(a.Value.Any())
-		out = append(append(append(append(out, ','), k...), ':'), v...)
+// own keeps a line's field from taking a name the record or its source
+// owns.
+func (r *Relay) own(key string) string {
+	switch key {
+	case slog.TimeKey, slog.LevelKey, slog.MessageKey, "module":
+		return "worker_" + key
 	}
-	out = append(out, '}', '\n')
-	_, _ = r.sink.Write(out)
+	for _, a := range r.attrs {
+		if a.Key == key {
+			return "worker_" + key
+		}
+	}
+	return key
 }
 
 var hclogLevels = map[string]slog.Level{
@@ -163,47 +191,20 @@ var hclogLevels = map[string]slog.Level{
 	"warn": slog.LevelWarn, "error": slog.LevelError,
 }
 
-// hclog translates one hclog JSON entry.
-func (r *Relay) hclog(fields map[string]json.RawMessage) {
-	str := func(k string) string {
-		var s string
-		_ = json.Unmarshal(fields[k], &s)
-		return s
+// parseLevel reads slog's level names ("INFO", "DEBUG-4") and hclog's.
+func parseLevel(s string) slog.Level {
+	if l, ok := hclogLevels[s]; ok {
+		return l
 	}
-	module := str("@module")
-	if r.Drop != nil && r.Drop(module) {
-		return
+	var l slog.Level
+	if l.UnmarshalText([]byte(s)) != nil {
+		return slog.LevelInfo
 	}
-	level, ok := hclogLevels[str("@level")]
-	if !ok {
-		level = slog.LevelInfo
-	}
-	at, err := time.Parse("2006-01-02T15:04:05.000000Z07:00", str("@timestamp"))
-	if err != nil {
-		at = time.Now()
-	}
-	rec := slog.NewRecord(at, level, str("@message"), 0)
-	if module != "" {
-		rec.AddAttrs(slog.String("module", module))
-	}
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		if !strings.HasPrefix(k, "@") {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	seen := map[string]bool{}
-	for _, k := range keys {
-		var v any
-		_ = json.Unmarshal(fields[k], &v)
-		rec.AddAttrs(slog.Any(k, v))
-		seen[k] = true
-	}
-	r.emit(rec, seen)
+	return l
 }
 
-// text relays a line that is not JSON; a panic and its stack trace are errors.
+// text relays a line that is not a record; a panic and its stack trace
+// are errors.
 func (r *Relay) text(line string) {
 	if strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ") {
 		r.inPanic = true
@@ -214,14 +215,10 @@ func (r *Relay) text(line string) {
 	}
 	rec := slog.NewRecord(time.Now(), level, "output that is not a log record", 0)
 	rec.AddAttrs(slog.String("line", line))
-	r.emit(rec, map[string]bool{"line": true})
+	r.emit(rec)
 }
 
-func (r *Relay) emit(rec slog.Record, seen map[string]bool) {
-	for _, a := range r.attrs {
-		if !seen[a.Key] {
-			rec.AddAttrs(a)
-		}
-	}
-	_ = r.out.Handler().Handle(context.Background(), rec)
+func (r *Relay) emit(rec slog.Record) {
+	rec.AddAttrs(r.attrs...)
+	_ = r.out.Handle(context.Background(), rec)
 }

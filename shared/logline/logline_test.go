@@ -55,11 +55,9 @@ func TestLinesReassemblesAndCuts(t *testing.T) {
 func TestRelayShapes(t *testing.T) {
 	var out bytes.Buffer
 	r := NewRelay(&out, slog.String("org", "2"))
-	r.Drop = func(module string) bool { return module == "go-plugin.wa-worker" }
 	r.Line([]byte(`{"time":"2026-12-02T00:00:00Z","level":"INFO","msg":"connected","jid":"j"}`))
-	r.Line([]byte(`{"time":"2026-12-02T00:00:00Z","level":"INFO","msg":"mine","org":"7","nested":{"a":{}}}`))
+	r.Line([]byte(`{"time":"2026-12-02T00:00:00Z","level":"DEBUG-4","msg":"mine","nested":{"a":{}}}`))
 	r.Line([]byte(`{"@level":"warn","@message":"plugin failed to exit gracefully","@module":"go-plugin","@timestamp":"2026-12-02T01:02:03.000000Z","pid":12}`))
-	r.Line([]byte(`{"@level":"debug","@message":"again","@module":"go-plugin.wa-worker","@timestamp":"2026-12-02T01:02:03.000000Z"}`))
 	r.Line([]byte(`plain words`))
 	r.Line([]byte(`panic: boom`))
 	r.Line([]byte(`goroutine 1 [running]:`))
@@ -69,26 +67,51 @@ func TestRelayShapes(t *testing.T) {
 	if len(recs) != 7 {
 		t.Fatalf("%d records:\n%s", len(recs), out.String())
 	}
-	want := []struct{ level, msg, org string }{
-		{"INFO", "connected", "2"},
-		{"INFO", "mine", "7"},
-		{"WARN", "plugin failed to exit gracefully", "2"},
-		{"WARN", "output that is not a log record", "2"},
-		{"ERROR", "output that is not a log record", "2"},
-		{"ERROR", "output that is not a log record", "2"},
+	want := []struct{ level, msg string }{
+		{"INFO", "connected"},
+		{"DEBUG-4", "mine"},
+		{"WARN", "plugin failed to exit gracefully"},
+		{"WARN", "output that is not a log record"},
+		{"ERROR", "output that is not a log record"},
+		{"ERROR", "output that is not a log record"},
 		// Still the crash's output: only a record ends it.
-		{"ERROR", "output that is not a log record", "2"},
+		{"ERROR", "output that is not a log record"},
 	}
 	for i, w := range want {
-		if recs[i]["level"] != w.level || recs[i]["msg"] != w.msg || recs[i]["org"] != w.org {
+		if recs[i]["level"] != w.level || recs[i]["msg"] != w.msg || recs[i]["org"] != "2" {
 			t.Errorf("record %d: %v, want %+v", i, recs[i], w)
 		}
+	}
+	if recs[0]["jid"] != "j" || recs[0]["time"] != "2026-12-02T00:00:00Z" {
+		t.Errorf("fields lost: %v", recs[0])
 	}
 	if recs[2]["module"] != "go-plugin" || recs[2]["pid"] != float64(12) || recs[2]["time"] != "2026-12-02T01:02:03Z" {
 		t.Errorf("hclog entry translated to %v", recs[2])
 	}
-	if strings.Count(out.String(), `"org"`) != 7 {
-		t.Errorf("org duplicated or missing:\n%s", out.String())
+}
+
+// A worker cannot speak for another organization or forge a record's
+// level: the source's attributes win, and the line's own keep their value
+// under another name.
+func TestRelayCannotBeForged(t *testing.T) {
+	var out bytes.Buffer
+	r := NewRelay(&out, slog.String("org", "2"))
+	r.Line([]byte(`{"time":"2026-12-02T00:00:00Z","level":"ERROR","msg":"bad mac trip","org":"victim"}`))
+	r.Line([]byte(`{"@level":"info","@message":"x","@timestamp":"2026-12-02T01:02:03.000000Z","msg":"spoofed","level":"DEBUG","org":"victim"}`))
+	r.Line([]byte(`{"@message":1,"@level":[],"@timestamp":{}}`))
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		for _, k := range []string{`"org"`, `"msg"`, `"level"`} {
+			if n := strings.Count(line, k+":"); n != 1 {
+				t.Fatalf("%s appears %d times in %s", k, n, line)
+			}
+		}
+	}
+	recs := records(t, out.String())
+	if recs[0]["org"] != "2" || recs[0]["worker_org"] != "victim" || recs[1]["msg"] != "x" || recs[1]["worker_msg"] != "spoofed" {
+		t.Fatalf("records %v", recs)
+	}
+	if recs[2]["msg"] != "1" {
+		t.Fatalf("a message of another type: %v", recs[2])
 	}
 }
 

@@ -95,6 +95,7 @@ func (r *runner) launch(e lifecycle.Launch, began time.Time) {
 			f.procs.add(-1)
 			r.post(envelope{in: lifecycle.LaunchFailed{
 				Gen: e.Gen, Err: err.Error(), Cancelled: errors.Is(ctx.Err(), context.Canceled),
+				BinaryChanged: errors.Is(err, ErrBinaryChanged),
 			}})
 			return
 		}

@@ -111,6 +111,19 @@ var ErrBooting = errors.New("the supervisor is still loading its state")
 // takes effect once the store accepts it.
 var ErrNotSaved = errors.New("the change could not be saved yet (the state store refuses writes; see the log); it is retried and takes effect once saved")
 
+// ErrBinaryChanged marks a launch refused because the worker binary is not
+// the one checked at boot: no organization can start until the supervisor
+// restarts, so it is not a crash of the organization's.
+var ErrBinaryChanged = errors.New("worker binary changed")
+
+// BinaryChanged marks err, a launcher's refusal, as ErrBinaryChanged.
+func BinaryChanged(err error) error { return binaryChanged{err} }
+
+type binaryChanged struct{ error }
+
+func (binaryChanged) Is(target error) bool { return target == ErrBinaryChanged }
+func (b binaryChanged) Unwrap() error      { return b.error }
+
 // ErrTooManyOrgs refuses to register an organization beyond workers.max_orgs.
 var ErrTooManyOrgs = errors.New("workers.max_orgs organizations are registered already")
 
@@ -141,7 +154,8 @@ type Fleet struct {
 	orgs     map[string]*runner
 	shutdown bool
 	// registered counts the registered organizations, registering the
-	// registrations under way, for workers.max_orgs.
+	// runners holding a reservation for a registration under way, for
+	// workers.max_orgs.
 	registered, registering int
 
 	ready atomic.Bool
@@ -454,17 +468,19 @@ func (f *Fleet) ask(ctx context.Context, id string, in lifecycle.Input, create b
 			f.mu.Unlock()
 			return state.Snapshot{}, unknown(id)
 		}
-		if create && (r == nil || !r.registered()) {
+		// A registration reserves a place under max_orgs until its runner
+		// has decided, whether or not this caller still waits for it.
+		if create && (r == nil || (!r.registered() && !r.reserved)) {
 			if f.registered+f.registering >= f.cfg.Workers.MaxOrgs {
 				f.mu.Unlock()
 				return state.Snapshot{}, fmt.Errorf("organization %s: %d organizations are registered: %w", id, f.registered, ErrTooManyOrgs)
 			}
+			if r == nil {
+				r = newRunner(f, id, lifecycle.New(id), false)
+				f.orgs[id] = r
+			}
+			r.reserved = true
 			f.registering++
-			defer func() {
-				f.mu.Lock()
-				f.registering--
-				f.mu.Unlock()
-			}()
 		}
 		if r == nil {
 			r = newRunner(f, id, lifecycle.New(id), false)
@@ -517,13 +533,24 @@ func (f *Fleet) grant(t queue.Ticket) {
 func (f *Fleet) retire(r *runner) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !r.retire() {
+	if r.reserved || !r.retire() {
 		return false
 	}
 	if f.orgs[r.id] == r {
 		delete(f.orgs, r.id)
 	}
 	return true
+}
+
+// unreserve ends r's registration reservation, once its Start has been
+// decided (registered, refused or not saved).
+func (f *Fleet) unreserve(r *runner) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.reserved {
+		r.reserved = false
+		f.registering--
+	}
 }
 
 func unknown(id string) error {

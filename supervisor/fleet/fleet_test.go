@@ -524,3 +524,44 @@ func TestImportedFingerprintsStayDistinct(t *testing.T) {
 		t.Fatalf("fresh %q, linked %q (legacy %q)", a.Fingerprint, b.Fingerprint, legacy)
 	}
 }
+
+// Registrations whose callers gave up (a short client timeout against a
+// slow disk) still count until their runners decide; a second start of an
+// organization being registered takes no second place.
+func TestMaxOrgsUnderSlowCommits(t *testing.T) {
+	cfg := testConfig()
+	cfg.Workers.MaxOrgs = 2
+	h := newHarness(t, cfg)
+	h.start("a")
+	gate := make(chan struct{})
+	h.store.mu.Lock()
+	h.store.gate = gate
+	h.store.mu.Unlock()
+	refused := 0
+	for i := range 6 {
+		ctx, cancel := context.WithTimeout(bg, 20*time.Millisecond)
+		_, err := h.f.Start(ctx, fmt.Sprint("n", i), StartOptions{})
+		cancel()
+		if errors.Is(err, ErrTooManyOrgs) {
+			refused++
+		}
+	}
+	if refused != 5 {
+		t.Fatalf("%d of 6 registrations refused while one place was left", refused)
+	}
+	// Another start of the one being registered is not refused.
+	ctx, cancel := context.WithTimeout(bg, 20*time.Millisecond)
+	_, err := h.f.Start(ctx, "n0", StartOptions{})
+	cancel()
+	if errors.Is(err, ErrTooManyOrgs) {
+		t.Fatal("a second start of an org being registered was refused")
+	}
+	h.store.mu.Lock()
+	h.store.gate = nil
+	h.store.mu.Unlock()
+	close(gate)
+	h.eventually("n0 registered", func() bool { _, err := h.f.Get("n0"); return err == nil })
+	if n := len(h.f.List()); n != 2 {
+		t.Fatalf("%d registered with max_orgs 2", n)
+	}
+}

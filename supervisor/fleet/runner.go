@@ -42,6 +42,9 @@ type runner struct {
 	// epoch tells this lifetime of the organization from an earlier one
 	// (deleted, then registered again), whose late slot grants it refuses.
 	epoch uint64
+	// reserved: a registration holds a place under max_orgs; guarded by
+	// the fleet's mu.
+	reserved bool
 
 	mu      sync.Mutex
 	inbox   []envelope
@@ -138,6 +141,9 @@ func (r *runner) retire() bool {
 // handle is one transition: decide, commit, publish, act.
 func (r *runner) handle(e envelope) {
 	f := r.f
+	if _, start := e.in.(lifecycle.Start); start {
+		defer f.unreserve(r)
+	}
 	now := f.clock.Now()
 	res := lifecycle.Step(r.org, e.in, now, f.policy)
 	if res.Err != nil {

@@ -135,3 +135,55 @@ func TestWorkerLinesStayWhole(t *testing.T) {
 		t.Fatalf("go-plugin's exit line per org: %v\n%s", exited, buf.String())
 	}
 }
+
+// A worker's stderr is untrusted: a line go-plugin's own parser would choke
+// on (a non-string "@message" panicked it, in the supervisor) is relayed as
+// a record, once, and a forged org is kept apart from the real one.
+func TestHostileWorkerLinesAreRecords(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "wa-worker")
+	body := fmt.Sprintf("#!/bin/sh\necho '{\"@message\":1,\"@level\":[]}' >&2\n"+
+		"echo '{\"time\":\"2026-12-02T00:00:00Z\",\"level\":\"ERROR\",\"msg\":\"forged\",\"org\":\"victim\"}' >&2\nexec %q \"$@\"\n", workerBin)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	sink := logline.NewSink(&buf)
+	p := launch(t, newLauncher(t, script, sink), "hostile")
+	p.Kill()
+	sink.Write(nil)
+	var msgs []string
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("not a record: %q", line)
+		}
+		if rec["org"] != "hostile" {
+			t.Fatalf("org %v in %s", rec["org"], line)
+		}
+		msgs = append(msgs, fmt.Sprint(rec["msg"]))
+	}
+	if strings.Count(strings.Join(msgs, "|"), "forged") != 1 || !strings.Contains(strings.Join(msgs, "|"), "1") {
+		t.Fatalf("messages %q", msgs)
+	}
+}
+
+// A worker that leaves a child holding its stderr cannot make Kill wait
+// forever: the slot it holds is freed only once Kill returns.
+func TestKillReturnsWhenAChildHoldsStderr(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "wa-worker")
+	body := fmt.Sprintf("#!/bin/sh\nsleep 600 </dev/null >/dev/null &\nexec %q \"$@\"\n", workerBin)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := launch(t, newLauncher(t, script, io.Discard), "stubborn")
+	done := make(chan struct{})
+	go func() { p.Kill(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Kill still waits 30 s later")
+	}
+	if st := procState(p.PID()); st != "" && st != "Z" {
+		t.Fatalf("worker state %q after Kill", st)
+	}
+}

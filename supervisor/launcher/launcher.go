@@ -5,6 +5,7 @@
 package launcher
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -25,6 +26,10 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/contract"
 	"github.com/wa-sidecar/wa-sidecar/shared/logline"
 )
+
+// ErrBinaryChanged refuses a launch whose binary on disk is not the one
+// checked when the supervisor started.
+var ErrBinaryChanged = errors.New("the worker binary changed since the supervisor started")
 
 // Options configure a Launcher.
 type Options struct {
@@ -91,18 +96,37 @@ func (l *Launcher) env(org string) []string {
 }
 
 // logs returns what the worker's stderr and go-plugin's logger write into:
-// relays that keep every line whole and in the supervisor's shape. go-plugin
-// copies each worker line to stderr and logs it a second time through its
-// logger; the second copy is dropped.
+// relays that keep every line whole and in the supervisor's shape, with
+// the worker's org.
 func (l *Launcher) logs(org string) (stderr io.WriteCloser, logger hclog.Logger, closeLogs func()) {
 	attr := slog.String("org", org)
 	stderr = logline.NewRelay(l.log, attr).Writer()
-	relay := logline.NewRelay(l.log, attr)
-	relogged := "go-plugin." + filepath.Base(l.binary)
-	relay.Drop = func(module string) bool { return module == relogged }
-	out := relay.Writer()
-	logger = hclog.New(&hclog.LoggerOptions{Name: "go-plugin", Level: hclog.Info, Output: out, JSONFormat: true})
+	out := logline.NewRelay(l.log, attr).Writer()
+	logger = quietNamed{
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "go-plugin", Level: hclog.Info, Output: out, JSONFormat: true}),
+		worker: filepath.Base(l.binary),
+	}
 	return stderr, logger, func() { stderr.Close(); out.Close() }
+}
+
+// quietNamed is go-plugin's logger. Its own messages are relayed, but the
+// logger it derives to re-log a worker's stderr is off, so go-plugin never
+// parses a worker's lines: its parser (v1.8.0) panics, in the supervisor, on
+// a line whose "@message" is not a string, and would print every line twice.
+type quietNamed struct {
+	hclog.Logger
+	worker string
+}
+
+func (q quietNamed) Named(name string) hclog.Logger {
+	if name == q.worker {
+		return hclog.New(&hclog.LoggerOptions{Level: hclog.Off, Output: io.Discard})
+	}
+	return quietNamed{Logger: q.Logger.Named(name), worker: q.worker}
+}
+
+func (q quietNamed) With(args ...any) hclog.Logger {
+	return quietNamed{Logger: q.Logger.With(args...), worker: q.worker}
 }
 
 // Process is one running worker.
@@ -140,17 +164,43 @@ func (p *Process) Kill() {
 		select {
 		case <-done:
 		case <-time.After(killDeadline):
-			// Kill still hangs, so the worker has not exited and been reaped:
-			// the PID is still our child.
-			if proc, err := os.FindProcess(p.pid); err == nil && p.pid > 0 {
-				_ = proc.Kill()
+			// Kill still hangs, so the worker has not been reaped: its PID,
+			// and its process group, are still ours. The group takes any
+			// child the worker left holding its stderr, which go-plugin
+			// waits for before it reaps.
+			if p.pid > 0 {
+				_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 			}
-			<-done
+			// A descendant that left the group can still hold the pipe:
+			// once the worker itself is dead, that is enough.
+			select {
+			case <-done:
+			case <-dead(p.pid):
+			}
 		}
 		p.kill()
 		p.closeLogs()
 		close(p.release)
 	})
+}
+
+// dead is closed once pid has exited (a zombie or gone).
+func dead(pid int) <-chan struct{} {
+	c := make(chan struct{})
+	go func() {
+		defer close(c)
+		for {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				return
+			}
+			if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X') {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return c
 }
 
 // Launch starts a worker for org and connects to it. The caller must call
@@ -178,7 +228,8 @@ func (l *Launcher) Launch(ctx context.Context, org string) (*Process, error) {
 		runtime.LockOSThread()
 		cmd := exec.CommandContext(procCtx, l.binary)
 		cmd.Env = l.env(org)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		// Its own process group, so a kill reaches what it started too.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 		client := plugin.NewClient(&plugin.ClientConfig{
 			HandshakeConfig:  contract.Handshake,
 			Plugins:          contract.PluginMap(nil),
@@ -201,7 +252,7 @@ func (l *Launcher) Launch(ctx context.Context, org string) (*Process, error) {
 			client.Kill()
 			closeLogs()
 			if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-				err = fmt.Errorf("launch %s: the worker binary %s changed since the supervisor started; restart the supervisor to run the new one", org, l.binary)
+				err = fmt.Errorf("launch %s: %s: %w; restart the supervisor to run the new one", org, l.binary, ErrBinaryChanged)
 			}
 			done <- result{err: err}
 			return // the thread dies with the goroutine; the worker is already gone

@@ -46,6 +46,9 @@ type (
 		Gen       int
 		Err       string
 		Cancelled bool
+		// BinaryChanged: the worker binary is not the one checked at boot;
+		// nothing starts until the supervisor restarts.
+		BinaryChanged bool
 	}
 	// Reaped: the process of Gen has exited and been waited for.
 	Reaped struct{ Gen int }

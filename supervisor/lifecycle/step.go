@@ -115,9 +115,17 @@ func (s *step) ours(gen int) bool {
 	return gen == s.o.Proc.Gen && (s.o.Proc.Phase == ProcRunning || s.o.Proc.Phase == ProcClosing)
 }
 
+// ReasonBinaryChanged is the reason of an organization that failed only
+// because the worker binary changed under the supervisor.
+const ReasonBinaryChanged = "binary_changed"
+
 func (s *step) restore(in Restore) {
 	if s.o.Fingerprint == "" {
 		s.o.Fingerprint = in.Fingerprint
+	}
+	if s.o.Status == state.Failed && s.o.Reason == ReasonBinaryChanged {
+		// The restart that message asked for: it runs again.
+		s.o.Run = true
 	}
 	s.ev = "restored"
 }
@@ -282,7 +290,19 @@ func (s *step) launchFailed(in LaunchFailed) {
 	cancelled := in.Cancelled || o.Proc.Cancelled
 	o.Proc = Proc{Gen: o.Proc.Gen}
 	s.emit(LaunchDone{N: o.Slot.N})
-	if !cancelled {
+	switch {
+	case cancelled:
+	case in.BinaryChanged:
+		// Not the organization's fault, and nothing to retry until the
+		// supervisor restarts; Restore then starts it again.
+		o.LastError = in.Err
+		if o.Run {
+			o.Run = false
+			o.Status = state.Failed
+		}
+		s.note(slog.LevelError, "the worker binary changed since the supervisor started; restart the supervisor (this organization then resumes by itself)", "err", in.Err)
+		s.ev = ReasonBinaryChanged
+	default:
 		s.crash("start_failed", "worker start failed", in.Err)
 	}
 }

@@ -274,6 +274,17 @@ var rules = []struct {
 			status(state.Queued)
 	}},
 
+	{"a changed worker binary fails at once and resumes after a restart", func(s *sc) {
+		s.connected().ok(StreamEnded{Gen: 1}).ok(Reaped{Gen: 1}).after(time.Second).ok(Tick{}).ok(SlotGranted{N: 2})
+		s.ok(LaunchFailed{Gen: 2, Err: "binary changed", BinaryChanged: true}).status(state.Failed).
+			emitted(LaunchDone{N: 2}, ReleaseSlot{N: 2})
+		if s.o.Reason != ReasonBinaryChanged || s.o.Crashes != 1 {
+			s.t.Fatalf("record %+v", s.o.Record)
+		}
+		s.o = FromRecord(s.o.Record)
+		s.ok(Restore{}).status(state.Queued).emitted(RequestSlot{N: 1})
+	}},
+
 	// QR give-up.
 	{"an unscanned QR stops the organization and frees the slot", func(s *sc) {
 		s.ok(Start{}).launchedAs(false).ok(QRShown{Gen: 1, Code: "c"})

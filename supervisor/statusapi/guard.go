@@ -4,6 +4,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -23,7 +24,10 @@ type guard struct {
 }
 
 func newGuard(listen string, origins []string) guard {
-	g := guard{origins: origins}
+	g := guard{}
+	for _, o := range origins {
+		g.origins = append(g.origins, normalOrigin(o))
+	}
 	if _, unix := config.IsUnixListen(listen); unix {
 		return g
 	}
@@ -45,7 +49,7 @@ func (g guard) crossSite(r *http.Request) *apiError {
 	if origin == "" && r.Header.Get("Sec-Fetch-Site") != "cross-site" {
 		return nil
 	}
-	if origin != "" && slices.Contains(g.origins, origin) {
+	if origin != "" && slices.Contains(g.origins, normalOrigin(origin)) {
 		return nil
 	}
 	shown := origin
@@ -81,7 +85,7 @@ func (g guard) host(r *http.Request) *apiError {
 // answer, and the preflight of a JSON or keyed request.
 func (g guard) cors(w http.ResponseWriter, r *http.Request) (preflight bool) {
 	origin := r.Header.Get("Origin")
-	if origin == "" || !slices.Contains(g.origins, origin) {
+	if origin == "" || !slices.Contains(g.origins, normalOrigin(origin)) {
 		return false
 	}
 	h := w.Header()
@@ -95,6 +99,27 @@ func (g guard) cors(w http.ResponseWriter, r *http.Request) (preflight bool) {
 	h.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)
 	return true
+}
+
+// normalOrigin writes an origin the way browsers send it: lower case, no
+// default port, no trailing slash, so "https://App.Example:443/" in the
+// config matches "https://app.example" in the header.
+func normalOrigin(o string) string {
+	u, err := url.Parse(strings.TrimSuffix(o, "/"))
+	if err != nil || u.Host == "" {
+		return o
+	}
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname())
+	port := u.Port()
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	if port != "" {
+		host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return scheme + "://" + host
 }
 
 // jsonBody refuses a request that has a body of another type: only a JSON

@@ -76,6 +76,20 @@ func TestAllowedOriginGetsCORS(t *testing.T) {
 		http.StatusForbidden, "cross_site")
 }
 
+func TestOriginsAreComparedAsBrowsersSendThem(t *testing.T) {
+	g := newGuard("127.0.0.1:8089", []string{"https://App.Example:443/", "http://localhost:3000"})
+	for origin, ok := range map[string]bool{
+		"https://app.example": true, "https://app.example:443": true, "http://localhost:3000": true,
+		"http://app.example": false, "https://app.example:8443": false, "null": false,
+	} {
+		r := httptest.NewRequest("GET", "/v1/orgs", nil)
+		r.Header.Set("Origin", origin)
+		if err := g.crossSite(r); (err == nil) != ok {
+			t.Errorf("origin %s: %v", origin, err)
+		}
+	}
+}
+
 func TestBodiesMustBeJSON(t *testing.T) {
 	h := newHarness(t, testKey)
 	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "none"} {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -73,5 +74,37 @@ func TestServersBoundEveryPhase(t *testing.T) {
 	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.IdleTimeout <= 0 || srv.WriteTimeout < 40*time.Second {
 		t.Fatalf("timeouts: header %s, read %s, write %s, idle %s",
 			srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout)
+	}
+}
+
+// Boot removes the sockets a killed supervisor left in state_dir/run and
+// nothing else, and refuses a state_dir too long for a socket path.
+func TestSocketDir(t *testing.T) {
+	state := t.TempDir()
+	run := filepath.Join(state, "run")
+	os.MkdirAll(run, 0o700)
+	ln, err := net.Listen("unix", filepath.Join(run, "plugin123"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	os.WriteFile(filepath.Join(run, "keep"), []byte("x"), 0o600)
+	dir, err := socketDirOf(state)
+	if err != nil || dir != run {
+		t.Fatalf("socketDirOf: %q %v", dir, err)
+	}
+	entries, _ := os.ReadDir(run)
+	if len(entries) != 1 || entries[0].Name() != "keep" {
+		t.Fatalf("left %v", entries)
+	}
+	long := filepath.Join(t.TempDir(), strings.Repeat("d", 90))
+	if _, err := socketDirOf(long); err == nil || !strings.Contains(err.Error(), "too long") {
+		t.Fatalf("a long state_dir: %v", err)
+	}
+	file := t.TempDir()
+	os.WriteFile(filepath.Join(file, "run"), nil, 0o600)
+	if _, err := socketDirOf(file); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("a file at run: %v", err)
 	}
 }

@@ -11,12 +11,15 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/grpclog"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/config"
 	"github.com/wa-sidecar/wa-sidecar/shared/logline"
@@ -37,6 +40,11 @@ func serve(configPath string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Workers run as the supervisor's user: without this, one could read the
+	// API key from /proc/<supervisor>/environ or the supervisor's memory.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("hide the supervisor's memory from its workers: %w", err)
+	}
 	// Taken before anything starts: a SIGTERM that arrives while the
 	// supervisor boots stops it cleanly instead of killing it outright.
 	sigs := make(chan os.Signal, 1)
@@ -53,6 +61,9 @@ func serve(configPath string, stderr io.Writer) error {
 	// no two lines ever mix.
 	sink := logline.NewSink(stderr)
 	log := newLogger(cfg.LogLevel, sink)
+	// gRPC's own logger writes to stderr directly; its rare errors go
+	// through the sink as records too.
+	grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, logline.NewRelay(sink, slog.String("module", "grpc")).Writer()))
 
 	apiKey, err := cfg.APIKey()
 	if err != nil {
@@ -79,9 +90,9 @@ func serve(configPath string, stderr io.Writer) error {
 	} else if aside != "" {
 		log.Info("imported the registry of an earlier version into state.db", "organizations", n, "moved_to", aside)
 	}
-	socketDir := filepath.Join(cfg.StateDir, "run")
-	if err := emptyDir(socketDir); err != nil {
-		return fmt.Errorf("state_dir: %w", err)
+	socketDir, err := socketDirOf(cfg.StateDir)
+	if err != nil {
+		return err
 	}
 	launch, err := launcher.New(launcher.Options{Binary: cfg.WorkerBinary, Log: sink, SocketDir: socketDir})
 	if err != nil {
@@ -110,6 +121,9 @@ func serve(configPath string, stderr io.Writer) error {
 		Store:  st,
 		Launch: func(ctx context.Context, org string) (fleet.Worker, error) {
 			p, err := launch.Launch(ctx, org)
+			if errors.Is(err, launcher.ErrBinaryChanged) {
+				return nil, fleet.BinaryChanged(err)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -234,13 +248,38 @@ func shutdownHTTP(srv *http.Server) {
 	_ = srv.Shutdown(ctx)
 }
 
-// emptyDir makes dir an empty directory of the supervisor's: the plugin
-// sockets a killed supervisor left there are gone.
-func emptyDir(dir string) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return err
+// socketDirOf makes state_dir/run, where the workers' plugin sockets live,
+// and removes the sockets a killed supervisor left there. It removes
+// nothing else: state_dir may be a path an operator chose badly.
+func socketDirOf(stateDir string) (string, error) {
+	dir := filepath.Join(stateDir, "run")
+	// A unix socket path holds 107 bytes; go-plugin names the socket
+	// "plugin" and 10 digits, and fails with a misleading error past that.
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("state_dir: %w", err)
 	}
-	return os.MkdirAll(dir, 0o700)
+	if n := len(abs) + len("/plugin0123456789"); n > 107 {
+		return "", fmt.Errorf("state_dir %s is too long for the workers' sockets (%d bytes of the 107 a socket path may have); choose a shorter one", stateDir, n)
+	}
+	if fi, err := os.Lstat(dir); err == nil && !fi.IsDir() {
+		return "", fmt.Errorf("state_dir: %s is not a directory; move it aside", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("state_dir: %w", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("state_dir: %w", err)
+	}
+	for _, e := range entries {
+		if e.Type()&os.ModeSocket != 0 && strings.HasPrefix(e.Name(), "plugin") {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return "", fmt.Errorf("state_dir: remove a stale worker socket: %w", err)
+			}
+		}
+	}
+	return dir, nil
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {
