@@ -24,13 +24,19 @@ commands:
   delete ORG         stop and forget the organization (session archived)
   pair-phone ORG PHONE
                      get a code to type on the phone instead of scanning
+  send ORG PHONE TEXT
+                     queue a text message and print its id; with -wait,
+                     wait until it is sent (or failed)
+  broadcast ORG FILE|- TEXT
+                     send TEXT to the numbers in FILE (one per line; - reads
+                     standard input) and show progress until done
 `
 
 func main() {
-	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(dispatch(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func dispatch(args []string, stdout, stderr io.Writer) int {
+func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
@@ -39,6 +45,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	configPath := fs.String("config", "config.toml", "configuration file")
+	wait := fs.Bool("wait", false, "send: wait until the message is sent or failed")
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -57,7 +64,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		}
 		err = serve(*configPath, stderr)
 	} else {
-		err = operate(context.Background(), cmd, positional, *configPath, stdout)
+		err = operate(context.Background(), cmd, positional, options{config: *configPath, wait: *wait, in: stdin, out: stdout})
 	}
 	var ue usageError
 	switch {

@@ -38,7 +38,7 @@ func TestBadInputGetsOneClearError(t *testing.T) {
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
-		code := dispatch(c.args, &out, &errb)
+		code := dispatch(c.args, strings.NewReader(""), &out, &errb)
 		if code != c.code || !strings.Contains(errb.String(), c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q", c.args, code, errb.String(), c.code, c.want)
 		}
@@ -61,7 +61,7 @@ func TestServeRefusesOpenAPIWithoutKey(t *testing.T) {
 	}
 	t.Setenv("WA_SIDECAR_API_KEY", "")
 	var errb bytes.Buffer
-	if code := dispatch([]string{"serve", "-config", cfg}, &bytes.Buffer{}, &errb); code != 1 || !strings.Contains(errb.String(), "api_key_file") {
+	if code := dispatch([]string{"serve", "-config", cfg}, strings.NewReader(""), &bytes.Buffer{}, &errb); code != 1 || !strings.Contains(errb.String(), "api_key_file") {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 }

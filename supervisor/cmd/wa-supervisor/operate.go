@@ -15,10 +15,19 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/supervisor/apiclient"
 )
 
+// options are what a command takes besides its arguments.
+type options struct {
+	config string
+	wait   bool
+	in     io.Reader
+	out    io.Writer
+}
+
 // operate runs one operator command against the status API of the daemon
 // that the same config describes.
-func operate(ctx context.Context, cmd string, args []string, configPath string, out io.Writer) error {
-	want := map[string]int{"status": -1, "qr": 1, "start": 1, "stop": 1, "logout": 1, "clear": 1, "delete": 1, "pair-phone": 2}
+func operate(ctx context.Context, cmd string, args []string, o options) error {
+	want := map[string]int{"status": -1, "qr": 1, "start": 1, "stop": 1, "logout": 1, "clear": 1, "delete": 1,
+		"pair-phone": 2, "send": 3, "broadcast": 3}
 	n, ok := want[cmd]
 	if !ok {
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
@@ -31,7 +40,7 @@ func operate(ctx context.Context, cmd string, args []string, configPath string, 
 			return err
 		}
 	}
-	cfg, err := config.Load(configPath)
+	cfg, err := config.Load(o.config)
 	if err != nil {
 		return err
 	}
@@ -40,6 +49,13 @@ func operate(ctx context.Context, cmd string, args []string, configPath string, 
 		return err
 	}
 	c := apiclient.New(cfg.API.Listen, key)
+	out := o.out
+	switch cmd {
+	case "send":
+		return send(ctx, c, args, o.wait, out)
+	case "broadcast":
+		return broadcast(ctx, c, args, o.in, out)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 
