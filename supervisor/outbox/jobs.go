@@ -1,7 +1,9 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 )
 
@@ -79,11 +81,7 @@ func (o *Outbox) planJobs(ctx context.Context) {
 }
 
 func sortJobs(v []JobView) {
-	for i := 1; i < len(v); i++ {
-		for k := i; k > 0 && v[k].Seq < v[k-1].Seq; k-- {
-			v[k], v[k-1] = v[k-1], v[k]
-		}
-	}
+	slices.SortFunc(v, func(a, b JobView) int { return cmp.Compare(a.Seq, b.Seq) })
 }
 
 func (o *Outbox) jobGauges() {

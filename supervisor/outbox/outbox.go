@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -25,7 +26,7 @@ type Store interface {
 	Message(ctx context.Context, org, id string) (Message, error)
 	Messages(ctx context.Context, org string, f Filter) ([]Message, error)
 	NextMessage(ctx context.Context, org string, jobs []string, restricted bool) (Message, bool, error)
-	MarkSending(ctx context.Context, id string, at time.Time) error
+	MarkSending(ctx context.Context, id string, at time.Time) (bool, error)
 	MarkSent(ctx context.Context, m Message, at time.Time) error
 	Requeue(ctx context.Context, id string) error
 	Fail(ctx context.Context, m Message, reason string, at time.Time) error
@@ -386,7 +387,7 @@ func (o *Outbox) activeJobs(org string) []string {
 			ids = append(ids, *j)
 		}
 	}
-	slices.SortFunc(ids, func(a, b JobView) int { return int(a.Seq - b.Seq) })
+	slices.SortFunc(ids, func(a, b JobView) int { return cmp.Compare(a.Seq, b.Seq) })
 	out := make([]string, len(ids))
 	for i, j := range ids {
 		out[i] = j.ID

@@ -107,6 +107,12 @@ func testMessages() config.Messages {
 
 func newHarness(t *testing.T, cfg config.Messages, path string) *harness {
 	t.Helper()
+	return newHarnessWith(t, cfg, path, func(st *store.Store) outbox.Store { return st })
+}
+
+// newHarnessWith lets a test put itself between the outbox and its store.
+func newHarnessWith(t *testing.T, cfg config.Messages, path string, wrap func(*store.Store) outbox.Store) *harness {
+	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "state.db")
 	}
@@ -117,7 +123,7 @@ func newHarness(t *testing.T, cfg config.Messages, path string) *harness {
 	h := &harness{t: t, st: st, clk: clock.NewFake(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)),
 		w: &worker{}, m: &metrics{}, cfg: cfg, on: map[string]bool{}}
 	h.o = outbox.New(outbox.Options{
-		Config: cfg, Store: st, Metrics: h.m, Clock: h.clk, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Config: cfg, Store: wrap(st), Metrics: h.m, Clock: h.clk, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Fleet: outbox.FleetFunc(func(org string) (outbox.Worker, bool) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
@@ -288,6 +294,46 @@ func TestCrashLeftSendingGoesAgain(t *testing.T) {
 	h.until("sent", func() bool { return h.status("2", "msg_x").Status == outbox.Sent })
 	if calls := h.w.sent(); len(calls) != 1 || calls[0].Id != "3EB0AA" {
 		t.Fatalf("calls %v", calls)
+	}
+}
+
+// afterPick runs once, right after the sender picked its next message.
+type afterPick struct {
+	*store.Store
+	once sync.Once
+	fn   func(outbox.Message)
+}
+
+func (a *afterPick) NextMessage(ctx context.Context, org string, jobs []string, restricted bool) (outbox.Message, bool, error) {
+	m, ok, err := a.Store.NextMessage(ctx, org, jobs, restricted)
+	if ok {
+		a.once.Do(func() { a.fn(m) })
+	}
+	return m, ok, err
+}
+
+// A message cancelled or expired after the sender picked it, while it
+// waited for its pacing turn, is not sent. The old sender committed
+// "sending" only if the message was still queued but sent it either way.
+func TestMessageGoneWhileWaitingIsNotSent(t *testing.T) {
+	var st *store.Store
+	h := newHarnessWith(t, testMessages(), "", func(s *store.Store) outbox.Store {
+		st = s
+		return &afterPick{Store: s, fn: func(m outbox.Message) {
+			if err := s.Fail(bg, m, "expired", time.Now()); err != nil {
+				t.Error(err)
+			}
+		}}
+	})
+	gone := h.send("2", "573000000031", "too late")
+	next := h.send("2", "573000000032", "in time")
+	h.connect("2", true)
+	h.until("the next message sent", func() bool { return h.status("2", next.ID).Status == outbox.Sent })
+	if got := h.sentTo(); !slices.Equal(got, []string{"573000000032:in time"}) {
+		t.Fatalf("sent %v; the expired message went out", got)
+	}
+	if m, _ := st.Message(bg, "2", gone.ID); m.Status != outbox.Failed || m.Reason != "expired" {
+		t.Fatalf("the expired message is %s (%s)", m.Status, m.Reason)
 	}
 }
 

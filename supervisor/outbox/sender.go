@@ -150,7 +150,7 @@ func (s *sender) run() {
 			o.mu.Unlock()
 			return
 		}
-		s.send(ctx, m)
+		s.send(ctx, m, cancel)
 	}
 }
 
@@ -170,17 +170,29 @@ func (s *sender) liftRestriction() {
 }
 
 // send makes one attempt: committed as sending first, so that a crash
-// during it sends again with the same ID.
-func (s *sender) send(ctx context.Context, m Message) {
+// during it sends again with the same ID. unpace gives the pacing turn
+// back when the message is not sent after all.
+func (s *sender) send(ctx context.Context, m Message, unpace func()) {
 	o := s.o
 	w, ok := o.fleet.Sender(s.org)
 	if !ok {
+		o.mu.Lock()
+		unpace()
+		o.mu.Unlock()
 		return
 	}
 	started := o.clock.Now()
-	if err := o.store.MarkSending(ctx, m.ID, started); err != nil {
+	still, err := o.store.MarkSending(ctx, m.ID, started)
+	if err != nil {
 		o.log.Error("marking a message sending failed; it stays queued", "org", s.org, "message", m.ID, "err", err)
 		s.sleep(time.Second)
+		return
+	}
+	if !still {
+		o.mu.Lock()
+		unpace()
+		o.mu.Unlock()
+		o.log.Debug("message cancelled or expired while it waited for its turn; not sent", "org", s.org, "message", m.ID)
 		return
 	}
 	typing := o.rand(o.cfg.Typing[0].Duration, o.cfg.Typing[1].Duration)

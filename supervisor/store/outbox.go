@@ -204,10 +204,19 @@ func (s *Store) NextMessage(ctx context.Context, org string, jobs []string, rest
 
 // MarkSending commits that the message is about to be sent: from here a
 // crash means it may have reached WhatsApp, and it is sent again with the
-// same ID.
-func (s *Store) MarkSending(ctx context.Context, id string, at time.Time) error {
-	return s.exec(ctx, "mark sending", `UPDATE messages SET status = 'sending', sending_at = ?, attempts = attempts + 1
+// same ID. It reports false when the message is no longer queued: cancelled
+// or expired since it was picked, it must not go.
+func (s *Store) MarkSending(ctx context.Context, id string, at time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE messages SET status = 'sending', sending_at = ?, attempts = attempts + 1
 		WHERE id = ? AND status = 'queued'`, millis(at), id)
+	if err != nil {
+		return false, fmt.Errorf("mark sending %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("mark sending %s: %w", id, err)
+	}
+	return n == 1, nil
 }
 
 // MarkSent records the server's ack: the recipient becomes a known contact,

@@ -14,6 +14,13 @@ func msg(id, org, to string, at time.Time) outbox.Message {
 	return outbox.Message{ID: id, Org: org, To: to, Text: "t " + id, WAID: "3EB0" + id, QueuedAt: at}
 }
 
+func mustSending(t *testing.T, s *Store, id string, at time.Time) {
+	t.Helper()
+	if ok, err := s.MarkSending(ctx, id, at); err != nil || !ok {
+		t.Fatalf("mark %s sending: %v %v", id, ok, err)
+	}
+}
+
 func TestIdempotentInsert(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "state.db"))
 	m := msg("a", "2", "573001", t0)
@@ -60,9 +67,9 @@ func TestNextMessageOrder(t *testing.T) {
 	if got := next([]string{"job"}, false); got != "s1" {
 		t.Fatalf("next %q: single messages go first", got)
 	}
-	s.MarkSending(ctx, "s1", t0)
+	mustSending(t, s, "s1", t0)
 	s.MarkSent(ctx, msg("s1", "2", "5730s1", t0), t0)
-	s.MarkSending(ctx, "s2", t0)
+	mustSending(t, s, "s2", t0)
 	s.Fail(ctx, msg("s2", "2", "5730s2", t0), "server_error_479", t0)
 	if got := next(nil, false); got != "" {
 		t.Fatalf("next %q with the job not active", got)
@@ -76,7 +83,7 @@ func TestNextMessageOrder(t *testing.T) {
 	if got := next([]string{"job"}, true); got != "s3" {
 		t.Fatalf("restricted next %q", got)
 	}
-	s.MarkSending(ctx, "s3", t0)
+	mustSending(t, s, "s3", t0)
 	s.MarkSent(ctx, msg("s3", "2", "5730s1", t0), t0)
 	if got := next([]string{"job"}, true); got != "" {
 		t.Fatalf("restricted next %q: new contacts must wait", got)
@@ -91,7 +98,7 @@ func TestReceiptsMoveForwardOnly(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "state.db"))
 	m := msg("a", "2", "573001", t0)
 	s.InsertMessage(ctx, m)
-	s.MarkSending(ctx, "a", t0)
+	mustSending(t, s, "a", t0)
 	// The receipt overtakes the ack.
 	changed, err := s.Receipt(ctx, "2", []string{"3EB0a"}, outbox.Delivered, t0.Add(time.Second))
 	if err != nil || len(changed) != 1 {
@@ -119,8 +126,8 @@ func TestExpireRecoverAndCounts(t *testing.T) {
 	for i := range 4 {
 		s.InsertMessage(ctx, msg(fmt.Sprint(i), "2", "573001", t0.Add(time.Duration(i)*time.Hour)))
 	}
-	s.MarkSending(ctx, "0", t0)
-	s.MarkSending(ctx, "3", t0)
+	mustSending(t, s, "0", t0)
+	mustSending(t, s, "3", t0)
 	s.MarkSent(ctx, msg("3", "2", "573001", t0), t0.Add(4*time.Hour))
 	expired, err := s.ExpireQueued(ctx, t0.Add(2*time.Hour), t0.Add(5*time.Hour))
 	if err != nil || len(expired) != 1 || expired[0].ID != "1" {
@@ -155,13 +162,16 @@ func TestBroadcastLifecycle(t *testing.T) {
 		t.Fatalf("same key made a second job: %+v %v %v", dup, created, err)
 	}
 	s.SetJobStatus(ctx, "job", outbox.JobSending, t0.Add(time.Second))
-	s.MarkSending(ctx, "m1", t0)
+	mustSending(t, s, "m1", t0)
 	s.MarkSent(ctx, msgs[0], t0.Add(2*time.Second))
-	s.MarkSending(ctx, "m2", t0)
+	mustSending(t, s, "m2", t0)
 	job, failed, err := s.CancelBroadcast(ctx, "2", "job", t0.Add(3*time.Second))
 	if err != nil || len(failed) != 1 || failed[0].ID != "m3" || job.Status != outbox.JobCancelled ||
 		job.Counts != (outbox.Counts{Pending: 1, Sent: 1, Failed: 1}) || !job.StartedAt.Equal(t0.Add(time.Second)) {
 		t.Fatalf("cancel: %+v %+v %v", job, failed, err)
+	}
+	if ok, err := s.MarkSending(ctx, "m3", t0); ok || err != nil {
+		t.Fatalf("a cancelled message was marked sending: %v %v", ok, err)
 	}
 	if n, _ := s.JobPending(ctx, "job"); n != 1 {
 		t.Fatalf("%d pending: the message being sent finishes", n)
