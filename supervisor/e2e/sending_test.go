@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,5 +119,82 @@ func TestSendDeliversInOrder(t *testing.T) {
 	again := e.send("sd", to, "once", "order-77")
 	if again.ID != first.ID || again.WAMessageID != first.WAMessageID {
 		t.Fatalf("idempotent retry made %s after %s", again.ID, first.ID)
+	}
+}
+
+// With min_interval 0, the per_minute bucket alone spaces a burst: 120 a
+// minute is one send every 500ms, however fast messages are queued.
+func TestPerMinuteCapHoldsOverABurst(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, options{set: map[string]string{
+		`min_interval = "200ms"`: `min_interval = "0s"`,
+		"per_minute = 600":       "per_minute = 120",
+	}})
+	phone := "573007915301"
+	e.link("pm", phone)
+	var ids []string
+	for i := range 6 {
+		ids = append(ids, e.send("pm", "573001230002", fmt.Sprint("burst ", i), "").ID)
+	}
+	e.waitMessages("pm", ids, 30*time.Second, "sent", "delivered")
+	got := e.deliveries(phone, true)
+	if len(got) != 6 {
+		t.Fatalf("%d deliveries for 6 messages", len(got))
+	}
+	// The emulator's clock sees the sends; the bound leaves room for the
+	// scheduling noise of a loaded machine, not for a missing bucket
+	// (which sends the burst within milliseconds).
+	for i := 1; i < len(got); i++ {
+		if gap := got[i].At.Sub(got[i-1].At); gap < 400*time.Millisecond {
+			t.Fatalf("sends %d and %d arrived %s apart; per_minute 120 allows one per 500ms", i-1, i, gap)
+		}
+	}
+}
+
+// Each bad request gets a 400 whose sentence names what is wrong, and
+// nothing is queued by it.
+func TestSendBadInput(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, options{tcp: true, extra: "max_recipients = 3\n"})
+	e.start("bi")
+	long := strings.Repeat("a", 65537)
+	for _, c := range []struct {
+		name, method, path, body string
+		want                     int
+		names                    string
+	}{
+		{"no body", "POST", "/v1/orgs/bi/messages", "", 400, "body"},
+		{"not JSON", "POST", "/v1/orgs/bi/messages", "to=1", 400, "JSON"},
+		{"unknown field", "POST", "/v1/orgs/bi/messages", `{"to":"573001230003","text":"x","body":"y"}`, 400, "body"},
+		{"short number", "POST", "/v1/orgs/bi/messages", `{"to":"12345","text":"x"}`, 400, "to"},
+		{"letters in the number", "POST", "/v1/orgs/bi/messages", `{"to":"57300abc0003","text":"x"}`, 400, "to"},
+		{"number of 16 digits", "POST", "/v1/orgs/bi/messages", `{"to":"5730012300031234","text":"x"}`, 400, "to"},
+		{"empty text", "POST", "/v1/orgs/bi/messages", `{"to":"573001230003","text":""}`, 400, "text"},
+		{"text too long", "POST", "/v1/orgs/bi/messages", `{"to":"573001230003","text":"` + long + `"}`, 400, "text"},
+		{"key with spaces", "POST", "/v1/orgs/bi/messages", `{"to":"573001230003","text":"x","idempotency_key":"a b"}`, 400, "idempotency_key"},
+		{"bad numbers in a broadcast", "POST", "/v1/orgs/bi/broadcasts", `{"recipients":["573001230003","12","x1"],"text":"x"}`, 400, `"12", "x1"`},
+		{"no recipients", "POST", "/v1/orgs/bi/broadcasts", `{"recipients":[],"text":"x"}`, 400, "recipients"},
+		{"over max_recipients", "POST", "/v1/orgs/bi/broadcasts",
+			`{"recipients":["573001230003","573001230004","573001230005","573001230006"],"text":"x"}`, 400, "max_recipients"},
+		{"unknown status filter", "GET", "/v1/orgs/bi/messages?status=lost", "", 400, "status"},
+		{"limit not a number", "GET", "/v1/orgs/bi/messages?limit=ten", "", 400, "limit"},
+		{"unknown organization", "POST", "/v1/orgs/nobody/messages", `{"to":"573001230003","text":"x"}`, 404, "nobody"},
+		{"unknown message", "GET", "/v1/orgs/bi/messages/m_nope", "", 404, "m_nope"},
+	} {
+		req, _ := http.NewRequest(c.method, e.apiURL+c.path, strings.NewReader(c.body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var body struct{ Error, Code string }
+		if resp.StatusCode != c.want || json.Unmarshal(b, &body) != nil || !strings.Contains(body.Error, c.names) {
+			t.Errorf("%s: HTTP %d %s, want %d naming %q", c.name, resp.StatusCode, b, c.want, c.names)
+		}
+	}
+	if s := e.status("bi"); s.Outbox.Queued != 0 {
+		t.Fatalf("bad requests queued %d messages", s.Outbox.Queued)
 	}
 }

@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// schedulerTick bounds how late a stall is noticed.
+// schedulerTick bounds how late a stall is noticed; a shorter stalled_after
+// is looked at twice as often as it lasts.
 const schedulerTick = 5 * time.Second
 
 func (o *Outbox) kickJobs() {
@@ -21,7 +22,7 @@ func (o *Outbox) kickJobs() {
 // handed out one decision at a time.
 func (o *Outbox) schedule() {
 	defer o.wg.Done()
-	tick := time.NewTicker(schedulerTick)
+	tick := time.NewTicker(min(schedulerTick, max(100*time.Millisecond, o.cfg.StalledAfter.Duration/2)))
 	defer tick.Stop()
 	for {
 		select {
