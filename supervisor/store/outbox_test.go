@@ -183,24 +183,3 @@ func TestBroadcastLifecycle(t *testing.T) {
 		t.Fatalf("cancel of another org's job: %v", err)
 	}
 }
-
-// BenchmarkEnqueue measures accepting one message with 10,000 already
-// queued; make bench reports it.
-func BenchmarkEnqueue(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "state.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	msgs := make([]outbox.Message, 10000)
-	for i := range msgs {
-		msgs[i] = msg(fmt.Sprint("pre", i), "2", "573001", t0)
-	}
-	s.InsertBroadcast(ctx, outbox.Broadcast{ID: "pre", Org: "2", Text: "t", Total: len(msgs), CreatedAt: t0}, msgs)
-	b.ResetTimer()
-	for i := range b.N {
-		if _, _, err := s.InsertMessage(ctx, msg(fmt.Sprint("n", i), "2", "573001", t0)); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
