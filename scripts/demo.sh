@@ -2,11 +2,15 @@
 # The wa-sidecar story on this machine, no WhatsApp needed: a local emulator
 # plays WhatsApp and the phone, a real supervisor runs a real worker.
 # QR -> scan -> connected -> Bad MAC storm -> archive -> new QR -> LOGOUT ->
-# cooldown -> relink. Everything started here is stopped on exit.
+# cooldown -> relink -> send a message. Everything started here is stopped
+# on exit.
 # Run through `make demo` (which builds bin/ first).
 set -euo pipefail
 
-usage() { echo "usage: scripts/demo.sh   (after make build; env PAUSE=0 skips the pauses)"; }
+usage() {
+	echo "usage: scripts/demo.sh   (after make build)"
+	echo "  env PAUSE=0 skips the pauses; KEEP=1 keeps the emulator and supervisor running at the end, until Ctrl-C"
+}
 case "${1:-}" in
 -h | --help) usage; exit 0 ;;
 "") ;;
@@ -118,5 +122,29 @@ if sup start "$org"; then die "start was accepted during the cooldown"; fi
 say "After the cooldown the organization may link again"
 poll "the cooldown to end" sup start "$org"
 scan
+
+recipient=573001234567
+text="Your order #1042 has shipped"
+say "Django sends a notification: wa-supervisor send -wait $org $recipient '$text'"
+sup send -wait "$org" "$recipient" "$text"
+
+say "The recipient's phone shows what $phone sent:"
+sent=$(curl -fsS "http://$emu/control/devices/$phone/sent")
+echo "$sent"
+case "$sent" in
+*"\"to\":\"$recipient\",\"text\":\"$text\""*) ;;
+*) die "the recipient does not show the message" ;;
+esac
+
+if [ "${KEEP:-0}" = 1 ]; then
+	say "Still running (KEEP=1): organization $org is linked to phone $phone. In another terminal, try:"
+	cat <<EOF
+  bin/wa-supervisor send -wait -config $work/config.toml $org 573001234568 "Hello again"
+  printf '573001230001\\n573001230002\\n' | bin/wa-supervisor broadcast -config $work/config.toml $org - "December offers"
+  curl -s http://$emu/control/devices/$phone/sent
+Ctrl-C stops everything.
+EOF
+	wait "${pids[1]}" || true
+fi
 
 say "Done: everything started by this demo is being stopped"
