@@ -39,7 +39,8 @@ func (r *runner) hear(ev *pb.Event) {
 		rc := ev.GetReceipt()
 		l.Receipt(r.id, rc.GetMessageIds(), rc.GetType(), time.UnixMilli(rc.GetAtUnixMs()))
 	case ev.GetMessageReceived() != nil:
-		l.Heard(r.id, ev.GetMessageReceived().GetSender())
+		m := ev.GetMessageReceived()
+		l.Heard(r.id, m.GetSender(), m.GetChat())
 	}
 }
 

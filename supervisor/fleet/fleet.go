@@ -81,7 +81,7 @@ type Listener interface {
 	OrgStatus(org string, connected bool)
 	OrgDeleted(org string)
 	Receipt(org string, waIDs []string, typ string, at time.Time)
-	Heard(org, sender string)
+	Heard(org, sender, chat string)
 }
 
 // Options wires a Fleet.

@@ -81,7 +81,7 @@ func New(reg prometheus.Registerer, maxLive int) *Metrics {
 		badMACTrips:    counterVec("badmac_trips_total", "Times the Bad MAC counter tripped and the session was archived.", "org"),
 		qrCodes:        counterVec("qr_codes_total", "QR codes offered for linking.", "org"),
 		messagesSent:   counterVec("messages_sent_total", "Messages WhatsApp acknowledged.", "org"),
-		messagesFailed: counterVec("messages_failed_total", "Messages given up on, by reason (expired, cancelled, server_error_N, org_deleted).", "org", "reason"),
+		messagesFailed: counterVec("messages_failed_total", "Messages given up on, by reason (expired, cancelled, server_error_N, no_answer, org_deleted).", "org", "reason"),
 		sendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "send_seconds",
 			Help: "Time from handing a message to the worker to the server's answer, typing included.",

@@ -61,10 +61,14 @@ func (o *Outbox) Receipt(org string, waIDs []string, typ string, at time.Time) {
 
 // Heard records that a number wrote to the organization: a chat exists, so
 // the new-chat restriction does not hold messages to it.
-func (o *Outbox) Heard(org, sender string) {
-	number, _, _ := strings.Cut(sender, "@")
-	number, _, _ = strings.Cut(number, ":")
-	if number == "" {
+//
+// Only a direct message counts (a group member is not a chat), and only
+// from a phone-number JID: a LID is not a number this outbox sends to.
+func (o *Outbox) Heard(org, sender, chat string) {
+	user, server, _ := strings.Cut(sender, "@")
+	number, _, _ := strings.Cut(user, ":")
+	_, chatServer, _ := strings.Cut(chat, "@")
+	if number == "" || server != "s.whatsapp.net" || (chatServer != "s.whatsapp.net" && chatServer != "lid") {
 		return
 	}
 	if err := o.store.AddContact(context.Background(), org, number); err != nil {

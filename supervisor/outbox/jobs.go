@@ -35,15 +35,39 @@ func (o *Outbox) schedule() {
 	}
 }
 
-func (o *Outbox) connected(org string) bool {
+// canSend reports whether org's sender can make progress now: connected
+// and not held by the new-chat restriction.
+func (o *Outbox) canSend(org string) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	s := o.senders[org]
-	return s != nil && s.connected
+	return s != nil && s.connected && !o.clock.Now().Before(s.restricted)
+}
+
+// loadJobs replaces the scheduler's view with the store's open jobs: the
+// store is the truth (a job finishes in its last message's transaction),
+// memory only a copy for the senders.
+func (o *Outbox) loadJobs(ctx context.Context) error {
+	open, err := o.store.OpenJobs(ctx)
+	if err != nil {
+		return err
+	}
+	jobs := make(map[string]*JobView, len(open))
+	for _, b := range open {
+		jobs[b.ID] = &JobView{ID: b.ID, Org: b.Org, Seq: b.Seq, Status: b.Status, ProgressAt: b.ProgressAt}
+	}
+	o.mu.Lock()
+	o.jobs = jobs
+	o.mu.Unlock()
+	return nil
 }
 
 // planJobs applies planJobs' decisions: each committed, then shown.
 func (o *Outbox) planJobs(ctx context.Context) {
+	if err := o.loadJobs(ctx); err != nil {
+		o.log.Error("reading the open broadcasts failed; tried again shortly", "err", err)
+		return
+	}
 	now := o.clock.Now()
 	o.mu.Lock()
 	views := make([]JobView, 0, len(o.jobs))
@@ -52,27 +76,35 @@ func (o *Outbox) planJobs(ctx context.Context) {
 	}
 	o.mu.Unlock()
 	sortJobs(views)
-	for _, c := range planJobs(views, o.cfg.MaxJobs, o.connected, now, o.cfg.StalledAfter.Duration) {
-		if err := o.store.SetJobStatus(ctx, c.ID, c.Status, now); err != nil {
+	for _, c := range planJobs(views, o.cfg.MaxJobs, o.canSend, now, o.cfg.StalledAfter.Duration) {
+		moved, err := o.store.SetJobStatus(ctx, c.ID, c.Status, now)
+		if err != nil {
 			o.log.Error("moving a broadcast failed; tried again shortly", "broadcast", c.ID, "err", err)
 			continue
 		}
 		o.mu.Lock()
 		j, ok := o.jobs[c.ID]
-		if ok {
+		switch {
+		case !ok:
+		case !moved:
+			// Finished or cancelled since it was read: final.
+			delete(o.jobs, c.ID)
+		default:
 			j.Status = c.Status
 			if c.Status == JobSending {
 				j.ProgressAt = now
 			}
 		}
 		o.mu.Unlock()
-		if !ok {
+		if !ok || !moved {
 			continue
 		}
 		switch c.Status {
 		case JobStalled:
 			o.log.Warn("broadcast stalled: no message sent for stalled_after; it yields its turn until its organization can send",
 				"org", j.Org, "broadcast", c.ID, "stalled_after", o.cfg.StalledAfter.Duration.String())
+		case JobQueued:
+			o.log.Info("broadcast waits for a turn: more were sending than messages.max_jobs", "org", j.Org, "broadcast", c.ID)
 		case JobSending:
 			o.log.Info("broadcast sending", "org", j.Org, "broadcast", c.ID)
 			o.wake(j.Org)
@@ -100,8 +132,8 @@ func (o *Outbox) jobGauges() {
 	o.metrics.SetBroadcasts(active, stalled)
 }
 
-// jobProgress notes that a message of job ended, and finishes the job when
-// it was its last.
+// jobProgress notes that a message of job ended. The store finished the
+// job in that message's transaction when it was the last; memory follows.
 func (o *Outbox) jobProgress(ctx context.Context, job string) {
 	if job == "" {
 		return
@@ -116,17 +148,20 @@ func (o *Outbox) jobProgress(ctx context.Context, job string) {
 	if !ok {
 		return
 	}
-	pending, err := o.store.JobPending(ctx, job)
-	if err != nil || pending > 0 {
+	status, err := o.store.JobStatus(ctx, job)
+	if err != nil {
+		// The scheduler reloads the open jobs at its next tick.
+		o.log.Error("reading a broadcast failed", "org", j.Org, "broadcast", job, "err", err)
 		return
 	}
-	if err := o.store.SetJobStatus(ctx, job, JobDone, now); err != nil {
-		o.log.Error("finishing a broadcast failed; tried again at its next message", "broadcast", job, "err", err)
+	if status.Active() {
 		return
 	}
 	o.mu.Lock()
 	delete(o.jobs, job)
 	o.mu.Unlock()
-	o.log.Info("broadcast done", "org", j.Org, "broadcast", job)
+	if status == JobDone {
+		o.log.Info("broadcast done", "org", j.Org, "broadcast", job)
+	}
 	o.kickJobs()
 }

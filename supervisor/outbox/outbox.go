@@ -26,9 +26,9 @@ type Store interface {
 	Message(ctx context.Context, org, id string) (Message, error)
 	Messages(ctx context.Context, org string, f Filter) ([]Message, error)
 	NextMessage(ctx context.Context, org string, jobs []string, restricted bool) (Message, bool, error)
-	MarkSending(ctx context.Context, id string, at time.Time) (bool, error)
-	MarkSent(ctx context.Context, m Message, at time.Time) error
-	Requeue(ctx context.Context, id string) error
+	MarkSending(ctx context.Context, m Message, at time.Time) (bool, error)
+	MarkSent(ctx context.Context, m Message, at time.Time) (bool, error)
+	Requeue(ctx context.Context, m Message, at time.Time) (Message, error)
 	Fail(ctx context.Context, m Message, reason string, at time.Time) error
 	Receipt(ctx context.Context, org string, waIDs []string, status Status, at time.Time) ([]Message, error)
 	AddContact(ctx context.Context, org, phone string) error
@@ -36,13 +36,14 @@ type Store interface {
 	Senders(ctx context.Context) (map[string]SenderState, error)
 	ExpireQueued(ctx context.Context, before, now time.Time) ([]Message, error)
 	FailPending(ctx context.Context, org, reason string, at time.Time) (int, error)
-	RecoverSending(ctx context.Context) (int, error)
+	RecoverSending(ctx context.Context, at time.Time) (int, []Message, error)
 	OutboxCounts(ctx context.Context, dayStart time.Time) (map[string]state.Outbox, error)
 	Broadcast(ctx context.Context, org, id string) (Broadcast, error)
 	Broadcasts(ctx context.Context, org string, limit int) ([]Broadcast, error)
 	OpenJobs(ctx context.Context) ([]Broadcast, error)
-	SetJobStatus(ctx context.Context, id string, status JobStatus, at time.Time) error
-	JobPending(ctx context.Context, id string) (int, error)
+	SetJobStatus(ctx context.Context, id string, status JobStatus, at time.Time) (bool, error)
+	JobStatus(ctx context.Context, id string) (JobStatus, error)
+	FinishDrained(ctx context.Context, at time.Time) error
 	CancelBroadcast(ctx context.Context, org, id string, at time.Time) (Broadcast, []Message, error)
 }
 
@@ -140,14 +141,22 @@ func uniform(min, max time.Duration) time.Duration {
 // restrictions and open broadcasts, and starts the expiry sweep and the
 // broadcast scheduler.
 func (o *Outbox) Start(ctx context.Context) error {
-	n, err := o.store.RecoverSending(ctx)
+	now := o.clock.Now()
+	n, cancelled, err := o.store.RecoverSending(ctx, now)
 	if err != nil {
 		return err
 	}
 	if n > 0 {
 		o.log.Warn("messages left sending by a crash go again with the same WhatsApp ID; recipients see each once", "messages", n)
 	}
-	now := o.clock.Now()
+	for _, m := range cancelled {
+		o.metrics.MessageFailed(m.Org, "cancelled")
+		o.log.Info("a message a crash left sending belongs to a cancelled broadcast: failed, not sent again",
+			"org", m.Org, "message", m.ID, "broadcast", m.Broadcast)
+	}
+	if err := o.store.FinishDrained(ctx, now); err != nil {
+		return err
+	}
 	counts, err := o.store.OutboxCounts(ctx, dayStart(now))
 	if err != nil {
 		return err
@@ -156,17 +165,14 @@ func (o *Outbox) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	open, err := o.store.OpenJobs(ctx)
-	if err != nil {
+	if err := o.loadJobs(ctx); err != nil {
 		return err
 	}
 	o.mu.Lock()
 	o.counts = newCounts(now, counts)
 	for org, st := range senders {
 		o.senderLocked(org).restore(st)
-	}
-	for _, b := range open {
-		o.jobs[b.ID] = &JobView{ID: b.ID, Org: b.Org, Seq: b.Seq, Status: b.Status, ProgressAt: b.ProgressAt}
+		o.metrics.SetSendRestricted(org, now.Before(st.RestrictedUntil))
 	}
 	for org, c := range counts {
 		o.metrics.SetOutboxDepth(org, c.Queued)
@@ -321,9 +327,16 @@ func (o *Outbox) CreateBroadcast(ctx context.Context, org string, r BroadcastReq
 	for i, to := range recipients {
 		msgs[i] = Message{ID: newID("msg_"), Org: org, To: to, Text: r.Text, WAID: newWAID(), Broadcast: b.ID, QueuedAt: now}
 	}
+	want := b
 	b, created, err := o.store.InsertBroadcast(ctx, b, msgs)
-	if err != nil || !created {
+	if err != nil {
 		return b, false, err
+	}
+	if !created {
+		if b.Text != want.Text || b.Total != want.Total {
+			return Broadcast{}, false, &ConflictError{Msg: fmt.Sprintf("idempotency_key %q was used for broadcast %s with another text or other recipients", r.IdempotencyKey, b.ID)}
+		}
+		return b, false, nil
 	}
 	o.mu.Lock()
 	o.jobs[b.ID] = &JobView{ID: b.ID, Org: org, Seq: b.Seq, Status: JobQueued, ProgressAt: now}
@@ -363,12 +376,15 @@ func (o *Outbox) withStatus(b Broadcast) Broadcast {
 // cancelled. A job already done or cancelled is returned as it is.
 func (o *Outbox) CancelBroadcast(ctx context.Context, org, id string) (Broadcast, error) {
 	b, failed, err := o.store.CancelBroadcast(ctx, org, id, o.clock.Now())
+	if len(failed) > 0 || err == nil {
+		// Committed: the job is final, even if reading it back failed.
+		o.mu.Lock()
+		delete(o.jobs, id)
+		o.mu.Unlock()
+	}
 	if err != nil {
 		return b, err
 	}
-	o.mu.Lock()
-	delete(o.jobs, id)
-	o.mu.Unlock()
 	if len(failed) > 0 {
 		o.failedMessages(failed, "cancelled")
 		o.log.Info("broadcast cancelled", "org", org, "broadcast", id, "unsent", len(failed))

@@ -25,7 +25,9 @@ var bg = context.Background()
 // records every call.
 type worker struct {
 	mu     sync.Mutex
+	clk    *clock.Fake
 	calls  []*pb.SendTextRequest
+	at     []time.Time
 	script map[string][]result
 }
 
@@ -38,6 +40,7 @@ func (w *worker) SendText(_ context.Context, req *pb.SendTextRequest) (*pb.SendT
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.calls = append(w.calls, req)
+	w.at = append(w.at, w.clk.Now())
 	if rs := w.script[req.To]; len(rs) > 0 {
 		w.script[req.To] = rs[1:]
 		if rs[0].err != nil {
@@ -121,7 +124,8 @@ func newHarnessWith(t *testing.T, cfg config.Messages, path string, wrap func(*s
 		t.Fatal(err)
 	}
 	h := &harness{t: t, st: st, clk: clock.NewFake(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)),
-		w: &worker{}, m: &metrics{}, cfg: cfg, on: map[string]bool{}}
+		m: &metrics{}, cfg: cfg, on: map[string]bool{}}
+	h.w = &worker{clk: h.clk}
 	h.o = outbox.New(outbox.Options{
 		Config: cfg, Store: wrap(st), Metrics: h.m, Clock: h.clk, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Fleet: outbox.FleetFunc(func(org string) (outbox.Worker, bool) {
@@ -246,6 +250,28 @@ func TestRestrictionHoldsOnlyNewContacts(t *testing.T) {
 	}
 }
 
+// A number that wrote to the organization directly is a known contact;
+// a LID, or a member of a group, is not.
+func TestHeardMakesKnownContacts(t *testing.T) {
+	h := newHarness(t, testMessages(), "")
+	h.o.Heard("2", "573000000041@s.whatsapp.net", "573000000041@s.whatsapp.net")
+	h.o.Heard("2", "99887766@lid", "99887766@lid")
+	h.o.Heard("2", "573000000043@s.whatsapp.net", "120363000000000001@g.us")
+	h.connect("2", true)
+	h.w.arm("573000000040", result{code: 463})
+	first := h.send("2", "573000000040", "new")
+	h.until("restricted", func() bool { return !h.o.Restricted("2").IsZero() })
+	wrote := h.send("2", "573000000041", "you wrote to us")
+	lid := h.send("2", "99887766", "lid")
+	member := h.send("2", "573000000043", "group member")
+	h.until("the contact who wrote", func() bool { return h.status("2", wrote.ID).Status == outbox.Sent })
+	for _, m := range []outbox.Message{first, lid, member} {
+		if st := h.status("2", m.ID).Status; st != outbox.Queued {
+			t.Fatalf("%s to %s is %s during the restriction", m.Text, m.To, st)
+		}
+	}
+}
+
 func TestServerErrorFailsOneMessage(t *testing.T) {
 	h := newHarness(t, testMessages(), "")
 	h.connect("2", true)
@@ -279,6 +305,43 @@ func TestNoAnswerRetriesWithTheSameID(t *testing.T) {
 	}
 }
 
+// The pause after a send without an answer holds whatever wakes the
+// sender: a new message must not trigger the retry early.
+func TestNoAnswerPauseHoldsAgainstWakeUps(t *testing.T) {
+	cfg := testMessages()
+	cfg.MinInterval.Duration, cfg.PerMinute = 0, 600
+	h := newHarness(t, cfg, "")
+	h.connect("2", true)
+	h.w.arm("573000000013", result{err: errors.New("rpc error: code = Unavailable")})
+	m := h.send("2", "573000000013", "first")
+	h.until("the first attempt", func() bool { return len(h.w.sent()) == 1 })
+	other := h.send("2", "573000000014", "woken")
+	h.until("both sent", func() bool {
+		return h.status("2", m.ID).Status == outbox.Sent && h.status("2", other.ID).Status == outbox.Sent
+	})
+	h.w.mu.Lock()
+	gap := h.w.at[1].Sub(h.w.at[0])
+	h.w.mu.Unlock()
+	if gap < time.Second {
+		t.Fatalf("retried %s after a send without an answer; the pause is 1s", gap)
+	}
+}
+
+// A message that never gets an answer fails after maxAttempts instead of
+// holding the organization's later messages back until it expires.
+func TestNoAnswerGivesUp(t *testing.T) {
+	h := newHarness(t, testMessages(), "")
+	h.connect("2", true)
+	fail := result{err: errors.New("rpc error: code = Unknown desc = send text: usync failed")}
+	h.w.arm("573000000015", fail, fail, fail, fail, fail, fail)
+	stuck := h.send("2", "573000000015", "never answered")
+	later := h.send("2", "573000000016", "behind it")
+	h.until("the later message sent", func() bool { return h.status("2", later.ID).Status == outbox.Sent })
+	if got := h.status("2", stuck.ID); got.Status != outbox.Failed || got.Reason != "no_answer" || got.Attempts != 5 {
+		t.Fatalf("the unanswered message: %s %s after %d attempts", got.Status, got.Reason, got.Attempts)
+	}
+}
+
 // A message a crash left sending is sent again with its ID after a restart.
 func TestCrashLeftSendingGoesAgain(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
@@ -287,7 +350,7 @@ func TestCrashLeftSendingGoesAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.InsertMessage(bg, outbox.Message{ID: "msg_x", Org: "2", To: "573000000012", Text: "x", WAID: "3EB0AA", QueuedAt: time.Now()})
-	st.MarkSending(bg, "msg_x", time.Now())
+	st.MarkSending(bg, outbox.Message{ID: "msg_x", Org: "2"}, time.Now())
 	st.Close()
 	h := newHarness(t, testMessages(), path)
 	h.connect("2", true)

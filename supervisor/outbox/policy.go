@@ -22,6 +22,10 @@ type pacer struct {
 	// rand picks a duration in [min, max].
 	rand     func(min, max time.Duration) time.Duration
 	lastSent time.Time
+	// extra is the jitter of the next send, drawn once per send: a
+	// wake-up before it must not draw again (that would favour short ones).
+	extra time.Duration
+	drawn bool
 }
 
 func newPacer(minInterval time.Duration, perMinute int, jitter [2]time.Duration, rnd func(min, max time.Duration) time.Duration) *pacer {
@@ -36,13 +40,15 @@ func newPacer(minInterval time.Duration, perMinute int, jitter [2]time.Duration,
 // reserve takes the next send's turn at now and returns how long to wait
 // for it; cancel gives the turn back when the send does not happen.
 func (p *pacer) reserve(now time.Time) (wait time.Duration, cancel func()) {
+	if !p.drawn {
+		p.extra, p.drawn = p.rand(p.jitter[0], p.jitter[1]), true
+	}
 	r := p.bucket.ReserveN(now, 1)
 	wait = r.DelayFrom(now)
 	if !p.lastSent.IsZero() {
 		wait = max(wait, p.lastSent.Add(p.minInterval).Sub(now))
 	}
-	wait += p.rand(p.jitter[0], p.jitter[1])
-	return wait, func() { r.CancelAt(now) }
+	return wait + p.extra, func() { r.CancelAt(now) }
 }
 
 // sent records a send at at.
@@ -50,6 +56,17 @@ func (p *pacer) sent(at time.Time) {
 	if at.After(p.lastSent) {
 		p.lastSent = at
 	}
+	p.drawn = false
+}
+
+// restore resumes after a restart from the last send at at: min_interval
+// counts from it, and it spent the bucket's token then.
+func (p *pacer) restore(at time.Time) {
+	if at.IsZero() {
+		return
+	}
+	p.sent(at)
+	p.bucket.ReserveN(at, 1)
 }
 
 // Outcome is what a send attempt's answer means.
@@ -85,6 +102,16 @@ func classify(resp *pb.SendTextResponse, err error) (Outcome, string) {
 	return OutcomeSent, ""
 }
 
+// maxAttempts bounds the sends of one message without an answer (the
+// worker crashed during it, the connection dropped, whatsmeow failed): the
+// message then fails with reason no_answer instead of holding every later
+// message of its organization back until it expires.
+const maxAttempts = 5
+
+// giveUp reports whether a message sent attempts times, the last without
+// an answer, is failed rather than sent again.
+func giveUp(attempts int) bool { return attempts >= maxAttempts }
+
 // retryWait is the pause after the attempt-th send in a row without an
 // answer while the worker still counts as connected.
 func retryWait(attempt int) time.Duration {
@@ -106,13 +133,16 @@ type JobChange struct {
 	Status JobStatus
 }
 
-// planJobs decides which broadcasts send: a sending job without progress
-// for stalledAfter is reported stalled and gives its turn up; then the
-// oldest queued jobs, and after them the stalled ones, whose organization
-// is connected take the free turns, at most maxJobs host-wide.
-func planJobs(jobs []JobView, maxJobs int, connected func(org string) bool, now time.Time, stalledAfter time.Duration) []JobChange {
+// planJobs decides which broadcasts send, from jobs sorted oldest first.
+// A sending job without progress for stalledAfter is reported stalled and
+// gives its turn up; sending jobs beyond maxJobs (the limit was lowered
+// across a restart) go back to queued, the newest first. Then the oldest
+// queued jobs, and after them the stalled ones, take the free turns while
+// their organization can send (connected and not held by a 463): a stalled
+// job stays stalled until what stopped it is over.
+func planJobs(jobs []JobView, maxJobs int, canSend func(org string) bool, now time.Time, stalledAfter time.Duration) []JobChange {
 	var changes []JobChange
-	sending := 0
+	var sending []JobView
 	for _, j := range jobs {
 		if j.Status != JobSending {
 			continue
@@ -121,16 +151,20 @@ func planJobs(jobs []JobView, maxJobs int, connected func(org string) bool, now 
 			changes = append(changes, JobChange{ID: j.ID, Status: JobStalled})
 			continue
 		}
-		sending++
+		sending = append(sending, j)
 	}
+	for i := len(sending) - 1; i >= maxJobs; i-- {
+		changes = append(changes, JobChange{ID: sending[i].ID, Status: JobQueued})
+	}
+	n := min(len(sending), maxJobs)
 	for _, wanted := range []JobStatus{JobQueued, JobStalled} {
 		for _, j := range jobs {
-			if sending >= maxJobs {
+			if n >= maxJobs {
 				return changes
 			}
-			if j.Status == wanted && connected(j.Org) {
+			if j.Status == wanted && canSend(j.Org) {
 				changes = append(changes, JobChange{ID: j.ID, Status: JobSending})
-				sending++
+				n++
 			}
 		}
 	}

@@ -76,6 +76,43 @@ func TestPacerJitterAndCancel(t *testing.T) {
 	}
 }
 
+// After a restart the bucket's token of the last send is spent: per_minute
+// holds across it, not only min_interval.
+func TestPacerRestore(t *testing.T) {
+	p := newPacer(0, 1, [2]time.Duration{}, noJitter)
+	p.restore(t0)
+	if wait, _ := p.reserve(t0.Add(10 * time.Second)); wait != 50*time.Second {
+		t.Fatalf("first send 10s after the restored one waits %s, want 50s", wait)
+	}
+}
+
+// The jitter is drawn once per send: waking up early does not draw again.
+func TestPacerJitterDrawnOncePerSend(t *testing.T) {
+	draws := 0
+	p := newPacer(0, 600, [2]time.Duration{0, time.Second}, func(_, max time.Duration) time.Duration {
+		draws++
+		return max / time.Duration(draws)
+	})
+	w1, cancel := p.reserve(t0)
+	cancel()
+	w2, cancel := p.reserve(t0)
+	cancel()
+	if w1 != w2 || draws != 1 {
+		t.Fatalf("waits %s then %s with %d draws", w1, w2, draws)
+	}
+	p.sent(t0.Add(w2))
+	p.reserve(t0.Add(time.Minute))
+	if draws != 2 {
+		t.Fatalf("%d draws after a send", draws)
+	}
+}
+
+func TestGiveUp(t *testing.T) {
+	if giveUp(maxAttempts-1) || !giveUp(maxAttempts) {
+		t.Fatalf("giveUp around %d", maxAttempts)
+	}
+}
+
 func TestClassify(t *testing.T) {
 	cases := []struct {
 		resp    *pb.SendTextResponse
@@ -131,6 +168,13 @@ func TestPlanJobs(t *testing.T) {
 		{"a stalled job comes back", []JobView{
 			{ID: "s", Org: "x", Status: JobStalled},
 		}, []JobChange{{"s", JobSending}}},
+		{"a stalled job stays while its org cannot send", []JobView{
+			{ID: "s", Org: "off", Status: JobStalled},
+		}, nil},
+		{"more sending than max_jobs: the newest wait", []JobView{
+			{ID: "a", Status: JobSending, ProgressAt: now}, {ID: "b", Status: JobSending, ProgressAt: now},
+			{ID: "c", Status: JobSending, ProgressAt: now}, {ID: "d", Status: JobSending, ProgressAt: now},
+		}, []JobChange{{"d", JobQueued}, {"c", JobQueued}}},
 	}
 	for _, c := range cases {
 		if got := planJobs(c.jobs, 2, connected, now, 5*time.Minute); !reflect.DeepEqual(got, c.want) {

@@ -22,8 +22,10 @@ type sender struct {
 	wake       chan struct{}
 	pace       *pacer
 	restricted time.Time
-	// unknown counts sends in a row without an answer.
-	unknown int
+	// unknown counts sends in a row without an answer; notBefore holds the
+	// next attempt back after one, whatever wakes the loop.
+	unknown   int
+	notBefore time.Time
 }
 
 func (o *Outbox) senderLocked(org string) *sender {
@@ -42,7 +44,7 @@ func durations(r [2]config.Duration) [2]time.Duration {
 
 func (s *sender) restore(st SenderState) {
 	s.restricted = st.RestrictedUntil
-	s.pace.sent(st.LastSentAt)
+	s.pace.restore(st.LastSentAt)
 }
 
 func (s *sender) wakeUp() {
@@ -117,7 +119,12 @@ func (s *sender) run() {
 		now := o.clock.Now()
 		o.mu.Lock()
 		restricted := now.Before(s.restricted)
+		held := s.notBefore.Sub(now)
 		o.mu.Unlock()
+		if held > 0 {
+			s.sleep(held)
+			continue
+		}
 		m, ok, err := o.store.NextMessage(ctx, s.org, o.activeJobs(s.org), restricted)
 		if err != nil {
 			o.log.Error("reading the outbox failed; retrying", "org", s.org, "err", err)
@@ -166,6 +173,7 @@ func (s *sender) liftRestriction() {
 	if ended {
 		o.metrics.SetSendRestricted(s.org, false)
 		o.log.Info("new-chat restriction over: messages to new contacts go again", "org", s.org)
+		o.kickJobs()
 	}
 }
 
@@ -182,7 +190,7 @@ func (s *sender) send(ctx context.Context, m Message, unpace func()) {
 		return
 	}
 	started := o.clock.Now()
-	still, err := o.store.MarkSending(ctx, m.ID, started)
+	still, err := o.store.MarkSending(ctx, m, started)
 	if err != nil {
 		o.log.Error("marking a message sending failed; it stays queued", "org", s.org, "message", m.ID, "err", err)
 		s.sleep(time.Second)
@@ -195,6 +203,7 @@ func (s *sender) send(ctx context.Context, m Message, unpace func()) {
 		o.log.Debug("message cancelled or expired while it waited for its turn; not sent", "org", s.org, "message", m.ID)
 		return
 	}
+	m.Attempts++
 	typing := o.rand(o.cfg.Typing[0].Duration, o.cfg.Typing[1].Duration)
 	sctx, cancel := context.WithTimeout(ctx, sendTimeout+typing)
 	resp, err := w.SendText(sctx, &pb.SendTextRequest{To: m.To, Text: m.Text, Id: m.WAID, TypingMs: typing.Milliseconds()})
@@ -207,17 +216,15 @@ func (s *sender) send(ctx context.Context, m Message, unpace func()) {
 	// ack would send the message again.
 	ctx = context.WithoutCancel(ctx)
 	outcome, reason := classify(resp, err)
+	if outcome != OutcomeUnknown {
+		s.answered()
+	}
 	switch outcome {
 	case OutcomeSent:
-		// The time the ack arrived: the ack's own timestamp counts whole
-		// seconds, too coarse to show the pacing.
-		o.settle(ctx, m, "sent", func() error { return o.store.MarkSent(ctx, m, now) })
-		o.metrics.ObserveSend(now.Sub(started))
-		o.sentMessage(m)
-		s.resetUnknown()
+		s.sent(ctx, m, now, started)
 	case OutcomeRestricted:
 		until := now.Add(o.cfg.RestrictBackoff.Duration)
-		o.settle(ctx, m, "requeue", func() error { return o.store.Requeue(ctx, m.ID) })
+		s.requeue(ctx, m, now)
 		o.settle(ctx, m, "restrict", func() error { return o.store.Restrict(ctx, s.org, until) })
 		o.mu.Lock()
 		s.restricted = until
@@ -226,16 +233,57 @@ func (s *sender) send(ctx context.Context, m Message, unpace func()) {
 		o.log.Warn("WhatsApp restricts new chats (463): messages to new contacts wait, known contacts go on",
 			"org", s.org, "message", m.ID, "until", until.UTC().Format(time.RFC3339))
 	case OutcomeFailed:
-		o.settle(ctx, m, "fail", func() error { return o.store.Fail(ctx, m, reason, now) })
-		o.failedMessages([]Message{m}, reason)
+		s.fail(ctx, m, reason, now)
 		o.log.Warn("WhatsApp refused a message", "org", s.org, "message", m.ID, "reason", reason)
 	case OutcomeUnknown:
-		o.settle(ctx, m, "requeue", func() error { return o.store.Requeue(ctx, m.ID) })
-		n := s.noAnswer()
-		wait := retryWait(n)
+		if giveUp(m.Attempts) {
+			s.fail(ctx, m, "no_answer", now)
+			o.log.Warn("a message had no answer in every attempt; given up (it may have reached WhatsApp once)",
+				"org", s.org, "message", m.ID, "attempts", m.Attempts, "err", err)
+			return
+		}
+		wait := retryWait(s.noAnswer(now))
 		o.log.Warn("a send had no answer; the message goes again with the same ID", "org", s.org,
-			"message", m.ID, "err", err, "retry_in", wait.String())
-		s.sleep(wait)
+			"message", m.ID, "attempt", m.Attempts, "err", err, "retry_in", wait.String())
+		s.requeue(ctx, m, now)
+	}
+}
+
+// sent records an ack; a message that left sending another way (its
+// organization was deleted meanwhile) is not counted again.
+func (s *sender) sent(ctx context.Context, m Message, now, started time.Time) {
+	o := s.o
+	var counted bool
+	o.settle(ctx, m, "sent", func() (err error) {
+		counted, err = o.store.MarkSent(ctx, m, now)
+		return err
+	})
+	if counted {
+		o.metrics.ObserveSend(now.Sub(started))
+		o.sentMessage(m)
+	}
+}
+
+func (s *sender) fail(ctx context.Context, m Message, reason string, now time.Time) {
+	s.o.settle(ctx, m, "fail", func() error { return s.o.store.Fail(ctx, m, reason, now) })
+	s.o.failedMessages([]Message{m}, reason)
+}
+
+// requeue puts m back in line. When it did not go back (its broadcast was
+// cancelled meanwhile, or a receipt showed it arrived), it is counted as
+// what it became.
+func (s *sender) requeue(ctx context.Context, m Message, now time.Time) {
+	o := s.o
+	var got Message
+	o.settle(ctx, m, "requeue", func() (err error) {
+		got, err = o.store.Requeue(ctx, m, now)
+		return err
+	})
+	switch got.Status {
+	case Failed:
+		o.failedMessages([]Message{got}, got.Reason)
+	case Delivered, Read:
+		o.sentMessage(got)
 	}
 }
 
@@ -256,17 +304,20 @@ func (o *Outbox) settle(ctx context.Context, m Message, what string, commit func
 	}
 }
 
-func (s *sender) noAnswer() int {
+// noAnswer counts a send without an answer and holds the next attempt
+// back; it returns the count.
+func (s *sender) noAnswer(now time.Time) int {
 	s.o.mu.Lock()
 	defer s.o.mu.Unlock()
 	s.unknown++
+	s.notBefore = now.Add(retryWait(s.unknown))
 	return s.unknown
 }
 
-func (s *sender) resetUnknown() {
+func (s *sender) answered() {
 	s.o.mu.Lock()
 	defer s.o.mu.Unlock()
-	s.unknown = 0
+	s.unknown, s.notBefore = 0, time.Time{}
 }
 
 // Restricted returns until when org may not message new contacts (zero:

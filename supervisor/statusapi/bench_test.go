@@ -3,54 +3,20 @@ package statusapi
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/wa-sidecar/wa-sidecar/shared/config"
-	"github.com/wa-sidecar/wa-sidecar/shared/state"
-	"github.com/wa-sidecar/wa-sidecar/supervisor/metrics"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
-	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
 )
-
-// decorated adds the outbox counts to the fake fleet's status objects, as
-// the real fleet does.
-type decorated struct {
-	*fakeFleet
-	o *outbox.Outbox
-}
-
-func (d decorated) Get(id string) (state.Snapshot, error) {
-	s, err := d.fakeFleet.Get(id)
-	d.o.Decorate(&s)
-	return s, err
-}
 
 // BenchmarkAPIWithFullOutbox: the status API over loopback HTTP while
 // organization 2 has 100,000 queued messages. Each op is one request of
 // every kind Django makes; p99 per kind is reported in ms.
 func BenchmarkAPIWithFullOutbox(b *testing.B) {
-	st, err := store.Open(filepath.Join(b.TempDir(), "state.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := config.Default().Messages
-	cfg.MaxRecipients = 100000
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ob := outbox.New(outbox.Options{Config: cfg, Store: st, Metrics: metrics.New(prometheus.NewRegistry(), 5), Log: log,
-		Fleet: outbox.FleetFunc(func(string) (outbox.Worker, bool) { return nil, false })})
-	if err := ob.Start(b.Context()); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { ob.Stop(); st.Close() }()
+	srv, ob := outboxServer(b, 100000)
 	recipients := make([]string, 10000)
 	var anyMessage string
 	for job := range 10 {
@@ -64,8 +30,6 @@ func BenchmarkAPIWithFullOutbox(b *testing.B) {
 	if c := ob.Counts("2"); c.Queued != 100000 {
 		b.Fatalf("%d queued", c.Queued)
 	}
-	srv := httptest.NewServer(New(decorated{newFakeFleet(), ob}, Options{Listen: "127.0.0.1:0", Log: log, Outbox: ob}))
-	defer srv.Close()
 	page, err := ob.Messages(b.Context(), "2", outbox.Filter{Limit: 1})
 	if err != nil || len(page) == 0 {
 		b.Fatal(err)

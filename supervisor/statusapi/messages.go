@@ -81,8 +81,9 @@ func (s *server) registered(id string) error {
 	return err
 }
 
-// sendMessage answers 202 for a new message and 200 for the one an
-// idempotency key names already.
+// sendMessage answers 202 with the message: a new one, or the one its
+// idempotency key names already. A retry gets the answer the first request
+// got, so a caller that checks for 202 needs no special case.
 func (s *server) sendMessage(r *http.Request, id string) (int, any, error) {
 	var req MessageRequest
 	if err := decode(r, &req, true); err != nil {
@@ -91,14 +92,11 @@ func (s *server) sendMessage(r *http.Request, id string) (int, any, error) {
 	if err := s.registered(id); err != nil {
 		return 0, nil, err
 	}
-	m, created, err := s.outbox.Send(r.Context(), id, outbox.SendRequest{To: req.To, Text: req.Text, IdempotencyKey: req.IdempotencyKey})
+	m, _, err := s.outbox.Send(r.Context(), id, outbox.SendRequest{To: req.To, Text: req.Text, IdempotencyKey: req.IdempotencyKey})
 	if err != nil {
 		return 0, nil, err
 	}
-	if created {
-		return http.StatusAccepted, messageBody(m), nil
-	}
-	return http.StatusOK, messageBody(m), nil
+	return http.StatusAccepted, messageBody(m), nil
 }
 
 func (s *server) getMessage(r *http.Request, id string) (int, any, error) {
@@ -215,15 +213,12 @@ func (s *server) createBroadcast(r *http.Request, id string) (int, any, error) {
 	if err := s.registered(id); err != nil {
 		return 0, nil, err
 	}
-	b, created, err := s.outbox.CreateBroadcast(r.Context(), id, outbox.BroadcastRequest{
+	b, _, err := s.outbox.CreateBroadcast(r.Context(), id, outbox.BroadcastRequest{
 		Recipients: req.Recipients, Text: req.Text, IdempotencyKey: req.IdempotencyKey})
 	if err != nil {
 		return 0, nil, err
 	}
-	if created {
-		return http.StatusAccepted, broadcastBody(b), nil
-	}
-	return http.StatusOK, broadcastBody(b), nil
+	return http.StatusAccepted, broadcastBody(b), nil
 }
 
 func (s *server) getBroadcast(r *http.Request, id string) (int, any, error) {

@@ -98,28 +98,71 @@ func (s *Store) OpenJobs(ctx context.Context) ([]outbox.Broadcast, error) {
 	return out, rows.Err()
 }
 
-// SetJobStatus moves a job; sending stamps its start (and counts as
-// progress), done its end.
-func (s *Store) SetJobStatus(ctx context.Context, id string, status outbox.JobStatus, at time.Time) error {
-	ms := millis(at)
-	q := `UPDATE broadcasts SET status = ?1 WHERE id = ?2`
-	switch status {
-	case outbox.JobSending:
-		q = `UPDATE broadcasts SET status = ?1, started_at = CASE WHEN started_at = 0 THEN ?3 ELSE started_at END, progress_at = ?3 WHERE id = ?2`
-	case outbox.JobDone, outbox.JobCancelled:
-		q = `UPDATE broadcasts SET status = ?1, finished_at = ?3 WHERE id = ?2`
+// SetJobStatus moves an open job between queued, sending and stalled;
+// sending stamps its start (and counts as progress). It reports false for
+// a job that is no longer open: done and cancelled are final, whatever a
+// scheduler decided from an older view.
+func (s *Store) SetJobStatus(ctx context.Context, id string, status outbox.JobStatus, at time.Time) (bool, error) {
+	if !status.Active() {
+		return false, fmt.Errorf("set broadcast %s: %s is not an open status", id, status)
 	}
-	return s.exec(ctx, "set broadcast status", q, string(status), id, ms)
+	q := `UPDATE broadcasts SET status = ?1 WHERE id = ?2 AND status IN ('queued', 'sending', 'stalled')`
+	if status == outbox.JobSending {
+		q = `UPDATE broadcasts SET status = ?1, started_at = CASE WHEN started_at = 0 THEN ?3 ELSE started_at END, progress_at = ?3
+			WHERE id = ?2 AND status IN ('queued', 'sending', 'stalled')`
+	}
+	res, err := s.db.ExecContext(ctx, q, string(status), id, millis(at))
+	if err != nil {
+		return false, fmt.Errorf("set broadcast %s %s: %w", id, status, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("set broadcast %s %s: %w", id, status, err)
+	}
+	return n == 1, nil
 }
 
-// JobPending counts a job's messages still waiting to be sent.
-func (s *Store) JobPending(ctx context.Context, id string) (int, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE broadcast = ? AND status IN ('queued', 'sending')`, id).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count broadcast %s: %w", id, err)
+// JobStatus returns a job's status.
+func (s *Store) JobStatus(ctx context.Context, id string) (outbox.JobStatus, error) {
+	var st string
+	err := s.db.QueryRowContext(ctx, `SELECT status FROM broadcasts WHERE id = ?`, id).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", outbox.ErrNotFound
 	}
-	return n, nil
+	if err != nil {
+		return "", fmt.Errorf("status of broadcast %s: %w", id, err)
+	}
+	return outbox.JobStatus(st), nil
+}
+
+// FinishDrained marks done every open job with nothing left to send (a
+// database from before jobs were finished with their last message).
+func (s *Store) FinishDrained(ctx context.Context, at time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM broadcasts WHERE status IN ('queued', 'sending', 'stalled')`)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := finishDrained(ctx, tx, id, at); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // CancelBroadcast cancels a job that still has work: its queued messages

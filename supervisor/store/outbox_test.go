@@ -16,7 +16,7 @@ func msg(id, org, to string, at time.Time) outbox.Message {
 
 func mustSending(t *testing.T, s *Store, id string, at time.Time) {
 	t.Helper()
-	if ok, err := s.MarkSending(ctx, id, at); err != nil || !ok {
+	if ok, err := s.MarkSending(ctx, outbox.Message{ID: id, Org: "2"}, at); err != nil || !ok {
 		t.Fatalf("mark %s sending: %v %v", id, ok, err)
 	}
 }
@@ -104,8 +104,9 @@ func TestReceiptsMoveForwardOnly(t *testing.T) {
 	if err != nil || len(changed) != 1 {
 		t.Fatalf("receipt: %v %v", changed, err)
 	}
-	if err := s.Requeue(ctx, "a"); err != nil {
-		t.Fatal(err)
+	// The send's answer was lost: the message stays delivered.
+	if got, err := s.Requeue(ctx, m, t0.Add(time.Second)); err != nil || got.Status != outbox.Delivered {
+		t.Fatalf("requeue after the receipt: %+v %v", got, err)
 	}
 	s.MarkSent(ctx, m, t0.Add(500*time.Millisecond))
 	got, _ := s.Message(ctx, "2", "a")
@@ -133,8 +134,8 @@ func TestExpireRecoverAndCounts(t *testing.T) {
 	if err != nil || len(expired) != 1 || expired[0].ID != "1" {
 		t.Fatalf("expired %+v %v: only the queued message older than the limit", expired, err)
 	}
-	if n, err := s.RecoverSending(ctx); err != nil || n != 1 {
-		t.Fatalf("recovered %d %v", n, err)
+	if n, cancelled, err := s.RecoverSending(ctx, t0); err != nil || n != 1 || len(cancelled) != 0 {
+		t.Fatalf("recovered %d %v %v", n, cancelled, err)
 	}
 	if m, _ := s.Message(ctx, "2", "0"); m.Status != outbox.Queued || m.Attempts != 1 {
 		t.Fatalf("recovered message %+v", m)
@@ -170,16 +171,99 @@ func TestBroadcastLifecycle(t *testing.T) {
 		job.Counts != (outbox.Counts{Pending: 1, Sent: 1, Failed: 1}) || !job.StartedAt.Equal(t0.Add(time.Second)) {
 		t.Fatalf("cancel: %+v %+v %v", job, failed, err)
 	}
-	if ok, err := s.MarkSending(ctx, "m3", t0); ok || err != nil {
+	if ok, err := s.MarkSending(ctx, msgs[2], t0); ok || err != nil {
 		t.Fatalf("a cancelled message was marked sending: %v %v", ok, err)
 	}
-	if n, _ := s.JobPending(ctx, "job"); n != 1 {
-		t.Fatalf("%d pending: the message being sent finishes", n)
+	if moved, err := s.SetJobStatus(ctx, "job", outbox.JobSending, t0.Add(4*time.Second)); moved || err != nil {
+		t.Fatalf("a scheduler with an old view revived the cancelled job: %v %v", moved, err)
+	}
+	// The message being sent at the cancel had no answer: it is not put
+	// back in a cancelled job's line.
+	if got, err := s.Requeue(ctx, msgs[1], t0.Add(5*time.Second)); err != nil || got.Status != outbox.Failed || got.Reason != "cancelled" {
+		t.Fatalf("requeue into a cancelled job: %+v %v", got, err)
 	}
 	if open, _ := s.OpenJobs(ctx); len(open) != 0 {
 		t.Fatalf("open jobs %+v", open)
 	}
 	if _, _, err := s.CancelBroadcast(ctx, "other", "job", t0); !errors.Is(err, outbox.ErrNotFound) {
 		t.Fatalf("cancel of another org's job: %v", err)
+	}
+}
+
+// A job is done in the transaction of its last message, whichever way the
+// message ends: an ack, a failure, or a receipt that overtook a lost ack.
+func TestJobFinishesWithItsLastMessage(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	msgs := []outbox.Message{msg("m1", "2", "573011", t0), msg("m2", "2", "573012", t0), msg("m3", "2", "573013", t0)}
+	for i := range msgs {
+		msgs[i].Broadcast = "job"
+	}
+	s.InsertBroadcast(ctx, outbox.Broadcast{ID: "job", Org: "2", Text: "hi", Total: 3, CreatedAt: t0}, msgs)
+	s.SetJobStatus(ctx, "job", outbox.JobSending, t0)
+	status := func() outbox.JobStatus {
+		t.Helper()
+		st, err := s.JobStatus(ctx, "job")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	mustSending(t, s, "m1", t0)
+	if sent, err := s.MarkSent(ctx, msgs[0], t0); err != nil || !sent || status() != outbox.JobSending {
+		t.Fatalf("after the first ack: %v %v %s", sent, err, status())
+	}
+	s.Fail(ctx, msgs[1], "server_error_479", t0)
+	mustSending(t, s, "m3", t0)
+	s.Receipt(ctx, "2", []string{msgs[2].WAID}, outbox.Delivered, t0.Add(time.Second))
+	if st := status(); st != outbox.JobDone {
+		t.Fatalf("job %s after its last message was delivered", st)
+	}
+	if sent, err := s.MarkSent(ctx, msgs[2], t0.Add(2*time.Second)); err != nil || !sent {
+		t.Fatalf("the late ack of a delivered message: %v %v", sent, err)
+	}
+	if sent, _ := s.MarkSent(ctx, msgs[1], t0); sent {
+		t.Fatal("an ack for a failed message counted as sent")
+	}
+}
+
+// A database from before jobs finished with their last message: boot
+// finishes the drained ones, and a crash's sending message of a cancelled
+// job fails instead of going again.
+func TestBootRepairsJobs(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	a := msg("a1", "2", "573021", t0)
+	a.Broadcast = "drained"
+	s.InsertBroadcast(ctx, outbox.Broadcast{ID: "drained", Org: "2", Text: "x", Total: 1, CreatedAt: t0}, []outbox.Message{a})
+	if _, err := s.db.ExecContext(ctx, `UPDATE messages SET status = 'sent' WHERE id = 'a1'`); err != nil {
+		t.Fatal(err)
+	}
+	c := msg("c1", "2", "573022", t0)
+	c.Broadcast = "gone"
+	s.InsertBroadcast(ctx, outbox.Broadcast{ID: "gone", Org: "2", Text: "y", Total: 1, CreatedAt: t0}, []outbox.Message{c})
+	mustSending(t, s, "c1", t0)
+	s.CancelBroadcast(ctx, "2", "gone", t0)
+	n, cancelled, err := s.RecoverSending(ctx, t0.Add(time.Second))
+	if err != nil || n != 0 || len(cancelled) != 1 || cancelled[0].ID != "c1" || cancelled[0].Reason != "cancelled" {
+		t.Fatalf("recover: %d %+v %v", n, cancelled, err)
+	}
+	if err := s.FinishDrained(ctx, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.JobStatus(ctx, "drained"); st != outbox.JobDone {
+		t.Fatalf("drained job %s after boot", st)
+	}
+}
+
+// An attempt counts as the organization's last send, answered or not.
+func TestAttemptIsTheLastSend(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	m := msg("a", "2", "573031", t0)
+	s.InsertMessage(ctx, m)
+	if ok, err := s.MarkSending(ctx, m, t0.Add(time.Minute)); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	senders, err := s.Senders(ctx)
+	if err != nil || !senders["2"].LastSentAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("senders %+v %v", senders, err)
 	}
 }

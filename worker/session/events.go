@@ -51,7 +51,8 @@ func (t *translator) translate(evt any) *pb.Event {
 		}}
 	case *events.Message:
 		ev.Kind = &pb.Event_MessageReceived{MessageReceived: &pb.MessageReceived{
-			MessageId: e.Info.ID, Sender: e.Info.Sender.String(), Text: textOf(e),
+			MessageId: e.Info.ID, Sender: phoneJID(e.Info.Sender, e.Info.SenderAlt).String(),
+			Chat: e.Info.Chat.String(), Text: textOf(e),
 		}}
 	case *events.Receipt:
 		typ, ok := receiptTypes[e.Type]
@@ -106,4 +107,14 @@ func logoutReason(e *events.LoggedOut) string {
 		return "device_removed"
 	}
 	return e.Reason.String()
+}
+
+// phoneJID prefers a sender's phone-number JID: WhatsApp addresses many
+// senders by LID now and gives the number as the alternative, and the
+// supervisor knows contacts by number.
+func phoneJID(sender, alt types.JID) types.JID {
+	if sender.Server == types.HiddenUserServer && alt.Server == types.DefaultUserServer {
+		return alt
+	}
+	return sender
 }

@@ -30,6 +30,8 @@ func TestTranslate(t *testing.T) {
 	phone := types.NewJID("573007915262", types.DefaultUserServer)
 	phone.Device = 12
 	peer := types.NewJID("573001112222", types.DefaultUserServer)
+	lid := types.NewJID("99887766", types.HiddenUserServer)
+	group := types.NewJID("120363000000000001", types.GroupServer)
 	at := fixedNow.UnixMilli()
 	cases := []struct {
 		name string
@@ -55,7 +57,12 @@ func TestTranslate(t *testing.T) {
 		{"connect failure", &events.ConnectFailure{Reason: events.ConnectFailureBadUserAgent, Message: "bad ua"},
 			&pb.Event{AtUnixMs: at, Kind: &pb.Event_ConnectFailure{ConnectFailure: &pb.ConnectFailure{Reason: "409", Message: "bad ua"}}}},
 		{"message", &events.Message{Info: types.MessageInfo{ID: "3EB0A1", MessageSource: types.MessageSource{Sender: peer, Chat: peer}}},
-			&pb.Event{AtUnixMs: at, Kind: &pb.Event_MessageReceived{MessageReceived: &pb.MessageReceived{MessageId: "3EB0A1", Sender: "573001112222@s.whatsapp.net"}}}},
+			&pb.Event{AtUnixMs: at, Kind: &pb.Event_MessageReceived{MessageReceived: &pb.MessageReceived{MessageId: "3EB0A1", Sender: "573001112222@s.whatsapp.net", Chat: "573001112222@s.whatsapp.net"}}}},
+		{"message from a LID with its number", &events.Message{Info: types.MessageInfo{ID: "3EB0A2", MessageSource: types.MessageSource{
+			Sender: lid, SenderAlt: peer, Chat: lid}}},
+			&pb.Event{AtUnixMs: at, Kind: &pb.Event_MessageReceived{MessageReceived: &pb.MessageReceived{MessageId: "3EB0A2", Sender: "573001112222@s.whatsapp.net", Chat: "99887766@lid"}}}},
+		{"message in a group", &events.Message{Info: types.MessageInfo{ID: "3EB0A3", MessageSource: types.MessageSource{Sender: peer, Chat: group, IsGroup: true}}},
+			&pb.Event{AtUnixMs: at, Kind: &pb.Event_MessageReceived{MessageReceived: &pb.MessageReceived{MessageId: "3EB0A3", Sender: "573001112222@s.whatsapp.net", Chat: "120363000000000001@g.us"}}}},
 		{"unavailable", &events.UndecryptableMessage{Info: types.MessageInfo{ID: "U1", MessageSource: types.MessageSource{Sender: peer}}, IsUnavailable: true},
 			&pb.Event{AtUnixMs: at, Kind: &pb.Event_DecryptFailure{DecryptFailure: &pb.DecryptFailure{MessageId: "U1", Sender: "573001112222@s.whatsapp.net", Reason: "unavailable"}}}},
 	}

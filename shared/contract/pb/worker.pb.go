@@ -1000,8 +1000,9 @@ func (*QRGaveUp) Descriptor() ([]byte, []int) {
 type MessageReceived struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
-	Sender        string                 `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
-	Text          string                 `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"` // the text of a plain text message, empty otherwise
+	Sender        string                 `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"` // the sender's phone-number JID when WhatsApp told it, else its LID
+	Text          string                 `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`     // the text of a plain text message, empty otherwise
+	Chat          string                 `protobuf:"bytes,4,opt,name=chat,proto3" json:"chat,omitempty"`     // the chat's JID: the sender's for a direct message, a group's otherwise
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1053,6 +1054,13 @@ func (x *MessageReceived) GetSender() string {
 func (x *MessageReceived) GetText() string {
 	if x != nil {
 		return x.Text
+	}
+	return ""
+}
+
+func (x *MessageReceived) GetChat() string {
+	if x != nil {
+		return x.Chat
 	}
 	return ""
 }
@@ -1652,12 +1660,13 @@ const file_worker_proto_rawDesc = "" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"\n" +
 	"\n" +
-	"\bQRGaveUp\"\\\n" +
+	"\bQRGaveUp\"p\n" +
 	"\x0fMessageReceived\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x12\n" +
-	"\x04text\x18\x03 \x01(\tR\x04text\"p\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12\x12\n" +
+	"\x04chat\x18\x04 \x01(\tR\x04chat\"p\n" +
 	"\aReceipt\x12\x1f\n" +
 	"\vmessage_ids\x18\x01 \x03(\tR\n" +
 	"messageIds\x12\x12\n" +
