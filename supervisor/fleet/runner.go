@@ -254,7 +254,14 @@ func (r *runner) publish(prev lifecycle.Org) {
 	if now := o.Registered(); now != wasRegistered {
 		f.mu.Lock()
 		if now {
+			// The reservation becomes the registration in one step: a
+			// Start answered before the deferred unreserve must not count
+			// its organization twice under max_orgs.
 			f.registered++
+			if r.reserved {
+				r.reserved = false
+				f.registering--
+			}
 		} else {
 			f.registered--
 		}
