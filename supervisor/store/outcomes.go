@@ -1,0 +1,253 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
+)
+
+// MarkSending commits that the message is about to be sent: from here a
+// crash means it may have reached WhatsApp, and it is sent again with the
+// same ID. It reports false when the message is no longer queued: cancelled
+// or expired since it was picked, it must not go.
+//
+// The attempt counts as the organization's last send for the pacing that
+// resumes after a restart, whatever its answer: a refused send was a send.
+func (s *Store) MarkSending(ctx context.Context, m outbox.Message, at time.Time) (bool, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'sending', sending_at = ?, attempts = attempts + 1
+			WHERE id = ? AND status = 'queued'`, millis(at), m.ID)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return lastSent(ctx, tx, m.Org, at)
+	})
+	if err != nil {
+		return false, fmt.Errorf("mark sending %s: %w", m.ID, err)
+	}
+	return n == 1, nil
+}
+
+func lastSent(ctx context.Context, tx *sql.Tx, org string, at time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO senders (org, last_sent_at) VALUES (?, ?)
+		ON CONFLICT (org) DO UPDATE SET last_sent_at = max(last_sent_at, excluded.last_sent_at)`, org, millis(at))
+	return err
+}
+
+// MarkSent records the server's ack: the recipient becomes a known contact,
+// the organization's last send is now, and the job made progress (and is
+// done when this was its last message, in the same transaction). It
+// reports false when the message had left sending another way (failed as
+// its organization was deleted): it is not counted twice.
+func (s *Store) MarkSent(ctx context.Context, m outbox.Message, at time.Time) (bool, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// A receipt may have overtaken the ack: the message is delivered
+		// already and only lacks its sent_at.
+		res, err := tx.ExecContext(ctx, `UPDATE messages SET sent_at = ?,
+			status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END
+			WHERE id = ? AND (status = 'sending' OR (status IN ('delivered', 'read') AND sent_at = 0))`,
+			millis(at), m.ID)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO contacts (org, phone) VALUES (?, ?) ON CONFLICT DO NOTHING`, m.Org, m.To); err != nil {
+			return err
+		}
+		if err := lastSent(ctx, tx, m.Org, at); err != nil {
+			return err
+		}
+		return progress(ctx, tx, m.Broadcast, at)
+	})
+	if err != nil {
+		return false, fmt.Errorf("mark sent %s: %w", m.ID, err)
+	}
+	return n == 1, nil
+}
+
+// Requeue puts a message whose send had no known outcome back in line,
+// unless its broadcast was cancelled meanwhile: then it fails with reason
+// cancelled, as the job's other unsent messages did. It returns the
+// message as it is now; a message that left sending another way (a
+// receipt overtook the lost answer) is returned unchanged.
+func (s *Store) Requeue(ctx context.Context, m outbox.Message, at time.Time) (outbox.Message, error) {
+	var out outbox.Message
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE messages SET
+			status = CASE WHEN broadcast IN (SELECT id FROM broadcasts WHERE status = 'cancelled') THEN 'failed' ELSE 'queued' END,
+			reason = CASE WHEN broadcast IN (SELECT id FROM broadcasts WHERE status = 'cancelled') THEN 'cancelled' ELSE reason END,
+			failed_at = CASE WHEN broadcast IN (SELECT id FROM broadcasts WHERE status = 'cancelled') THEN ?1 ELSE failed_at END
+			WHERE id = ?2 AND status = 'sending'`, millis(at), m.ID); err != nil {
+			return err
+		}
+		var err error
+		out, err = scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ?`, m.ID))
+		return err
+	})
+	if err != nil {
+		return m, fmt.Errorf("requeue %s: %w", m.ID, err)
+	}
+	return out, nil
+}
+
+// Fail gives a pending message up.
+func (s *Store) Fail(ctx context.Context, m outbox.Message, reason string, at time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'failed', reason = ?, failed_at = ?
+			WHERE id = ? AND status IN ('queued', 'sending')`, reason, millis(at), m.ID); err != nil {
+			return err
+		}
+		return progress(ctx, tx, m.Broadcast, at)
+	})
+}
+
+// progress notes that a message of job reached its end, and finishes the
+// job when it was the last: in the message's own transaction, so that no
+// crash can leave a job open with nothing left to send.
+func progress(ctx context.Context, tx *sql.Tx, job string, at time.Time) error {
+	if job == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE broadcasts SET progress_at = ? WHERE id = ?`, millis(at), job); err != nil {
+		return err
+	}
+	return finishDrained(ctx, tx, job, at)
+}
+
+// finishDrained marks job done when it is open and none of its messages is
+// pending any more.
+func finishDrained(ctx context.Context, tx *sql.Tx, job string, at time.Time) error {
+	_, err := tx.ExecContext(ctx, `UPDATE broadcasts SET status = 'done', finished_at = ?1
+		WHERE id = ?2 AND status IN ('queued', 'sending', 'stalled')
+		AND NOT EXISTS (SELECT 1 FROM messages WHERE broadcast = ?2 AND status IN ('queued', 'sending'))`, millis(at), job)
+	return err
+}
+
+// Receipt moves org's messages with these WhatsApp IDs forward to status
+// (delivered or read), never back; it returns the messages it changed.
+func (s *Store) Receipt(ctx context.Context, org string, waIDs []string, status outbox.Status, at time.Time) ([]outbox.Message, error) {
+	if len(waIDs) == 0 {
+		return nil, nil
+	}
+	col, from := "delivered_at", `'sending', 'sent'`
+	if status == outbox.Read {
+		col, from = "read_at", `'sending', 'sent', 'delivered'`
+	}
+	marks := make([]string, len(waIDs))
+	args := []any{string(status), millis(at), org}
+	for i, id := range waIDs {
+		marks[i] = fmt.Sprintf("?%d", i+4)
+		args = append(args, id)
+	}
+	var out []outbox.Message
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// A receipt may overtake the ack of a message still sending: it
+		// moves on now, and the ack adds its sent_at.
+		rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = ?1, `+col+` = ?2
+			WHERE org = ?3 AND wa_id IN (`+strings.Join(marks, ", ")+`) AND status IN (`+from+`) RETURNING `+messageColumns, args...)
+		if err != nil {
+			return err
+		}
+		if out, err = scanMessages(rows); err != nil {
+			return err
+		}
+		for _, m := range out {
+			if m.Broadcast != "" {
+				if err := finishDrained(ctx, tx, m.Broadcast, at); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("receipt for %s: %w", org, err)
+	}
+	return out, nil
+}
+
+// ExpireQueued fails the messages queued before before; it returns them.
+func (s *Store) ExpireQueued(ctx context.Context, before, now time.Time) ([]outbox.Message, error) {
+	var out []outbox.Message
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = 'failed', reason = 'expired', failed_at = ?
+			WHERE status = 'queued' AND queued_at < ? RETURNING `+messageColumns, millis(now), millis(before))
+		if err != nil {
+			return err
+		}
+		if out, err = scanMessages(rows); err != nil {
+			return err
+		}
+		for _, m := range out {
+			if err := progress(ctx, tx, m.Broadcast, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expire messages: %w", err)
+	}
+	return out, nil
+}
+
+// FailPending fails every pending message of org (it was deleted).
+func (s *Store) FailPending(ctx context.Context, org, reason string, at time.Time) (int, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'failed', reason = ?, failed_at = ?
+			WHERE org = ? AND status IN ('queued', 'sending')`, reason, millis(at), org)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		_, err = tx.ExecContext(ctx, `UPDATE broadcasts SET status = 'cancelled', finished_at = ?
+			WHERE org = ? AND status IN ('queued', 'sending', 'stalled')`, millis(at), org)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("fail pending messages of %s: %w", org, err)
+	}
+	return int(n), nil
+}
+
+// RecoverSending puts back in line the messages a crash left sending: they
+// may have reached WhatsApp, and go again with the same ID.
+// Those of a cancelled broadcast fail with reason cancelled instead; they
+// are returned.
+func (s *Store) RecoverSending(ctx context.Context, at time.Time) (int, []outbox.Message, error) {
+	var n int64
+	var cancelled []outbox.Message
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = 'failed', reason = 'cancelled', failed_at = ?
+			WHERE status = 'sending' AND broadcast IN (SELECT id FROM broadcasts WHERE status = 'cancelled')
+			RETURNING `+messageColumns, millis(at))
+		if err != nil {
+			return err
+		}
+		if cancelled, err = scanMessages(rows); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'queued' WHERE status = 'sending'`)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("recover messages: %w", err)
+	}
+	return int(n), cancelled, nil
+}
