@@ -3,6 +3,7 @@ package outbox
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -169,6 +170,12 @@ func (o *Outbox) Start(ctx context.Context) error {
 		return err
 	}
 	o.mu.Lock()
+	if o.closed {
+		// Stopped during the boot (SIGTERM while loading): Stop's Wait
+		// has begun, and nothing may be added to what it waits for.
+		o.mu.Unlock()
+		return errStopped
+	}
 	o.counts = newCounts(now, counts)
 	for org, st := range senders {
 		o.senderLocked(org).restore(st)
@@ -177,13 +184,15 @@ func (o *Outbox) Start(ctx context.Context) error {
 	for org, c := range counts {
 		o.metrics.SetOutboxDepth(org, c.Queued)
 	}
-	o.mu.Unlock()
 	o.wg.Add(2)
+	o.mu.Unlock()
 	go o.sweep()
 	go o.schedule()
 	o.kickJobs()
 	return nil
 }
+
+var errStopped = errors.New("outbox: stopped before it started")
 
 // Stop ends the loops and waits for sends in flight.
 func (o *Outbox) Stop() {

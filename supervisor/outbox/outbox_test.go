@@ -473,3 +473,21 @@ func containsAll(s string, parts ...string) bool {
 	}
 	return true
 }
+
+// A SIGTERM during the boot stops the outbox before Start finishes: Start
+// then refuses to begin its loops behind Stop's back (they raced Stop's
+// Wait on the WaitGroup before).
+func TestStartAfterStop(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	o := outbox.New(outbox.Options{Config: testMessages(), Store: st, Metrics: &metrics{},
+		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Fleet: outbox.FleetFunc(func(string) (outbox.Worker, bool) { return nil, false })})
+	o.Stop()
+	if err := o.Start(bg); err == nil {
+		t.Fatal("Start after Stop began the outbox's loops")
+	}
+}
