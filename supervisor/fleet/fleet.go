@@ -209,6 +209,11 @@ func (f *Fleet) Boot(recs []lifecycle.Record) {
 	now := f.clock.Now()
 	restores := make(map[string]lifecycle.Restore, len(recs))
 	f.mu.Lock()
+	if f.shutdown {
+		// A SIGTERM during the boot: nothing may start behind Shutdown.
+		f.mu.Unlock()
+		return
+	}
 	for _, rec := range recs {
 		switch {
 		case rec.Deleted:

@@ -565,3 +565,16 @@ func TestMaxOrgsUnderSlowCommits(t *testing.T) {
 		t.Fatalf("%d registered with max_orgs 2", n)
 	}
 }
+
+// A SIGTERM while the state loads: Shutdown runs before Boot, and Boot
+// then creates no runner that nobody would stop.
+func TestBootAfterShutdown(t *testing.T) {
+	h := newHarness(t, testConfig())
+	ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+	defer cancel()
+	h.f.Shutdown(ctx)
+	h.f.Boot([]lifecycle.Record{{ID: "late", Status: state.Stopped, Linked: true, JID: "j"}})
+	if got := h.f.List(); len(got) != 0 {
+		t.Fatalf("Boot after Shutdown made %d runners: %+v", len(got), got)
+	}
+}
