@@ -113,10 +113,13 @@ type Messages struct {
 	RestrictBackoff Duration    `toml:"restrict_backoff"`
 }
 
-// Webhook is the optional state-change callback.
+// Webhook is the optional callback that gets the supervisor's events.
 type Webhook struct {
 	URL        string `toml:"url"`
 	SecretFile string `toml:"secret_file"`
+	// Incoming also posts the text messages organizations receive.
+	Incoming    bool     `toml:"incoming"`
+	GiveUpAfter Duration `toml:"give_up_after"`
 }
 
 // WhatsApp holds where workers connect to.
@@ -173,6 +176,7 @@ func Default() Config {
 			MaxRecipients:   10000,
 			RestrictBackoff: Duration{time.Hour},
 		},
+		Webhook: Webhook{GiveUpAfter: Duration{24 * time.Hour}},
 	}
 }
 
@@ -245,6 +249,8 @@ func (c *Config) Validate() error {
 		{"messages.max_recipients", between(c.Messages.MaxRecipients, 1, 100000)},
 		{"messages.restrict_backoff", positive(c.Messages.RestrictBackoff)},
 		{"webhook.url", optionalURL(c.Webhook.URL)},
+		{"webhook.secret_file", secretWith(c.Webhook.URL, c.Webhook.SecretFile)},
+		{"webhook.give_up_after", positive(c.Webhook.GiveUpAfter)},
 	}
 	for _, ch := range check {
 		if ch.err != nil {
@@ -293,6 +299,20 @@ func (c *Config) APIKey() (string, error) {
 		return "", fmt.Errorf("api.api_key_file: %s is empty", c.API.APIKeyFile)
 	}
 	return k, nil
+}
+
+// WebhookSecret reads the key that signs webhook bodies from
+// webhook.secret_file.
+func (c *Config) WebhookSecret() ([]byte, error) {
+	b, err := os.ReadFile(c.Webhook.SecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("webhook.secret_file: %w", err)
+	}
+	k := strings.TrimSpace(string(b))
+	if len(k) < 16 {
+		return nil, fmt.Errorf("webhook.secret_file: %s holds %d characters; use at least 16 (e.g. openssl rand -hex 32)", c.Webhook.SecretFile, len(k))
+	}
+	return []byte(k), nil
 }
 
 // IsUnixListen reports whether a listen address names a unix socket, and
@@ -404,6 +424,15 @@ func origins(list []string) error {
 			u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
 			return fmt.Errorf("%q is not an origin such as \"https://app.example\" (scheme and host only)", o)
 		}
+	}
+	return nil
+}
+
+// secretWith requires a secret file once a webhook URL is set: unsigned
+// webhooks would let anyone who can reach Django forge events.
+func secretWith(url, file string) error {
+	if url != "" && file == "" {
+		return errors.New("is required when webhook.url is set (the key that signs each webhook)")
 	}
 	return nil
 }

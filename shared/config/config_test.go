@@ -76,6 +76,9 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"bad origin":     "[api]\nallowed_origins = [\"https://a.example/path\"]\n",
 		"zero max_orgs":  "[workers]\nmax_orgs = 0\n",
 		"min_senders":    "[badmac]\nmin_senders = 0\n",
+		"webhook scheme": "[webhook]\nurl = \"ftp://django\"\nsecret_file = \"s\"\n",
+		"webhook secret": "[webhook]\nurl = \"http://127.0.0.1:8000/hook\"\n",
+		"webhook give":   "[webhook]\ngive_up_after = \"0s\"\n",
 	}
 	want := map[string]string{
 		"unknown top":    "colour",
@@ -94,6 +97,9 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"bad origin":     "api.allowed_origins",
 		"zero max_orgs":  "workers.max_orgs",
 		"min_senders":    "badmac.min_senders",
+		"webhook scheme": "webhook.url",
+		"webhook secret": "webhook.secret_file",
+		"webhook give":   "webhook.give_up_after",
 	}
 	for name, body := range cases {
 		_, err := Load(write(t, body))

@@ -40,7 +40,7 @@ func (r *runner) hear(ev *pb.Event) {
 		l.Receipt(r.id, rc.GetMessageIds(), rc.GetType(), time.UnixMilli(rc.GetAtUnixMs()))
 	case ev.GetMessageReceived() != nil:
 		m := ev.GetMessageReceived()
-		l.Heard(r.id, m.GetSender(), m.GetChat())
+		l.Heard(r.id, m.GetSender(), m.GetChat(), m.GetMessageId(), m.GetText())
 	}
 }
 

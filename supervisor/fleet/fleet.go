@@ -27,6 +27,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/queue"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
 )
 
 // Worker is a running worker process as the fleet sees it.
@@ -44,7 +45,8 @@ type LaunchFunc func(ctx context.Context, org string) (Worker, error)
 
 // Store is where the organizations' records are committed.
 type Store interface {
-	SaveOrg(ctx context.Context, r lifecycle.Record) error
+	// SaveOrg commits a record with the webhook events of its change.
+	SaveOrg(ctx context.Context, r lifecycle.Record, events []webhook.Event) error
 	DeleteOrg(ctx context.Context, id string) error
 }
 
@@ -81,7 +83,7 @@ type Listener interface {
 	OrgStatus(org string, connected bool)
 	OrgDeleted(org string)
 	Receipt(org string, waIDs []string, typ string, at time.Time)
-	Heard(org, sender, chat string)
+	Heard(org, sender, chat, id, text string)
 }
 
 // Options wires a Fleet.
@@ -101,6 +103,8 @@ type Options struct {
 	Listener Listener
 	// Decorate, when set, adds to every status object (the outbox counts).
 	Decorate func(*state.Snapshot)
+	// Webhooks makes every transition commit its webhook events.
+	Webhooks bool
 }
 
 // ErrBooting refuses calls before Boot has loaded the state.
@@ -149,6 +153,7 @@ type Fleet struct {
 	procs    *counter
 	listener Listener
 	decorate func(*state.Snapshot)
+	webhooks bool
 
 	mu       sync.RWMutex
 	orgs     map[string]*runner
@@ -188,7 +193,7 @@ func New(o Options) *Fleet {
 	f := &Fleet{
 		cfg: c, policy: lifecycle.PolicyFrom(c), store: o.Store, launch: o.Launch, archive: o.Archive,
 		metrics: o.Metrics, clock: o.Clock, log: o.Log,
-		fps: newFingerprints(o.Intn), procs: newCounter(), listener: o.Listener, decorate: o.Decorate,
+		fps: newFingerprints(o.Intn), procs: newCounter(), listener: o.Listener, decorate: o.Decorate, webhooks: o.Webhooks,
 		orgs: map[string]*runner{}, closing: make(chan struct{}),
 	}
 	f.slots = newSlots(queue.Config{

@@ -16,6 +16,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
 )
 
 // fakeWorker is a worker process without a process: the test pushes events
@@ -129,9 +130,11 @@ type memStore struct {
 	fail   error
 	gate   chan struct{}
 	writes int
+	// events are the webhook events committed, in order.
+	events []webhook.Event
 }
 
-func (s *memStore) SaveOrg(ctx context.Context, r lifecycle.Record) error {
+func (s *memStore) SaveOrg(ctx context.Context, r lifecycle.Record, events []webhook.Event) error {
 	s.mu.Lock()
 	gate := s.gate
 	s.mu.Unlock()
@@ -149,7 +152,22 @@ func (s *memStore) SaveOrg(ctx context.Context, r lifecycle.Record) error {
 	}
 	s.writes++
 	s.recs[r.ID] = r
+	s.events = append(s.events, events...)
 	return nil
+}
+
+// committed lists the kinds of org's committed webhook events, with their
+// status and reason.
+func (s *memStore) committed(org string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, e := range s.events {
+		if e.Org == org {
+			out = append(out, e.Kind+":"+e.Status+":"+e.Reason)
+		}
+	}
+	return out
 }
 
 func (s *memStore) DeleteOrg(_ context.Context, id string) error {
@@ -322,10 +340,11 @@ func newHarnessPicking(t *testing.T, cfg config.Config, intn func(int) int, recs
 	}
 	h.f = New(Options{
 		Config: cfg, Store: h.store, Archive: h.arch, Metrics: h.m, Clock: h.clk,
-		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Jitter: func(min, _ time.Duration) time.Duration { return min },
-		Launch: h.launch,
-		Intn:   intn,
+		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Jitter:   func(min, _ time.Duration) time.Duration { return min },
+		Launch:   h.launch,
+		Intn:     intn,
+		Webhooks: true,
 	})
 	h.f.Boot(recs)
 	t.Cleanup(func() {

@@ -11,6 +11,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/supervisor/backoff"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
 )
 
 // envelope is one input on its way to a runner.
@@ -152,7 +153,11 @@ func (r *runner) handle(e envelope) {
 	}
 	prev := r.org
 	if !res.Org.Record.Equal(prev.Record) || (!r.stored && res.Org.Registered()) {
-		if !r.commit(res.Org.Record) {
+		var events []webhook.Event
+		if f.webhooks {
+			events = stepEvents(r.id, prev, res.Org, res.Effects, now)
+		}
+		if !r.commit(res.Org.Record, events) {
 			if e.proc != nil {
 				// A launch whose outcome could not be saved during a
 				// shutdown: nobody will close its worker otherwise.
@@ -191,7 +196,7 @@ func (r *runner) handle(e envelope) {
 // visible meanwhile, /readyz fails and every failure is counted. It gives
 // up only when the fleet shuts down: the change was never shown, and the
 // next boot starts from what was saved.
-func (r *runner) commit(rec lifecycle.Record) bool {
+func (r *runner) commit(rec lifecycle.Record, events []webhook.Event) bool {
 	f := r.f
 	failing := false
 	defer func() {
@@ -201,7 +206,7 @@ func (r *runner) commit(rec lifecycle.Record) bool {
 	}()
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := f.store.SaveOrg(ctx, rec)
+		err := f.store.SaveOrg(ctx, rec, events)
 		cancel()
 		if err == nil {
 			if failing {

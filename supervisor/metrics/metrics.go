@@ -28,6 +28,9 @@ type Metrics struct {
 	broadcastsActive  prometheus.Gauge
 	broadcastsStalled prometheus.Gauge
 	sendRestricted    *prometheus.GaugeVec
+	webhookDeliveries *prometheus.CounterVec
+	webhookQueue      prometheus.Gauge
+	webhookDead       prometheus.Gauge
 
 	orgStatus       *prometheus.GaugeVec
 	workerRSS       *prometheus.GaugeVec
@@ -95,6 +98,13 @@ func New(reg prometheus.Registerer, maxLive int) *Metrics {
 		logouts:           counterVec("logouts_total", "Links that ended, by reason.", "org", "reason"),
 		workerRestarts:    counterVec("worker_restarts_total", "Worker restarts, by reason.", "org", "reason"),
 		decryptFailures:   counterVec("decrypt_failures_total", "Decryption failures other than Bad MAC, by reason.", "org", "reason"),
+		webhookDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "webhook_deliveries_total",
+			Help: "Webhook delivery attempts, by result (delivered, failed, dead)."}, []string{"result"}),
+		webhookQueue: gauge("webhook_queue_depth", "Webhook events waiting for delivery (dead letters not included)."),
+		webhookDead:  gauge("webhook_dead_letters", "Webhook events given up after webhook.give_up_after, until retried."),
+	}
+	for _, result := range []string{"delivered", "failed", "dead"} {
+		m.webhookDeliveries.WithLabelValues(result)
 	}
 	m.perOrg = []interface {
 		DeletePartialMatch(prometheus.Labels) int
@@ -108,6 +118,7 @@ func New(reg prometheus.Registerer, maxLive int) *Metrics {
 		m.orgStatus, m.workerRSS, m.outboxDepth, m.badMACErrors, m.badMACTrips, m.qrCodes,
 		m.messagesSent, m.messagesFailed, m.sessionsCleared, m.logouts, m.workerRestarts, m.decryptFailures,
 		m.sendSeconds, m.broadcastsActive, m.broadcastsStalled, m.sendRestricted,
+		m.webhookDeliveries, m.webhookQueue, m.webhookDead,
 	)
 	m.workersMax.Set(float64(maxLive))
 	return m
@@ -218,6 +229,15 @@ func (m *Metrics) SetOutboxDepth(org string, n int) {
 // the Bad MAC policy's picture.
 func (m *Metrics) DecryptFailure(org, reason string) {
 	m.decryptFailures.WithLabelValues(org, reason).Inc()
+}
+
+// WebhookDelivery counts one delivery attempt by its result.
+func (m *Metrics) WebhookDelivery(result string) { m.webhookDeliveries.WithLabelValues(result).Inc() }
+
+// SetWebhookQueue sets the events waiting for delivery and the dead letters.
+func (m *Metrics) SetWebhookQueue(waiting, dead int) {
+	m.webhookQueue.Set(float64(waiting))
+	m.webhookDead.Set(float64(dead))
 }
 
 // PersistError counts a commit to state.db that failed.

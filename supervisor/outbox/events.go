@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
 )
 
 // sweepEvery is how often expired messages are looked for.
@@ -59,15 +61,28 @@ func (o *Outbox) Receipt(org string, waIDs []string, typ string, at time.Time) {
 	}
 }
 
-// Heard records that a number wrote to the organization: a chat exists, so
-// the new-chat restriction does not hold messages to it.
+// Heard records a message the organization received: its text goes to the
+// webhook as message_received (when webhook.incoming is on), and its sender
+// becomes a known contact, so the new-chat restriction does not hold
+// messages to them.
 //
-// Only a direct message counts (a group member is not a chat), and only
-// from a phone-number JID: a LID is not a number this outbox sends to.
-func (o *Outbox) Heard(org, sender, chat string) {
+// Only a direct message makes a contact (a group member is not a chat), and
+// only from a phone-number JID: a LID is not a number this outbox sends to.
+func (o *Outbox) Heard(org, sender, chat, id, text string) {
 	user, server, _ := strings.Cut(sender, "@")
 	number, _, _ := strings.Cut(user, ":")
 	_, chatServer, _ := strings.Cut(chat, "@")
+	from := sender
+	if server == "s.whatsapp.net" {
+		from = number
+	}
+	if text != "" {
+		e := webhook.NewEvent(webhook.MessageReceived, org, "", "", o.clock.Now(),
+			map[string]string{"from": from, "chat": chat, "text": text, "message_id": id})
+		if err := o.store.AddEvents(context.Background(), e); err != nil {
+			o.log.Error("recording a received message for the webhook failed", "org", org, "err", err)
+		}
+	}
 	if number == "" || server != "s.whatsapp.net" || (chatServer != "s.whatsapp.net" && chatServer != "lid") {
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/phone"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
 )
 
 // Store is where messages and broadcasts are committed.
@@ -33,7 +34,8 @@ type Store interface {
 	Fail(ctx context.Context, m Message, reason string, at time.Time) error
 	Receipt(ctx context.Context, org string, waIDs []string, status Status, at time.Time) ([]Message, error)
 	AddContact(ctx context.Context, org, phone string) error
-	Restrict(ctx context.Context, org string, until time.Time) error
+	Restrict(ctx context.Context, org string, until, at time.Time) error
+	AddEvents(ctx context.Context, events ...webhook.Event) error
 	Senders(ctx context.Context) (map[string]SenderState, error)
 	ExpireQueued(ctx context.Context, before, now time.Time) ([]Message, error)
 	FailPending(ctx context.Context, org, reason string, at time.Time) (int, error)

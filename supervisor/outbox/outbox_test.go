@@ -254,9 +254,9 @@ func TestRestrictionHoldsOnlyNewContacts(t *testing.T) {
 // a LID, or a member of a group, is not.
 func TestHeardMakesKnownContacts(t *testing.T) {
 	h := newHarness(t, testMessages(), "")
-	h.o.Heard("2", "573000000041@s.whatsapp.net", "573000000041@s.whatsapp.net")
-	h.o.Heard("2", "99887766@lid", "99887766@lid")
-	h.o.Heard("2", "573000000043@s.whatsapp.net", "120363000000000001@g.us")
+	h.o.Heard("2", "573000000041@s.whatsapp.net", "573000000041@s.whatsapp.net", "3EB0X", "hi")
+	h.o.Heard("2", "99887766@lid", "99887766@lid", "3EB0X", "hi")
+	h.o.Heard("2", "573000000043@s.whatsapp.net", "120363000000000001@g.us", "3EB0X", "hi")
 	h.connect("2", true)
 	h.w.arm("573000000040", result{code: 463})
 	first := h.send("2", "573000000040", "new")

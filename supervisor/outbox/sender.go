@@ -225,7 +225,7 @@ func (s *sender) send(ctx context.Context, m Message, unpace func()) {
 	case OutcomeRestricted:
 		until := now.Add(o.cfg.RestrictBackoff.Duration)
 		s.requeue(ctx, m, now)
-		o.settle(ctx, m, "restrict", func() error { return o.store.Restrict(ctx, s.org, until) })
+		o.settle(ctx, m, "restrict", func() error { return o.store.Restrict(ctx, s.org, until, now) })
 		o.mu.Lock()
 		s.restricted = until
 		o.mu.Unlock()

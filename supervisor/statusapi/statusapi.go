@@ -62,11 +62,13 @@ type Options struct {
 	Log            *slog.Logger
 	// Outbox serves the message and broadcast routes.
 	Outbox Outbox
+	// Webhooks serves the dead letters; nil when webhooks are off.
+	Webhooks Webhooks
 }
 
 // New returns the API handler.
 func New(f Fleet, o Options) http.Handler {
-	s := &server{fleet: f, outbox: o.Outbox, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
+	s := &server{fleet: f, outbox: o.Outbox, webhooks: o.Webhooks, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
 	if o.APIKey != "" {
 		sum := sha256.Sum256([]byte(o.APIKey))
 		s.keySum = sum[:]
@@ -76,11 +78,12 @@ func New(f Fleet, o Options) http.Handler {
 }
 
 type server struct {
-	fleet  Fleet
-	outbox Outbox
-	log    *slog.Logger
-	mux    *http.ServeMux
-	guard  guard
+	fleet    Fleet
+	outbox   Outbox
+	webhooks Webhooks
+	log      *slog.Logger
+	mux      *http.ServeMux
+	guard    guard
 	// keySum is the SHA-256 of the API key, nil in dev mode. Comparing
 	// digests keeps the comparison constant-time even in the key's length.
 	keySum []byte
@@ -118,6 +121,8 @@ func (s *server) routes() {
 		s.mux.HandleFunc("GET /v1/orgs/{id}/broadcasts/{b}", s.org(s.getBroadcast))
 		s.mux.HandleFunc("POST /v1/orgs/{id}/broadcasts/{b}/cancel", s.org(s.cancelBroadcast))
 	}
+	s.mux.HandleFunc("GET /v1/webhooks/dead", s.handle(s.listDead))
+	s.mux.HandleFunc("POST /v1/webhooks/dead/{event}/retry", s.handle(s.retryDead))
 	// Without a catch-all, ServeMux would answer unknown routes and wrong
 	// methods in plain text, which callers parsing JSON choke on.
 	s.mux.HandleFunc("/", s.unrouted)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
 )
 
 const broadcastColumns = `seq, id, org, text, status, coalesce(idempotency_key, ''), total, created_at,
@@ -26,9 +27,9 @@ func scanBroadcast(row scanner) (outbox.Broadcast, error) {
 }
 
 // jobCounts counts a broadcast's messages by outcome.
-func (s *Store) jobCounts(ctx context.Context, id string) (outbox.Counts, error) {
+func jobCounts(ctx context.Context, q querier, id string) (outbox.Counts, error) {
 	var c outbox.Counts
-	err := s.db.QueryRowContext(ctx, `SELECT
+	err := q.QueryRowContext(ctx, `SELECT
 		coalesce(sum(status IN ('queued', 'sending')), 0),
 		coalesce(sum(status IN ('sent', 'delivered', 'read')), 0),
 		coalesce(sum(status = 'failed'), 0)
@@ -48,7 +49,7 @@ func (s *Store) Broadcast(ctx context.Context, org, id string) (outbox.Broadcast
 	if err != nil {
 		return b, fmt.Errorf("broadcast %s: %w", id, err)
 	}
-	b.Counts, err = s.jobCounts(ctx, id)
+	b.Counts, err = jobCounts(ctx, s.db, id)
 	return b, err
 }
 
@@ -72,7 +73,7 @@ func (s *Store) Broadcasts(ctx context.Context, org string, limit int) ([]outbox
 		return nil, err
 	}
 	for i := range out {
-		if out[i].Counts, err = s.jobCounts(ctx, out[i].ID); err != nil {
+		if out[i].Counts, err = jobCounts(ctx, s.db, out[i].ID); err != nil {
 			return nil, err
 		}
 	}
@@ -157,7 +158,7 @@ func (s *Store) FinishDrained(ctx context.Context, at time.Time) error {
 			return err
 		}
 		for _, id := range ids {
-			if err := finishDrained(ctx, tx, id, at); err != nil {
+			if _, err := s.finishDrained(ctx, tx, id, at); err != nil {
 				return err
 			}
 		}
@@ -189,8 +190,22 @@ func (s *Store) CancelBroadcast(ctx context.Context, org, id string, at time.Tim
 		if err != nil {
 			return err
 		}
-		failed, err = scanMessages(rows)
-		return err
+		if failed, err = scanMessages(rows); err != nil {
+			return err
+		}
+		for _, m := range failed {
+			if err := s.emit(ctx, tx, messageEvent(m, outbox.Failed, m.Reason, at)); err != nil {
+				return err
+			}
+		}
+		if s.events == nil {
+			return nil
+		}
+		e, err := jobEvent(ctx, tx, webhook.BroadcastDone, id, at)
+		if err != nil {
+			return err
+		}
+		return s.emit(ctx, tx, e)
 	})
 	if err != nil {
 		if errors.Is(err, outbox.ErrNotFound) {
@@ -200,4 +215,9 @@ func (s *Store) CancelBroadcast(ctx context.Context, org, id string, at time.Tim
 	}
 	b, err := s.Broadcast(ctx, org, id)
 	return b, failed, err
+}
+
+// querier reads in a transaction or outside one.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }

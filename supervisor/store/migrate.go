@@ -86,6 +86,27 @@ CREATE TABLE senders (
 	last_sent_at     INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 `,
+	3: `
+-- Webhook events, committed in the transaction of what they report and
+-- deleted once delivered; a dead letter (dead_at set) stays until retried.
+CREATE TABLE webhook_events (
+	seq        INTEGER PRIMARY KEY AUTOINCREMENT, -- delivery order within an organization
+	id         TEXT    NOT NULL UNIQUE,
+	org        TEXT    NOT NULL,
+	kind       TEXT    NOT NULL,
+	status     TEXT    NOT NULL DEFAULT '',
+	reason     TEXT    NOT NULL DEFAULT '',
+	at         INTEGER NOT NULL,
+	data       TEXT    NOT NULL DEFAULT '{}',
+	attempts   INTEGER NOT NULL DEFAULT 0,
+	next_at    INTEGER NOT NULL DEFAULT 0,
+	last_error TEXT    NOT NULL DEFAULT '',
+	dead_at    INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX webhook_events_org ON webhook_events (org, dead_at, seq);
+-- broadcast_progress goes out at most once per 10 s per job.
+ALTER TABLE broadcasts ADD COLUMN progress_event_at INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

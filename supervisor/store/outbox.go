@@ -132,7 +132,7 @@ func (s *Store) InsertBroadcast(ctx context.Context, b outbox.Broadcast, msgs []
 		return outbox.Broadcast{}, false, fmt.Errorf("queue broadcast for %s: %w", b.Org, err)
 	}
 	if !created {
-		out.Counts, err = s.jobCounts(ctx, out.ID)
+		out.Counts, err = jobCounts(ctx, s.db, out.ID)
 	}
 	return out, created, err
 }
@@ -230,17 +230,4 @@ func (s *Store) exec(ctx context.Context, what, q string, args ...any) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
-}
-
-// tx runs fn in one transaction.
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
 }

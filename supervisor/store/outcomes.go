@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
 )
 
 // MarkSending commits that the message is about to be sent: from here a
@@ -52,15 +54,22 @@ func (s *Store) MarkSent(ctx context.Context, m outbox.Message, at time.Time) (b
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		// A receipt may have overtaken the ack: the message is delivered
 		// already and only lacks its sent_at.
-		res, err := tx.ExecContext(ctx, `UPDATE messages SET sent_at = ?,
+		var status string
+		err := tx.QueryRowContext(ctx, `UPDATE messages SET sent_at = ?,
 			status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END
-			WHERE id = ? AND (status = 'sending' OR (status IN ('delivered', 'read') AND sent_at = 0))`,
-			millis(at), m.ID)
+			WHERE id = ? AND (status = 'sending' OR (status IN ('delivered', 'read') AND sent_at = 0))
+			RETURNING status`, millis(at), m.ID).Scan(&status)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		if n, err = res.RowsAffected(); err != nil || n == 0 {
-			return err
+		n = 1
+		if status == string(outbox.Sent) {
+			if err := s.emit(ctx, tx, messageEvent(m, outbox.Sent, "", at)); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO contacts (org, phone) VALUES (?, ?) ON CONFLICT DO NOTHING`, m.Org, m.To); err != nil {
 			return err
@@ -68,7 +77,7 @@ func (s *Store) MarkSent(ctx context.Context, m outbox.Message, at time.Time) (b
 		if err := lastSent(ctx, tx, m.Org, at); err != nil {
 			return err
 		}
-		return progress(ctx, tx, m.Broadcast, at)
+		return s.progress(ctx, tx, m.Broadcast, at)
 	})
 	if err != nil {
 		return false, fmt.Errorf("mark sent %s: %w", m.ID, err)
@@ -93,7 +102,10 @@ func (s *Store) Requeue(ctx context.Context, m outbox.Message, at time.Time) (ou
 		}
 		var err error
 		out, err = scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ?`, m.ID))
-		return err
+		if err != nil || out.Status != outbox.Failed || !out.FailedAt.Equal(at.Truncate(time.Millisecond)) {
+			return err
+		}
+		return s.emit(ctx, tx, messageEvent(out, outbox.Failed, out.Reason, at))
 	})
 	if err != nil {
 		return m, fmt.Errorf("requeue %s: %w", m.ID, err)
@@ -104,34 +116,76 @@ func (s *Store) Requeue(ctx context.Context, m outbox.Message, at time.Time) (ou
 // Fail gives a pending message up.
 func (s *Store) Fail(ctx context.Context, m outbox.Message, reason string, at time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'failed', reason = ?, failed_at = ?
-			WHERE id = ? AND status IN ('queued', 'sending')`, reason, millis(at), m.ID); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'failed', reason = ?, failed_at = ?
+			WHERE id = ? AND status IN ('queued', 'sending')`, reason, millis(at), m.ID)
+		if err != nil {
 			return err
 		}
-		return progress(ctx, tx, m.Broadcast, at)
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		if err := s.emit(ctx, tx, messageEvent(m, outbox.Failed, reason, at)); err != nil {
+			return err
+		}
+		return s.progress(ctx, tx, m.Broadcast, at)
 	})
 }
 
 // progress notes that a message of job reached its end, and finishes the
 // job when it was the last: in the message's own transaction, so that no
 // crash can leave a job open with nothing left to send.
-func progress(ctx context.Context, tx *sql.Tx, job string, at time.Time) error {
+//
+// It also reports the job's progress to the webhook, at most once per
+// progressEvery per job.
+func (s *Store) progress(ctx context.Context, tx *sql.Tx, job string, at time.Time) error {
 	if job == "" {
 		return nil
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE broadcasts SET progress_at = ? WHERE id = ?`, millis(at), job); err != nil {
 		return err
 	}
-	return finishDrained(ctx, tx, job, at)
+	done, err := s.finishDrained(ctx, tx, job, at)
+	if err != nil || done || s.events == nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE broadcasts SET progress_event_at = ?1 WHERE id = ?2 AND progress_event_at <= ?3`,
+		millis(at), job, millis(at.Add(-progressEvery)))
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err
+	}
+	e, err := jobEvent(ctx, tx, webhook.BroadcastProgress, job, at)
+	if err != nil {
+		return err
+	}
+	return s.emit(ctx, tx, e)
 }
 
+// progressEvery spaces a job's broadcast_progress events.
+const progressEvery = 10 * time.Second
+
 // finishDrained marks job done when it is open and none of its messages is
-// pending any more.
-func finishDrained(ctx context.Context, tx *sql.Tx, job string, at time.Time) error {
-	_, err := tx.ExecContext(ctx, `UPDATE broadcasts SET status = 'done', finished_at = ?1
+// pending any more, with its broadcast_done event; it reports whether it did.
+func (s *Store) finishDrained(ctx context.Context, tx *sql.Tx, job string, at time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE broadcasts SET status = 'done', finished_at = ?1
 		WHERE id = ?2 AND status IN ('queued', 'sending', 'stalled')
 		AND NOT EXISTS (SELECT 1 FROM messages WHERE broadcast = ?2 AND status IN ('queued', 'sending'))`, millis(at), job)
-	return err
+	if err != nil {
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
+	}
+	if s.events == nil {
+		return true, nil
+	}
+	e, err := jobEvent(ctx, tx, webhook.BroadcastDone, job, at)
+	if err != nil {
+		return true, err
+	}
+	return true, s.emit(ctx, tx, e)
 }
 
 // Receipt moves org's messages with these WhatsApp IDs forward to status
@@ -163,8 +217,11 @@ func (s *Store) Receipt(ctx context.Context, org string, waIDs []string, status 
 			return err
 		}
 		for _, m := range out {
+			if err := s.emit(ctx, tx, messageEvent(m, status, "", at)); err != nil {
+				return err
+			}
 			if m.Broadcast != "" {
-				if err := finishDrained(ctx, tx, m.Broadcast, at); err != nil {
+				if _, err := s.finishDrained(ctx, tx, m.Broadcast, at); err != nil {
 					return err
 				}
 			}
@@ -190,7 +247,10 @@ func (s *Store) ExpireQueued(ctx context.Context, before, now time.Time) ([]outb
 			return err
 		}
 		for _, m := range out {
-			if err := progress(ctx, tx, m.Broadcast, now); err != nil {
+			if err := s.emit(ctx, tx, messageEvent(m, outbox.Failed, m.Reason, now)); err != nil {
+				return err
+			}
+			if err := s.progress(ctx, tx, m.Broadcast, now); err != nil {
 				return err
 			}
 		}
@@ -206,12 +266,21 @@ func (s *Store) ExpireQueued(ctx context.Context, before, now time.Time) ([]outb
 func (s *Store) FailPending(ctx context.Context, org, reason string, at time.Time) (int, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'failed', reason = ?, failed_at = ?
-			WHERE org = ? AND status IN ('queued', 'sending')`, reason, millis(at), org)
+		rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = 'failed', reason = ?, failed_at = ?
+			WHERE org = ? AND status IN ('queued', 'sending') RETURNING `+messageColumns, reason, millis(at), org)
 		if err != nil {
 			return err
 		}
-		n, _ = res.RowsAffected()
+		failed, err := scanMessages(rows)
+		if err != nil {
+			return err
+		}
+		n = int64(len(failed))
+		for _, m := range failed {
+			if err := s.emit(ctx, tx, messageEvent(m, outbox.Failed, reason, at)); err != nil {
+				return err
+			}
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE broadcasts SET status = 'cancelled', finished_at = ?
 			WHERE org = ? AND status IN ('queued', 'sending', 'stalled')`, millis(at), org)
 		return err
@@ -239,6 +308,11 @@ func (s *Store) RecoverSending(ctx context.Context, at time.Time) (int, []outbox
 		if cancelled, err = scanMessages(rows); err != nil {
 			return err
 		}
+		for _, m := range cancelled {
+			if err := s.emit(ctx, tx, messageEvent(m, outbox.Failed, m.Reason, at)); err != nil {
+				return err
+			}
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'queued' WHERE status = 'sending'`)
 		if err != nil {
 			return err
@@ -250,4 +324,27 @@ func (s *Store) RecoverSending(ctx context.Context, at time.Time) (int, []outbox
 		return 0, nil, fmt.Errorf("recover messages: %w", err)
 	}
 	return int(n), cancelled, nil
+}
+
+// messageEvent is a message_status event: the message reached status.
+func messageEvent(m outbox.Message, status outbox.Status, reason string, at time.Time) webhook.Event {
+	return webhook.NewEvent(webhook.MessageStatus, m.Org, string(status), reason, at, map[string]string{
+		"message_id": m.ID, "wa_message_id": m.WAID, "to": m.To, "broadcast_id": m.Broadcast,
+	})
+}
+
+// jobEvent is a broadcast event with the job's counts.
+func jobEvent(ctx context.Context, tx *sql.Tx, kind, job string, at time.Time) (webhook.Event, error) {
+	var org, status string
+	var total int
+	if err := tx.QueryRowContext(ctx, `SELECT org, status, total FROM broadcasts WHERE id = ?`, job).Scan(&org, &status, &total); err != nil {
+		return webhook.Event{}, err
+	}
+	c, err := jobCounts(ctx, tx, job)
+	if err != nil {
+		return webhook.Event{}, err
+	}
+	return webhook.NewEvent(kind, org, status, "", at, map[string]any{
+		"broadcast_id": job, "total": total, "pending": c.Pending, "sent": c.Sent, "failed": c.Failed,
+	}), nil
 }

@@ -19,10 +19,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
 
 	// Pure Go, so the supervisor builds with CGO_ENABLED=0.
 	_ "modernc.org/sqlite"
@@ -32,6 +34,11 @@ import (
 type Store struct {
 	db   *sql.DB
 	path string
+	// events is what EnableEvents set; nil: no webhook events are kept.
+	events *eventOptions
+	// emitted is set by a transaction that inserted events and read after
+	// its commit to tell the dispatcher.
+	emitted atomic.Bool
 }
 
 // Open opens (creating if needed) the database at path and brings its
@@ -113,9 +120,16 @@ func (s *Store) LoadOrgs(ctx context.Context) ([]lifecycle.Record, error) {
 	return out, nil
 }
 
-// SaveOrg writes one organization's record in one transaction.
-func (s *Store) SaveOrg(ctx context.Context, r lifecycle.Record) error {
-	if err := saveOrg(ctx, s.db, r, false); err != nil {
+// SaveOrg writes one organization's record and the webhook events its
+// change causes in one transaction.
+func (s *Store) SaveOrg(ctx context.Context, r lifecycle.Record, events []webhook.Event) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := saveOrg(ctx, tx, r, false); err != nil {
+			return err
+		}
+		return s.emit(ctx, tx, events...)
+	})
+	if err != nil {
 		return fmt.Errorf("save organization %s: %w", r.ID, err)
 	}
 	return nil
@@ -175,3 +189,25 @@ func fromMillis(ms int64) time.Time {
 var errNoRows = sql.ErrNoRows
 
 func isNoRows(err error) bool { return errors.Is(err, errNoRows) }
+
+// tx runs fn in one transaction; after a commit that inserted webhook
+// events, the dispatcher is told.
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		s.emitted.Store(false)
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		s.emitted.Store(false)
+		return err
+	}
+	if s.emitted.Swap(false) && s.events != nil && s.events.notify != nil {
+		s.events.notify()
+	}
+	return nil
+}

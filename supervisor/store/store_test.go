@@ -46,10 +46,10 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dir with space", "state.db")
 	s := open(t, path)
 	want := full()
-	if err := s.SaveOrg(ctx, want); err != nil {
+	if err := s.SaveOrg(ctx, want, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveOrg(ctx, lifecycle.Record{ID: "2", Status: state.Queued, Run: true}); err != nil {
+	if err := s.SaveOrg(ctx, lifecycle.Record{ID: "2", Status: state.Queued, Run: true}, nil); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -69,10 +69,10 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 func TestSaveReplacesAndDeleteForgets(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "state.db"))
 	r := full()
-	s.SaveOrg(ctx, r)
+	s.SaveOrg(ctx, r, nil)
 	r.Status, r.Hold, r.Deleted = state.Connected, lifecycle.Hold{}, false
 	r.BadMAC = badmac.Counter{}
-	if err := s.SaveOrg(ctx, r); err != nil {
+	if err := s.SaveOrg(ctx, r, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := s.LoadOrgs(ctx)
@@ -96,7 +96,7 @@ func TestConcurrentWritersDoNotFail(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 50 {
-				errs <- s.SaveOrg(ctx, lifecycle.Record{ID: fmt.Sprintf("o%d-%d", g, i), Status: state.Queued, Run: true})
+				errs <- s.SaveOrg(ctx, lifecycle.Record{ID: fmt.Sprintf("o%d-%d", g, i), Status: state.Queued, Run: true}, nil)
 			}
 		}()
 	}
@@ -164,7 +164,7 @@ func TestImportRegistryOnce(t *testing.T) {
 	os.WriteFile(reg, []byte(registryJSON), 0o600)
 	// An organization the database already has is not overwritten.
 	newer := lifecycle.Record{ID: "2", Status: state.Connected, Run: true, Linked: true}
-	s.SaveOrg(ctx, newer)
+	s.SaveOrg(ctx, newer, nil)
 
 	n, aside, err := s.ImportRegistry(ctx, reg, t0)
 	if err != nil || n != 2 {
@@ -232,7 +232,7 @@ func BenchmarkRegister(b *testing.B) {
 			tx.Commit()
 			b.ResetTimer()
 			for i := range b.N {
-				if err := s.SaveOrg(ctx, lifecycle.Record{ID: fmt.Sprint("new", i), Status: state.Queued, Run: true}); err != nil {
+				if err := s.SaveOrg(ctx, lifecycle.Record{ID: fmt.Sprint("new", i), Status: state.Queued, Run: true}, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -98,15 +98,16 @@ func serve(configPath string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Webhook.URL != "" {
-		log.Warn("webhooks are not implemented yet: webhook.url is ignored", "url", cfg.Webhook.URL)
-	}
 	if cfg.WhatsApp.Emulator != nil {
 		log.Warn("workers connect to a local WhatsApp EMULATOR, not to WhatsApp", "url", cfg.WhatsApp.Emulator.URL)
 	}
 
 	promReg := prometheus.NewRegistry()
 	m := metrics.New(promReg, cfg.Workers.MaxLive)
+	hooks, err := newDispatcher(cfg, st, m, log)
+	if err != nil {
+		return err
+	}
 
 	var fl *fleet.Fleet
 	ob := outbox.New(outbox.Options{
@@ -132,6 +133,7 @@ func serve(configPath string, stderr io.Writer) error {
 		Archive:  archive.NewDir(authRoot),
 		Listener: ob,
 		Decorate: ob.Decorate,
+		Webhooks: hooks != nil,
 		Metrics:  m,
 		Log:      log,
 	})
@@ -147,6 +149,7 @@ func serve(configPath string, stderr io.Writer) error {
 	}
 	apiSrv := newServer(statusapi.New(fl, statusapi.Options{
 		APIKey: apiKey, Listen: cfg.API.Listen, AllowedOrigins: cfg.API.AllowedOrigins, Log: log, Outbox: ob,
+		Webhooks: hooks.api(),
 	}))
 	metricsSrv := newServer(metrics.Handler(promReg))
 
@@ -191,6 +194,10 @@ func serve(configPath string, stderr io.Writer) error {
 			ob.Stop()
 			fl.Shutdown(sctx)
 		})
+	}
+	if hooks != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { hooks.Run(ctx); return nil }, func(error) { cancel() })
 	}
 	g.Add(func() error { return serveHTTP(apiSrv, apiLn) }, func(error) { shutdownHTTP(apiSrv) })
 	g.Add(func() error { return serveHTTP(metricsSrv, metricsLn) }, func(error) { shutdownHTTP(metricsSrv) })

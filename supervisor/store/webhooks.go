@@ -1,0 +1,139 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
+)
+
+type eventOptions struct {
+	incoming bool
+	notify   func()
+}
+
+// EnableEvents makes the store keep webhook events (off by default: with
+// no webhook URL nothing would ever take them out). incoming keeps
+// message_received too; notify is called after a commit that added events.
+// Call it before the store is used.
+func (s *Store) EnableEvents(incoming bool, notify func()) {
+	s.events = &eventOptions{incoming: incoming, notify: notify}
+}
+
+// emit inserts events in tx when events are kept.
+func (s *Store) emit(ctx context.Context, tx *sql.Tx, events ...webhook.Event) error {
+	if s.events == nil {
+		return nil
+	}
+	for _, e := range events {
+		if e.Kind == webhook.MessageReceived && !s.events.incoming {
+			continue
+		}
+		data := string(e.Data)
+		if data == "" {
+			data = "{}"
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_events (id, org, kind, status, reason, at, data)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, e.ID, e.Org, e.Kind, e.Status, e.Reason, millis(e.At), data); err != nil {
+			return fmt.Errorf("add webhook event: %w", err)
+		}
+		s.emitted.Store(true)
+	}
+	return nil
+}
+
+// AddEvents commits events that no other change carries.
+func (s *Store) AddEvents(ctx context.Context, events ...webhook.Event) error {
+	if s.events == nil || len(events) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.emit(ctx, tx, events...) })
+}
+
+const eventColumns = `seq, id, org, kind, status, reason, at, data, attempts, next_at, last_error, dead_at`
+
+func scanEvents(rows *sql.Rows) ([]webhook.Event, error) {
+	defer rows.Close()
+	var out []webhook.Event
+	for rows.Next() {
+		var e webhook.Event
+		var at, next, dead int64
+		var data string
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Org, &e.Kind, &e.Status, &e.Reason, &at, &data, &e.Attempts, &next, &e.LastError, &dead); err != nil {
+			return nil, err
+		}
+		e.At, e.NextAt, e.DeadAt, e.Data = fromMillis(at), fromMillis(next), fromMillis(dead), []byte(data)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// EventHeads returns each organization's oldest event that is not dead.
+func (s *Store) EventHeads(ctx context.Context) ([]webhook.Event, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM webhook_events
+		WHERE seq IN (SELECT min(seq) FROM webhook_events WHERE dead_at = 0 GROUP BY org) ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("webhook events: %w", err)
+	}
+	return scanEvents(rows)
+}
+
+// EventDelivered forgets a delivered event.
+func (s *Store) EventDelivered(ctx context.Context, seq int64) error {
+	return s.exec(ctx, "webhook delivered", `DELETE FROM webhook_events WHERE seq = ?`, seq)
+}
+
+// EventFailed records a failed attempt and when to try again.
+func (s *Store) EventFailed(ctx context.Context, seq int64, attempts int, next time.Time, lastErr string) error {
+	return s.exec(ctx, "webhook failed", `UPDATE webhook_events SET attempts = ?, next_at = ?, last_error = ? WHERE seq = ?`,
+		attempts, millis(next), lastErr, seq)
+}
+
+// EventDead makes an event a dead letter.
+func (s *Store) EventDead(ctx context.Context, seq int64, attempts int, at time.Time, lastErr string) error {
+	return s.exec(ctx, "webhook dead", `UPDATE webhook_events SET attempts = ?, dead_at = ?, last_error = ? WHERE seq = ?`,
+		attempts, millis(at), lastErr, seq)
+}
+
+// DeadEvents lists the dead letters, newest first.
+func (s *Store) DeadEvents(ctx context.Context, limit int) ([]webhook.Event, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM webhook_events WHERE dead_at > 0 ORDER BY seq DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("dead webhooks: %w", err)
+	}
+	return scanEvents(rows)
+}
+
+// RetryDeadEvent makes a dead letter deliverable now. Its sequence number
+// is older than its organization's waiting events, so it goes first.
+func (s *Store) RetryDeadEvent(ctx context.Context, id string, now time.Time) (webhook.Event, error) {
+	var out []webhook.Event
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE webhook_events SET dead_at = 0, attempts = 0, next_at = ?
+			WHERE id = ? AND dead_at > 0 RETURNING `+eventColumns, millis(now), id)
+		if err != nil {
+			return err
+		}
+		out, err = scanEvents(rows)
+		return err
+	})
+	if err != nil {
+		return webhook.Event{}, fmt.Errorf("retry webhook %s: %w", id, err)
+	}
+	if len(out) == 0 {
+		return webhook.Event{}, webhook.ErrNotFound
+	}
+	return out[0], nil
+}
+
+// EventCounts counts the events waiting for delivery and the dead letters.
+func (s *Store) EventCounts(ctx context.Context) (waiting, dead int, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT coalesce(sum(dead_at = 0), 0), coalesce(sum(dead_at > 0), 0) FROM webhook_events`).Scan(&waiting, &dead)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = nil
+	}
+	return waiting, dead, err
+}
