@@ -1,0 +1,144 @@
+"""One organization's WhatsApp page (status, QR, send) and the webhook receiver."""
+
+import json
+import threading
+import uuid
+from collections import deque
+from functools import lru_cache
+
+from django import forms
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from wa_sidecar_client import SIGNATURE_HEADER, WaSidecar, WaSidecarError, verify_webhook
+
+wa = WaSidecar(settings.WA_SIDECAR_API, api_key=settings.WA_SIDECAR_API_KEY or None)
+ORG = settings.WA_SIDECAR_ORG
+
+
+class SendForm(forms.Form):
+    to = forms.CharField(label="To (country code first)", max_length=15)
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    # A fresh key with every page: a double click, or the browser resending
+    # the form, queues the message once.
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, required=False)
+
+
+def _page(request, form=None, error=None):
+    if form is None:
+        form = SendForm(initial={"idempotency_key": uuid.uuid4().hex})
+    context = {"org": ORG, "form": form, "error": error}
+    try:
+        context["status"] = wa.status(ORG)
+        if "sent" in request.GET:
+            context["sent"] = wa.message(ORG, request.GET["sent"])
+    except WaSidecarError as err:
+        context["error"] = error or err
+    return render(request, "waexample/org.html", context)
+
+
+def _error_json(err):
+    # 502: the error is the sidecar's, not this request's; the sidecar's own
+    # status and code travel in the body.
+    return JsonResponse({"error": err.message, "code": err.code, "sidecar_status": err.status,
+                         "retry_after": err.retry_after}, status=502)
+
+
+def _wants_json(request):
+    return "application/json" in request.headers.get("Accept", "")
+
+
+@require_GET
+def index(request):
+    return _page(request)
+
+
+@require_GET
+def status_json(request):
+    """The status object, polled by the page every second."""
+    try:
+        return JsonResponse(wa.status(ORG))
+    except WaSidecarError as err:
+        return _error_json(err)
+
+
+@require_POST
+def start(request):
+    try:
+        wa.start(ORG)
+    except WaSidecarError as err:  # a 409 cooldown says until when in its sentence
+        return _page(request, error=err)
+    return redirect("index")
+
+
+@require_POST
+def send(request):
+    """The send form; with Accept: application/json it answers the message as JSON."""
+    form = SendForm(request.POST)
+    if not form.is_valid():
+        if _wants_json(request):
+            return JsonResponse({"error": form.errors.get_json_data(), "code": "bad_form"}, status=400)
+        return _page(request, form=form)
+    try:
+        message = wa.send(ORG, form.cleaned_data["to"], form.cleaned_data["text"],
+                          idempotency_key=form.cleaned_data["idempotency_key"])
+    except WaSidecarError as err:
+        if _wants_json(request):
+            return _error_json(err)
+        form.add_error(None, err.message)  # e.g. "to: ..." for a number the sidecar refuses
+        return _page(request, form=form)
+    if _wants_json(request):
+        return JsonResponse(message, status=202)
+    return redirect(reverse("index") + "?sent=" + message["id"])
+
+
+# The latest verified events, kept in memory so that the example needs no
+# database. A real application stores them in its database with a unique
+# constraint on the event id: that deduplicates across processes and
+# restarts too.
+_events = deque(maxlen=100)
+_events_lock = threading.Lock()
+
+
+@lru_cache(maxsize=None)
+def _webhook_secret():
+    if not settings.WA_SIDECAR_WEBHOOK_SECRET_FILE:
+        return None
+    with open(settings.WA_SIDECAR_WEBHOOK_SECRET_FILE, "rb") as f:
+        return f.read().strip()  # trimmed, as the sidecar reads it
+
+
+@csrf_exempt  # the signature is what authenticates the sidecar
+@require_POST
+def webhook(request):
+    secret = _webhook_secret()
+    if secret is None:
+        # 5xx, so that the sidecar keeps the events and retries them once
+        # this receiver is configured.
+        return HttpResponse("webhook secret not configured\n", status=503)
+    if not verify_webhook(secret, request.body, request.headers.get(SIGNATURE_HEADER, "")):
+        return HttpResponse("bad or expired signature\n", status=403)
+    try:
+        event = json.loads(request.body)
+    except ValueError:
+        event = None
+    if not isinstance(event, dict) or not event.get("id"):
+        return HttpResponse("not an event\n", status=400)
+    with _events_lock:
+        # Delivery is at least once: the same id may come again.
+        if all(seen["id"] != event["id"] for seen in _events):
+            _events.append(event)
+    # Answer at once; slow work (mail staff after a session_cleared, update
+    # an order after a message_status) belongs in a task queue.
+    return HttpResponse(status=204)
+
+
+@require_GET
+def events_json(request):
+    """The latest webhook events, to look at in a browser (and for the tests); not for production."""
+    with _events_lock:
+        return JsonResponse({"events": list(_events)})
