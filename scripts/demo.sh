@@ -84,14 +84,18 @@ poll "the supervisor" grep -q '"supervisor ready"' "$work/supervisor.log"
 
 sup() { "$bin/wa-supervisor" "$@" -config "$work/config.toml"; }
 # field NAME prints a string field of the organization's status object.
-field() { sup status "$org" | sed -n "s/^  \"$1\": \"\([^\"]*\)\",\{0,1\}$/\1/p"; }
+field() { sup status -json "$org" | sed -n "s/^  \"$1\": \"\([^\"]*\)\",\{0,1\}$/\1/p"; }
 status_is() { [ "$(field status)" = "$1" ]; }
 emulator() { curl -fsS -X POST -H 'Content-Type: application/json' "http://$emu/control/$1" -d "${2:-{\}}"; echo; }
 scan() {
 	poll "a QR code" status_is qr_required
-	sup qr "$org"
+	# qr follows the code until the link; through a pipe it prints each
+	# code instead of clearing the screen, which keeps the story visible.
+	sup qr "$org" | cat &
+	local qr=$!
 	say "The emulated phone $phone scans that QR"
 	emulator scan "{\"qr_code\":\"$(field qr_code)\",\"phone\":\"$phone\"}"
+	wait "$qr" || die "wa-supervisor qr did not see the link"
 	poll "the link" status_is connected
 	echo "status: $(field status), jid: $(field jid)"
 }
@@ -102,7 +106,7 @@ scan
 
 say "WhatsApp delivers 5 messages whose MAC is corrupted (a Bad MAC storm)"
 emulator "devices/$phone/badmac" '{"count":5}'
-poll "the trip" sh -c "'$bin/wa-supervisor' status $org -config '$work/config.toml' | grep -q '\"trips\": 1'"
+poll "the trip" sh -c "'$bin/wa-supervisor' status -json $org -config '$work/config.toml' | grep -q '\"trips\": 1'"
 grep -o '"msg":"bad MAC[^"]*"[^}]*' "$work/supervisor.log" | tail -n 3
 say "The corrupted auth directory was archived, not deleted:"
 poll "the archive" sh -c "ls '$work/state/auth_sessions' | grep -q '${org}_corrupted_'"

@@ -43,6 +43,7 @@ func (e *APIError) Error() string {
 
 // Client talks to one supervisor. It is safe for concurrent use.
 type Client struct {
+	listen string
 	base   string
 	apiKey string
 	http   *http.Client
@@ -63,7 +64,7 @@ func New(listen, apiKey string) *Client {
 		// The host is only a placeholder: every connection goes to the socket.
 		base = "http://wa-supervisor"
 	}
-	return &Client{base: base, apiKey: apiKey, http: &http.Client{Transport: tr}}
+	return &Client{listen: listen, base: base, apiKey: apiKey, http: &http.Client{Transport: tr}}
 }
 
 // Healthz reports whether the daemon answers at all.
@@ -239,6 +240,13 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		// A daemon that is down or a socket the caller may not open is the
+		// usual failure; say so with the address from the config rather
+		// than with the placeholder URL a unix socket is dialled through.
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" && ctx.Err() == nil {
+			return fmt.Errorf("status api: cannot reach the daemon at %s: %w", c.listen, op.Err)
+		}
 		return fmt.Errorf("status api: %w", err)
 	}
 	defer resp.Body.Close()

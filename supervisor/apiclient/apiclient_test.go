@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -222,11 +224,30 @@ func TestClientNonAPIAnswer(t *testing.T) {
 	}
 }
 
+// A daemon that is down is named by the address in the config, not by the
+// placeholder URL a unix socket is dialled through, and the cause stays
+// inspectable.
 func TestClientDaemonDown(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "absent.sock")
-	err := New("unix:"+sock, key).Healthz(context.Background())
-	var ae *APIError
-	if err == nil || errors.As(err, &ae) || !strings.Contains(err.Error(), sock) {
-		t.Fatalf("err = %v, want a dial error naming the socket", err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := ln.Addr().String()
+	ln.Close()
+	cases := []struct {
+		listen string
+		cause  error
+	}{
+		{"unix:" + filepath.Join(t.TempDir(), "absent.sock"), syscall.ENOENT},
+		{closedPort, syscall.ECONNREFUSED},
+	}
+	for _, c := range cases {
+		err := New(c.listen, key).Healthz(context.Background())
+		var ae *APIError
+		if err == nil || errors.As(err, &ae) || !errors.Is(err, c.cause) ||
+			!strings.Contains(err.Error(), "cannot reach the daemon at "+c.listen+": ") ||
+			strings.Contains(err.Error(), "http://") {
+			t.Errorf("%s: err = %v, want a dial error naming the address", c.listen, err)
+		}
 	}
 }

@@ -15,8 +15,10 @@ const usage = `usage: wa-supervisor [command] [-config FILE] [args]
 
 commands:
   serve              run the daemon (default)
-  status [ORG]       show every organization, or one
-  qr ORG             print the organization's QR code in the terminal
+  status [ORG]       show every organization, or one, as a table; with
+                     -json, the status objects as the API returns them
+  qr ORG             show the organization's QR code in the terminal, redrawn
+                     as it rotates, until the organization is connected
   start ORG          register if new and start or link
   stop ORG           stop the worker, keep the session
   logout ORG         unlink the device on WhatsApp, keep an archive
@@ -46,6 +48,7 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	configPath := fs.String("config", "config.toml", "configuration file")
 	wait := fs.Bool("wait", false, "send: wait until the message is sent or failed")
+	asJSON := fs.Bool("json", false, "status: print the status objects as JSON")
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -64,7 +67,7 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		err = serve(*configPath, stderr)
 	} else {
-		err = operate(context.Background(), cmd, positional, options{config: *configPath, wait: *wait, in: stdin, out: stdout})
+		err = operate(context.Background(), cmd, positional, options{config: *configPath, wait: *wait, json: *asJSON, in: stdin, out: stdout})
 	}
 	var ue usageError
 	switch {

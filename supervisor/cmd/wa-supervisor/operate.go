@@ -7,8 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/mdp/qrterminal/v3"
-
 	"github.com/wa-sidecar/wa-sidecar/shared/config"
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
@@ -19,6 +17,7 @@ import (
 type options struct {
 	config string
 	wait   bool
+	json   bool
 	in     io.Reader
 	out    io.Writer
 }
@@ -55,6 +54,8 @@ func operate(ctx context.Context, cmd string, args []string, o options) error {
 		return send(ctx, c, args, o.wait, out)
 	case "broadcast":
 		return broadcast(ctx, c, args, o.in, out)
+	case "qr":
+		return qr(ctx, c, args[0], out)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -62,19 +63,7 @@ func operate(ctx context.Context, cmd string, args []string, o options) error {
 	var snap state.Snapshot
 	switch cmd {
 	case "status":
-		if len(args) == 0 {
-			list, err := c.List(ctx)
-			if err != nil {
-				return err
-			}
-			return printJSON(out, list)
-		}
-		snap, err = c.Status(ctx, args[0])
-	case "qr":
-		snap, err = c.Status(ctx, args[0])
-		if err == nil {
-			return printQR(out, snap)
-		}
+		return status(ctx, c, args, o.json, out)
 	case "start":
 		snap, err = c.Start(ctx, args[0])
 	case "stop":
@@ -107,20 +96,4 @@ func printJSON(out io.Writer, v any) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-func printQR(out io.Writer, s state.Snapshot) error {
-	if s.QRCode == "" {
-		return fmt.Errorf("organization %s has no QR on offer (status %s)", s.OrganizationID, s.Status)
-	}
-	qrterminal.GenerateWithConfig(s.QRCode, qrterminal.Config{
-		Level: qrterminal.L, Writer: out, HalfBlocks: true,
-		BlackChar: qrterminal.BLACK_BLACK, WhiteBlackChar: qrterminal.WHITE_BLACK,
-		WhiteChar: qrterminal.WHITE_WHITE, BlackWhiteChar: qrterminal.BLACK_WHITE, QuietZone: 2,
-	})
-	if s.QRExpiresAt != nil {
-		_, err := fmt.Fprintf(out, "Scan with WhatsApp > Linked devices. This code expires at %s; run again for the next one.\n", s.QRExpiresAt.Local().Format(time.TimeOnly))
-		return err
-	}
-	return nil
 }

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/apiclient"
+)
+
+// scriptedAPI answers GET /v1/orgs/2 with the next snapshot of a script,
+// the last one for ever after, and counts the requests.
+type scriptedAPI struct {
+	mu       sync.Mutex
+	script   []state.Snapshot
+	requests int
+}
+
+func (a *scriptedAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if r.URL.Path != "/v1/orgs/2" {
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"error":"organization 9 is not registered","code":"unknown_org"}`))
+		return
+	}
+	s := a.script[min(a.requests, len(a.script)-1)]
+	a.requests++
+	s.OrganizationID = "2"
+	json.NewEncoder(w).Encode(s)
+}
+
+func (a *scriptedAPI) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.requests
+}
+
+func startScripted(t *testing.T, script ...state.Snapshot) (*scriptedAPI, *apiclient.Client) {
+	api := &scriptedAPI{script: script}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	return api, apiclient.New(strings.TrimPrefix(srv.URL, "http://"), "")
+}
+
+// rendered is the block printQR draws for code.
+func rendered(t *testing.T, code string) string {
+	var b bytes.Buffer
+	if err := printQR(&b, state.Snapshot{QRCode: code}); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// A closed tick channel never blocks, so the script alone paces the loop.
+func closedTicks() <-chan time.Time {
+	ch := make(chan time.Time)
+	close(ch)
+	return ch
+}
+
+// bounded makes a loop that misses its end fail the test rather than hang it.
+func bounded(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestQRRedrawsEachRotationUntilConnected(t *testing.T) {
+	qr := func(code string) state.Snapshot { return state.Snapshot{Status: state.QRRequired, QRCode: code} }
+	script := []state.Snapshot{
+		{Status: state.Starting},
+		qr("2@first"), qr("2@first"),
+		qr("2@second"), qr("2@second"), qr("2@second"),
+		{Status: state.Connected, JID: "573001234567@s.whatsapp.net"},
+		qr("2@after-the-end"),
+	}
+	for _, tty := range []bool{true, false} {
+		api, c := startScripted(t, script...)
+		var out bytes.Buffer
+		if err := followQR(bounded(t), c, "2", closedTicks(), &out, tty); err != nil {
+			t.Fatalf("tty %v: %v", tty, err)
+		}
+		got := out.String()
+		if api.count() != 7 {
+			t.Errorf("tty %v: %d requests, want 7 (it must stop at connected)", tty, api.count())
+		}
+		first, second := rendered(t, "2@first"), rendered(t, "2@second")
+		if strings.Count(got, first) != 1 || strings.Count(got, second) != 1 || strings.Contains(got, rendered(t, "2@after-the-end")) {
+			t.Errorf("tty %v: want each code drawn once:\n%s", tty, got)
+		}
+		wait := "organization 2 is starting; waiting for a QR\n"
+		done := "organization 2 is connected as 573001234567@s.whatsapp.net\n"
+		if i, j := strings.Index(got, first), strings.Index(got, second); !strings.HasPrefix(got, wait) || i > j || !strings.HasSuffix(got, second+done) {
+			t.Errorf("tty %v: out of order:\n%s", tty, got)
+		}
+		clears, separators := strings.Count(got, clearScreen), strings.Count(got, strings.Repeat("-", 40)+"\n")
+		if tty && (clears != 2 || separators != 0) || !tty && (clears != 0 || separators != 1) {
+			t.Errorf("tty %v: %d screen clears and %d separators", tty, clears, separators)
+		}
+	}
+}
+
+func TestQRGivesUpWhereNoCodeWillCome(t *testing.T) {
+	cases := []struct {
+		script []state.Snapshot
+		want   string
+	}{
+		{[]state.Snapshot{{Status: state.QRRequired, QRCode: "2@x"}, {Status: state.LoggedOut}},
+			"organization 2 is logged_out, so no QR will come: run wa-supervisor start 2 first"},
+		{[]state.Snapshot{{Status: state.Stopped}}, "organization 2 is stopped, so no QR will come"},
+		{[]state.Snapshot{{Status: state.Banned}}, "organization 2 is banned"},
+		{[]state.Snapshot{{Status: state.Replaced}}, "organization 2 is replaced"},
+		{[]state.Snapshot{{Status: state.Failed}}, "organization 2 is failed"},
+	}
+	for _, c := range cases {
+		_, client := startScripted(t, c.script...)
+		err := followQR(bounded(t), client, "2", closedTicks(), &bytes.Buffer{}, false)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.script[len(c.script)-1].Status, err, c.want)
+		}
+	}
+	_, client := startScripted(t, state.Snapshot{Status: state.QRRequired})
+	err := followQR(bounded(t), client, "9", closedTicks(), &bytes.Buffer{}, false)
+	if !apiclient.IsCode(err, "unknown_org") {
+		t.Errorf("unknown org: %v", err)
+	}
+}
+
+// Between ticks the loop waits on the context alone, which is what Ctrl-C
+// cancels.
+func TestQRStopsWhenCancelled(t *testing.T) {
+	api, c := startScripted(t, state.Snapshot{Status: state.QRRequired, QRCode: "2@x"})
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := followQR(ctx, c, "2", nil, pw, false)
+		pw.Close() // a loop that ended early must not leave the reader below blocked
+		done <- err
+	}()
+	// The code's last line read means the loop has moved on to its wait:
+	// no tick will ever come, so only the context can end it.
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "Waiting for the link") {
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still waiting after the context was cancelled")
+	}
+	if n := api.count(); n != 1 {
+		t.Fatalf("%d requests, want 1", n)
+	}
+}
