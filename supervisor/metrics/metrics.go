@@ -140,8 +140,17 @@ func (m *Metrics) SetStatus(org string, s state.Status) {
 	for _, c := range []*prometheus.CounterVec{m.badMACErrors, m.badMACTrips, m.qrCodes, m.messagesSent} {
 		c.WithLabelValues(org)
 	}
-	for _, reason := range []string{"expired", "cancelled"} {
-		m.messagesFailed.WithLabelValues(org, reason)
+	// Labelled by reason too: the reasons every organization can meet, so
+	// a dashboard panel shows 0 rather than "No data" until the first one.
+	for vec, reasons := range map[*prometheus.CounterVec][]string{
+		m.messagesFailed:  {"expired", "cancelled", "no_answer"},
+		m.sessionsCleared: {"bad_mac_errors", "manual"},
+		m.logouts:         {"device_removed", "manual"},
+		m.workerRestarts:  {"crash", "unhealthy", "start_failed"},
+	} {
+		for _, reason := range reasons {
+			vec.WithLabelValues(org, reason)
+		}
 	}
 	m.outboxDepth.WithLabelValues(org)
 	m.sendRestricted.WithLabelValues(org)

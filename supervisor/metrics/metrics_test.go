@@ -121,27 +121,27 @@ func TestForgetRemovesEverySeriesOfTheOrg(t *testing.T) {
 	m, reg := newTest(t)
 	populate(m, "2")
 	populate(m, "other")
-	m.Forget("2")
-
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var otherSeries int
-	for _, f := range families {
-		for _, s := range f.GetMetric() {
-			switch orgLabel(s) {
-			case "2":
-				t.Errorf("%s still has a series for the forgotten org", f.GetName())
-			case "other":
-				otherSeries++
+	count := func() map[string]int {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := map[string]int{}
+		for _, f := range families {
+			for _, s := range f.GetMetric() {
+				n[orgLabel(s)]++
 			}
 		}
+		return n
 	}
-	// org_status has one series per status, messages_failed_total two
-	// (expired, cancelled), every other vector one.
-	if want := len(state.All) + len(m.perOrg); otherSeries != want {
-		t.Fatalf("the other org has %d series, want %d", otherSeries, want)
+	before := count()
+	m.Forget("2")
+	after := count()
+	if after["2"] != 0 {
+		t.Fatalf("%d series left for the forgotten org", after["2"])
+	}
+	if after["other"] != before["other"] || after["other"] < len(state.All)+len(m.perOrg) {
+		t.Fatalf("the other org has %d series, had %d", after["other"], before["other"])
 	}
 	if got := testutil.ToFloat64(m.workersLive); got != 3 {
 		t.Fatalf("workers_live = %v; Forget must not touch host-wide series", got)
@@ -241,4 +241,38 @@ func findPromtool() string {
 		return p
 	}
 	return ""
+}
+
+// A registered organization's counters exist at 0 before their first
+// event, reason labels included, so panels and increase() see the first.
+func TestSeriesExistFromRegistration(t *testing.T) {
+	m, reg := newTest(t)
+	m.SetStatus("9", state.Queued)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, f := range fams {
+		for _, s := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range s.GetLabel() {
+				if l.GetName() != "org" {
+					key += "," + l.GetValue()
+				}
+			}
+			have[key] = true
+		}
+	}
+	for _, want := range []string{
+		"wa_sidecar_badmac_errors_total", "wa_sidecar_badmac_trips_total", "wa_sidecar_qr_codes_total",
+		"wa_sidecar_messages_sent_total", "wa_sidecar_messages_failed_total,expired", "wa_sidecar_outbox_depth",
+		"wa_sidecar_send_restricted", "wa_sidecar_sessions_cleared_total,bad_mac_errors", "wa_sidecar_sessions_cleared_total,manual",
+		"wa_sidecar_logouts_total,device_removed", "wa_sidecar_worker_restarts_total,crash",
+		"wa_sidecar_webhook_deliveries_total,delivered", "wa_sidecar_webhook_queue_depth", "wa_sidecar_webhook_dead_letters",
+	} {
+		if !have[want] {
+			t.Errorf("no series %s after registration", want)
+		}
+	}
 }
