@@ -170,6 +170,18 @@ func (h *harness) until(what string, cond func() bool) {
 	}
 }
 
+// parked waits until the sender sleeps on the fake clock, its one timer.
+func (h *harness) parked() {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.clk.Pending() != 1 {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("the sender never parked (%d timers)", h.clk.Pending())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func (h *harness) status(org, id string) outbox.Message {
 	m, err := h.o.Message(bg, org, id)
 	if err != nil {
@@ -237,8 +249,11 @@ func TestRestrictionHoldsOnlyNewContacts(t *testing.T) {
 	if st := h.status("2", later.ID).Status; st != outbox.Queued {
 		t.Fatalf("a later new contact's message is %s during the restriction", st)
 	}
+	// The sender's wait is scheduled from the time it read: advancing the
+	// fake clock before it parks would push its wake-up an hour further.
+	h.parked()
 	h.clk.Advance(59 * time.Minute)
-	time.Sleep(20 * time.Millisecond)
+	h.parked()
 	if n := len(h.w.sent()); n != 3 {
 		t.Fatalf("%d sends during the restriction, want 3 (retried hot?)", n)
 	}
