@@ -38,7 +38,11 @@ type StartRequest struct {
 	// shared/fingerprint's encoding ("Chrome/Windows/10.0.19045"). Empty: the
 	// legacy one derived from organization_id, which organizations linked
 	// before fingerprints were stored keep.
-	Fingerprint   string `protobuf:"bytes,6,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	Fingerprint string `protobuf:"bytes,6,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// The organization's proxy (socks5://, http:// or https://, credentials
+	// included); empty: direct. The worker connects to WhatsApp, or to the
+	// emulator, only through it, and never logs or reports its credentials.
+	Proxy         string `protobuf:"bytes,7,opt,name=proxy,proto3" json:"proxy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -111,6 +115,13 @@ func (x *StartRequest) GetLogLevel() string {
 func (x *StartRequest) GetFingerprint() string {
 	if x != nil {
 		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *StartRequest) GetProxy() string {
+	if x != nil {
+		return x.Proxy
 	}
 	return ""
 }
@@ -1597,14 +1608,15 @@ var File_worker_proto protoreflect.FileDescriptor
 
 const file_worker_proto_rawDesc = "" +
 	"\n" +
-	"\fworker.proto\x12\x13wasidecar.worker.v1\"\xe2\x01\n" +
+	"\fworker.proto\x12\x13wasidecar.worker.v1\"\xf8\x01\n" +
 	"\fStartRequest\x12'\n" +
 	"\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x19\n" +
 	"\bauth_dir\x18\x02 \x01(\tR\aauthDir\x12,\n" +
 	"\x13qr_give_up_after_ms\x18\x03 \x01(\x03R\x0fqrGiveUpAfterMs\x12!\n" +
 	"\femulator_url\x18\x04 \x01(\tR\vemulatorUrl\x12\x1b\n" +
 	"\tlog_level\x18\x05 \x01(\tR\blogLevel\x12 \n" +
-	"\vfingerprint\x18\x06 \x01(\tR\vfingerprint\"-\n" +
+	"\vfingerprint\x18\x06 \x01(\tR\vfingerprint\x12\x14\n" +
+	"\x05proxy\x18\a \x01(\tR\x05proxy\"-\n" +
 	"\rStartResponse\x12\x1c\n" +
 	"\trestoring\x18\x01 \x01(\bR\trestoring\"\x0f\n" +
 	"\rEventsRequest\"\xa7\a\n" +
