@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
+	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 )
 
 // Duration is a time.Duration written as a Go duration string ("2s", "5m").
@@ -69,14 +70,17 @@ type Metrics struct {
 type Workers struct {
 	// MaxOrgs bounds the registered organizations: each costs a store row,
 	// a fingerprint and, when it runs, a process.
-	MaxOrgs        int         `toml:"max_orgs"`
-	MaxLive        int         `toml:"max_live"`
-	StartGap       Duration    `toml:"start_gap"`
-	StartJitter    [2]Duration `toml:"start_jitter"`
-	HealthInterval Duration    `toml:"health_interval"`
-	CrashBackoff   [2]Duration `toml:"crash_backoff"`
-	CrashLimit     int         `toml:"crash_limit"`
-	StopTimeout    Duration    `toml:"stop_timeout"`
+	MaxOrgs int `toml:"max_orgs"`
+	MaxLive int `toml:"max_live"`
+	// MaxLivePerEgress caps the live workers that leave through one IP
+	// (direct, or one proxy): WhatsApp tolerates about five per IP.
+	MaxLivePerEgress int         `toml:"max_live_per_egress"`
+	StartGap         Duration    `toml:"start_gap"`
+	StartJitter      [2]Duration `toml:"start_jitter"`
+	HealthInterval   Duration    `toml:"health_interval"`
+	CrashBackoff     [2]Duration `toml:"crash_backoff"`
+	CrashLimit       int         `toml:"crash_limit"`
+	StopTimeout      Duration    `toml:"stop_timeout"`
 }
 
 // BadMAC is the policy for repeated "Bad MAC" decryption failures.
@@ -135,6 +139,9 @@ type Emulator struct {
 // Org is an organization kept running from boot.
 type Org struct {
 	ID string `toml:"id"`
+	// Proxy is where the organization's worker connects through; empty:
+	// direct. It applies from the organization's next start.
+	Proxy string `toml:"proxy"`
 }
 
 // Default returns the configuration used for every key the file leaves out.
@@ -146,14 +153,15 @@ func Default() Config {
 		API:          API{Listen: "127.0.0.1:8089", AllowedOrigins: []string{}},
 		Metrics:      Metrics{Listen: "127.0.0.1:9189"},
 		Workers: Workers{
-			MaxOrgs:        1000,
-			MaxLive:        5,
-			StartGap:       Duration{2 * time.Second},
-			StartJitter:    [2]Duration{{time.Second}, {3 * time.Second}},
-			HealthInterval: Duration{30 * time.Second},
-			CrashBackoff:   [2]Duration{{time.Second}, {5 * time.Minute}},
-			CrashLimit:     5,
-			StopTimeout:    Duration{10 * time.Second},
+			MaxOrgs:          1000,
+			MaxLive:          5,
+			MaxLivePerEgress: 5,
+			StartGap:         Duration{2 * time.Second},
+			StartJitter:      [2]Duration{{time.Second}, {3 * time.Second}},
+			HealthInterval:   Duration{30 * time.Second},
+			CrashBackoff:     [2]Duration{{time.Second}, {5 * time.Minute}},
+			CrashLimit:       5,
+			StopTimeout:      Duration{10 * time.Second},
 		},
 		BadMAC: BadMAC{
 			Limit:            5,
@@ -224,6 +232,7 @@ func (c *Config) Validate() error {
 		{"api.allowed_origins", origins(c.API.AllowedOrigins)},
 		{"workers.max_orgs", atLeast(c.Workers.MaxOrgs, 1)},
 		{"workers.max_live", atLeast(c.Workers.MaxLive, 1)},
+		{"workers.max_live_per_egress", atLeast(c.Workers.MaxLivePerEgress, 1)},
 		{"workers.start_gap", nonNegative(c.Workers.StartGap)},
 		{"workers.start_jitter", durationRange(c.Workers.StartJitter)},
 		{"workers.health_interval", positive(c.Workers.HealthInterval)},
@@ -271,6 +280,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("org[%d].id: organization %q is listed twice", i, o.ID)
 		}
 		seen[o.ID] = true
+		if err := proxy.Validate(o.Proxy); err != nil {
+			return fmt.Errorf("org[%d].proxy: %w", i, err)
+		}
 	}
 	return nil
 }

@@ -62,7 +62,12 @@ type Snapshot struct {
 	LastEvent      string     `json:"last_event,omitempty"`
 	LastError      string     `json:"last_error,omitempty"`
 	WorkerPID      int        `json:"worker_pid,omitempty"`
-	Outbox         Outbox     `json:"outbox"`
+	// Proxy is the organization's proxy with its password as ***; Egress
+	// is where its worker connects from (the proxy without credentials,
+	// or "direct"), the key of workers.max_live_per_egress.
+	Proxy  string `json:"proxy,omitempty"`
+	Egress string `json:"egress"`
+	Outbox Outbox `json:"outbox"`
 	// SendRestrictedUntil is set while WhatsApp's new-chat restriction
 	// (463) holds messages to contacts never messaged before.
 	SendRestrictedUntil *time.Time `json:"send_restricted_until"`

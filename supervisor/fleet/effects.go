@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
+	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/backoff"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/queue"
@@ -26,11 +27,8 @@ const (
 	pairTimeout   = 30 * time.Second
 )
 
-// egress is where the organization's worker connects from; every worker
-// connects directly today.
-const egress = "direct"
-
-func (r *runner) ticket(n uint64) queue.Ticket {
+// ticket names slot request n, counted on egress.
+func (r *runner) ticket(n uint64, egress string) queue.Ticket {
 	return queue.Ticket{Org: r.id, Epoch: r.epoch, N: n, Egress: egress}
 }
 
@@ -41,11 +39,11 @@ func (r *runner) run(e lifecycle.Effect, now time.Time) {
 	f := r.f
 	switch e := e.(type) {
 	case lifecycle.RequestSlot:
-		f.slots.request(r.ticket(e.N))
+		f.slots.request(r.ticket(e.N, e.Egress))
 	case lifecycle.ReleaseSlot:
-		f.slots.release(r.ticket(e.N))
+		f.slots.release(r.ticket(e.N, e.Egress))
 	case lifecycle.LaunchDone:
-		f.slots.started(r.ticket(e.N))
+		f.slots.started(r.ticket(e.N, e.Egress))
 	case lifecycle.Launch:
 		r.launch(e, now)
 	case lifecycle.CancelLaunch:
@@ -79,15 +77,17 @@ func (r *runner) launch(e lifecycle.Launch, began time.Time) {
 		QrGiveUpAfterMs: f.cfg.QR.GiveUpAfter.Milliseconds(),
 		LogLevel:        f.cfg.LogLevel,
 		Fingerprint:     r.org.Fingerprint,
+		Proxy:           e.Proxy,
 	}
 	if em := f.cfg.WhatsApp.Emulator; em != nil {
 		req.EmulatorUrl = em.URL
 	}
 	f.procs.add(1)
-	r.note(slog.LevelInfo, "starting worker", "restoring", e.Restoring)
+	egress := proxy.Egress(e.Proxy)
+	r.note(slog.LevelInfo, "starting worker", "restoring", e.Restoring, "egress", egress)
 	// After the log line, so the gap between two logged starts is never
 	// shorter than start_gap either.
-	f.slots.spawned(r.ticket(r.org.Slot.N), f.clock.Now())
+	f.slots.spawned(r.ticket(r.org.Slot.N, egress), f.clock.Now())
 	go func() {
 		defer cancel()
 		proc, restoring, err := f.spawn(ctx, r.id, req)

@@ -61,7 +61,7 @@ type Archiver interface {
 type Metrics interface {
 	SetStatus(org string, s state.Status)
 	Forget(org string)
-	SetLive(n int)
+	SetLive(byEgress map[string]int)
 	SetQueueDepth(n int)
 	BadMACError(org string)
 	BadMACTrip(org string)
@@ -136,6 +136,9 @@ type StartOptions struct {
 	// Force closes a live worker so that a new one starts (and skips a
 	// crash backoff); it never shortens a hold.
 	Force bool
+	// Proxy, when set, replaces the organization's proxy ("" = direct),
+	// from its next start on.
+	Proxy *string
 }
 
 // Fleet owns every organization. All methods are safe for concurrent use.
@@ -197,10 +200,11 @@ func New(o Options) *Fleet {
 		orgs: map[string]*runner{}, closing: make(chan struct{}),
 	}
 	f.slots = newSlots(queue.Config{
-		MaxLive:   c.Workers.MaxLive,
-		Gap:       c.Workers.StartGap.Duration,
-		JitterMin: c.Workers.StartJitter[0].Duration,
-		JitterMax: c.Workers.StartJitter[1].Duration,
+		MaxLive:      c.Workers.MaxLive,
+		MaxPerEgress: c.Workers.MaxLivePerEgress,
+		Gap:          c.Workers.StartGap.Duration,
+		JitterMin:    c.Workers.StartJitter[0].Duration,
+		JitterMax:    c.Workers.StartJitter[1].Duration,
 	}, o.Jitter, o.Clock, o.Metrics, f.grant)
 	return f
 }
@@ -240,6 +244,10 @@ func (f *Fleet) Boot(recs []lifecycle.Record) {
 		if rec.Fingerprint == "" && !rec.Deleted {
 			in.Fingerprint = f.fingerprintFor(rec)
 		}
+		if c, ok := f.configOrg(rec.ID); ok && !rec.Deleted {
+			// The config's proxy wins at each boot for its organizations.
+			in.Proxy = &c.Proxy
+		}
 		restores[rec.ID] = in
 		if !rec.Deleted {
 			f.metrics.SetStatus(rec.ID, rec.Status)
@@ -257,7 +265,7 @@ func (f *Fleet) Boot(recs []lifecycle.Record) {
 			continue
 		}
 		go func() {
-			if _, err := f.Start(context.Background(), c.ID, StartOptions{}); err != nil {
+			if _, err := f.Start(context.Background(), c.ID, StartOptions{Proxy: &c.Proxy}); err != nil {
 				f.log.Warn("organization from the config not started", "org", c.ID, "err", err)
 			}
 		}()
@@ -361,11 +369,21 @@ func (f *Fleet) Start(ctx context.Context, id string, opts StartOptions) (state.
 	if full {
 		f.log.Warn("every device fingerprint is taken; this organization shares one", "org", id)
 	}
-	return f.ask(ctx, id, lifecycle.Start{Force: opts.Force, Fingerprint: fp, FromConfig: f.inConfig(id)}, true, commitWait)
+	return f.ask(ctx, id, lifecycle.Start{Force: opts.Force, Fingerprint: fp, FromConfig: f.inConfig(id), Proxy: opts.Proxy}, true, commitWait)
 }
 
 func (f *Fleet) inConfig(id string) bool {
-	return slices.ContainsFunc(f.cfg.Orgs, func(o config.Org) bool { return o.ID == id })
+	_, ok := f.configOrg(id)
+	return ok
+}
+
+// configOrg is the [[org]] entry of id, if the config has one.
+func (f *Fleet) configOrg(id string) (config.Org, bool) {
+	i := slices.IndexFunc(f.cfg.Orgs, func(o config.Org) bool { return o.ID == id })
+	if i < 0 {
+		return config.Org{}, false
+	}
+	return f.cfg.Orgs[i], true
 }
 
 // Stop closes the worker and keeps the auth directory; the organization
@@ -532,7 +550,7 @@ func (f *Fleet) post(id string, e envelope) bool {
 // grant hands a slot the queue admitted to its organization; a slot whose
 // organization is gone goes straight back.
 func (f *Fleet) grant(t queue.Ticket) {
-	if r := f.lookup(t.Org); r != nil && r.epoch == t.Epoch && r.post(envelope{in: lifecycle.SlotGranted{N: t.N}}) {
+	if r := f.lookup(t.Org); r != nil && r.epoch == t.Epoch && r.post(envelope{in: lifecycle.SlotGranted{N: t.N, Egress: t.Egress}}) {
 		return
 	}
 	f.slots.release(t)

@@ -261,7 +261,7 @@ func (m *recMetrics) Forget(org string) {
 	defer m.mu.Unlock()
 	delete(m.status, org)
 }
-func (*recMetrics) SetLive(int)                   {}
+func (*recMetrics) SetLive(map[string]int)        {}
 func (*recMetrics) SetQueueDepth(int)             {}
 func (*recMetrics) BadMACError(string)            {}
 func (*recMetrics) BadMACTrip(string)             {}

@@ -75,7 +75,7 @@ func (s *slots) close() {
 
 func (s *slots) pump() {
 	defer func() {
-		s.metrics.SetLive(s.q.Live())
+		s.metrics.SetLive(s.q.LiveByEgress())
 		s.metrics.SetQueueDepth(s.q.Depth())
 	}()
 	if s.closed {

@@ -7,18 +7,31 @@ import "log/slog"
 type Effect interface{ effect() }
 
 type (
-	// RequestSlot joins the start queue with ticket N.
-	RequestSlot struct{ N uint64 }
+	// RequestSlot joins the start queue with ticket N, counted on Egress
+	// (where the worker will connect from: shared/proxy.Egress).
+	RequestSlot struct {
+		N      uint64
+		Egress string
+	}
 	// ReleaseSlot leaves the queue or gives slot N back.
-	ReleaseSlot struct{ N uint64 }
+	ReleaseSlot struct {
+		N      uint64
+		Egress string
+	}
 	// LaunchDone tells the queue that the start on slot N has an outcome,
 	// so the next one may be admitted.
-	LaunchDone struct{ N uint64 }
+	LaunchDone struct {
+		N      uint64
+		Egress string
+	}
 	// Launch spawns a worker and starts its session. Restoring is what the
 	// lifecycle expects to find in the store (for logs and the status).
 	Launch struct {
 		Gen       int
 		Restoring bool
+		// Proxy is the one the slot was counted under, which may be older
+		// than the record's: a changed proxy applies from the next start.
+		Proxy string
 	}
 	// CancelLaunch stops launch Gen; LaunchFailed{Cancelled} follows once
 	// no process of it is left.

@@ -10,7 +10,12 @@ type Input interface{ input() }
 type (
 	// Restore starts the organization's life in this supervisor process
 	// from its loaded Record. Fingerprint is set for a record that lacks one.
-	Restore struct{ Fingerprint string }
+	// Proxy, when set, is the config's proxy for an organization of the
+	// config, which wins at each boot.
+	Restore struct {
+		Fingerprint string
+		Proxy       *string
+	}
 	// Start registers (or revives a tombstone) and starts or links. Force
 	// closes a live worker so that a new one starts, and skips a crash
 	// backoff; it never shortens a hold.
@@ -18,6 +23,9 @@ type (
 		Force       bool
 		Fingerprint string // for a new registration
 		FromConfig  bool
+		// Proxy, when set, replaces the stored proxy; it applies from the
+		// next start and never restarts a worker by itself.
+		Proxy *string
 	}
 	Stop   struct{}
 	Clear  struct{}
@@ -34,8 +42,11 @@ type (
 // Outcomes of effects.
 type (
 	// SlotGranted: the start queue admitted ticket N.
-	SlotGranted struct{ N uint64 }
-	Launched    struct {
+	SlotGranted struct {
+		N      uint64
+		Egress string
+	}
+	Launched struct {
 		Gen       int
 		PID       int
 		Restoring bool // the store held a linked device

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/badmac"
 )
@@ -106,6 +107,9 @@ type Record struct {
 	Fingerprint string
 	FromConfig  bool
 	AddedAt     time.Time
+	// Proxy is where the organization's worker connects through (socks5,
+	// http or https URL with its credentials); empty: direct.
+	Proxy string
 }
 
 // Equal reports whether two records hold the same values (times compared
@@ -115,7 +119,7 @@ func (r Record) Equal(o Record) bool {
 		r.Linked == o.Linked && r.JID == o.JID && r.Hold.Until.Equal(o.Hold.Until) &&
 		r.Hold.Reason == o.Hold.Reason && countersEqual(r.BadMAC, o.BadMAC) && r.Crashes == o.Crashes &&
 		r.ArchivePending == o.ArchivePending && r.Deleted == o.Deleted && r.Fingerprint == o.Fingerprint &&
-		r.FromConfig == o.FromConfig && r.AddedAt.Equal(o.AddedAt)
+		r.FromConfig == o.FromConfig && r.AddedAt.Equal(o.AddedAt) && r.Proxy == o.Proxy
 }
 
 func countersEqual(a, b badmac.Counter) bool {
@@ -162,7 +166,13 @@ type Slot struct {
 	// Used: a launch ran on this slot; it is given back once that
 	// process is reaped, and a new start queues again.
 	Used bool
+	// Proxy is the proxy the request was made with: its egress is what the
+	// slot counts against, and its worker connects through it.
+	Proxy string
 }
+
+// egress is the key the slot counts against.
+func (s Slot) egress() string { return proxy.Egress(s.Proxy) }
 
 // QR is the code on offer while the organization waits for a scan.
 type QR struct {

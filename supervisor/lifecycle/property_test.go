@@ -157,7 +157,7 @@ func (w *world) pump() {
 		if !ok {
 			return
 		}
-		w.pending = append(w.pending, event{t.Org, SlotGranted{N: t.N}})
+		w.pending = append(w.pending, event{t.Org, SlotGranted{N: t.N, Egress: t.Egress}})
 	}
 }
 

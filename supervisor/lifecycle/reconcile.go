@@ -49,8 +49,8 @@ func (s *step) reconcile() {
 	switch o.Slot.Phase {
 	case SlotNone:
 		if want && noProc {
-			o.Slot = Slot{Phase: SlotWaiting, N: o.Slot.N + 1}
-			s.emit(RequestSlot{N: o.Slot.N})
+			o.Slot = Slot{Phase: SlotWaiting, N: o.Slot.N + 1, Proxy: o.Proxy}
+			s.emit(RequestSlot{N: o.Slot.N, Egress: o.Slot.egress()})
 		}
 	case SlotWaiting:
 		if !want {
@@ -64,7 +64,7 @@ func (s *step) reconcile() {
 			if o.Linked {
 				o.Session = state.Restoring
 			}
-			s.emit(Launch{Gen: o.Proc.Gen, Restoring: o.Linked})
+			s.emit(Launch{Gen: o.Proc.Gen, Restoring: o.Linked, Proxy: o.Slot.Proxy})
 			if s.ev == "" {
 				s.ev = "spawn"
 			}
@@ -82,7 +82,7 @@ func (s *step) reconcile() {
 }
 
 func (s *step) release() {
-	s.emit(ReleaseSlot{N: s.o.Slot.N})
+	s.emit(ReleaseSlot{N: s.o.Slot.N, Egress: s.o.Slot.egress()})
 	s.o.Slot = Slot{N: s.o.Slot.N}
 }
 

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"time"
 
+	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 )
 
@@ -21,6 +22,14 @@ func (o Org) Snapshot(now time.Time, p Policy) state.Snapshot {
 		},
 		CooldownUntil: utcIfSet(o.Hold.Until, now),
 		WorkerPID:     o.Proc.PID,
+		Egress:        proxy.Egress(o.Proxy),
+	}
+	if o.Proxy != "" {
+		s.Proxy = proxy.Redact(o.Proxy)
+	}
+	if o.Slot.Phase != SlotNone {
+		// A worker, or its request, counts where it was queued.
+		s.Egress = o.Slot.egress()
 	}
 	if s.LastEvent == "" {
 		s.LastEvent = o.Reason

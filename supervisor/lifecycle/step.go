@@ -123,6 +123,9 @@ func (s *step) restore(in Restore) {
 	if s.o.Fingerprint == "" {
 		s.o.Fingerprint = in.Fingerprint
 	}
+	if in.Proxy != nil {
+		s.o.Proxy = *in.Proxy
+	}
 	if s.o.Status == state.Failed && s.o.Reason == ReasonBinaryChanged {
 		// The restart that message asked for: it runs again.
 		s.o.Run = true
@@ -150,11 +153,21 @@ func (s *step) start(in Start) error {
 			ArchivePending: o.ArchivePending, Fingerprint: in.Fingerprint,
 			FromConfig: in.FromConfig, AddedAt: s.now,
 		}
+		if in.Proxy != nil {
+			o.Proxy = *in.Proxy
+		}
 		o.Purged = false
 		s.note(slog.LevelInfo, "organization registered")
 	}
 	if o.Fingerprint == "" {
 		o.Fingerprint = in.Fingerprint
+	}
+	if in.Proxy != nil && *in.Proxy != o.Proxy {
+		o.Proxy = *in.Proxy
+		if o.Slot.Phase == SlotWaiting {
+			// Not admitted yet: it queues again on the new egress.
+			s.release()
+		}
 	}
 	if o.Run && !in.Force {
 		return nil
@@ -251,7 +264,7 @@ func (s *step) granted(in SlotGranted) {
 		return
 	}
 	// The request was withdrawn meanwhile: give the slot straight back.
-	s.emit(ReleaseSlot{N: in.N})
+	s.emit(ReleaseSlot{N: in.N, Egress: in.Egress})
 }
 
 func (s *step) launched(in Launched) {
@@ -265,7 +278,7 @@ func (s *step) launched(in Launched) {
 		// the one wanted now.
 		o.Proc.Cancelled = false
 	}
-	s.emit(LaunchDone{N: o.Slot.N})
+	s.emit(LaunchDone{N: o.Slot.N, Egress: o.Slot.egress()})
 	s.ev = "started"
 	switch {
 	case in.Restoring:
@@ -289,7 +302,7 @@ func (s *step) launchFailed(in LaunchFailed) {
 	}
 	cancelled := in.Cancelled || o.Proc.Cancelled
 	o.Proc = Proc{Gen: o.Proc.Gen}
-	s.emit(LaunchDone{N: o.Slot.N})
+	s.emit(LaunchDone{N: o.Slot.N, Egress: o.Slot.egress()})
 	switch {
 	case cancelled:
 	case in.BinaryChanged:

@@ -18,12 +18,12 @@ var rules = []struct {
 	// Queue and stagger: a start asks for a slot, launches only once the
 	// queue grants it, and gives the slot back only once the worker is reaped.
 	{"start queues, grant launches", func(s *sc) {
-		s.ok(Start{Fingerprint: "fp"}).status(state.Queued).emitted(RequestSlot{N: 1})
+		s.ok(Start{Fingerprint: "fp"}).status(state.Queued).emitted(RequestSlot{N: 1, Egress: "direct"})
 		if !s.o.Run || s.o.Deleted || s.o.Fingerprint != "fp" || !s.o.AddedAt.Equal(t0) {
 			s.t.Fatalf("record after start: %+v", s.o.Record)
 		}
-		s.ok(SlotGranted{N: 1}).status(state.Starting).emitted(Launch{Gen: 1})
-		s.ok(Launched{Gen: 1, PID: 7}).status(state.Starting).emitted(LaunchDone{N: 1})
+		s.ok(SlotGranted{N: 1, Egress: "direct"}).status(state.Starting).emitted(Launch{Gen: 1})
+		s.ok(Launched{Gen: 1, PID: 7}).status(state.Starting).emitted(LaunchDone{N: 1, Egress: "direct"})
 		s.ok(QRShown{Gen: 1, Code: "2@a", PNG: "png"}).status(state.QRRequired).emitted(Count{Metric: MetricQRCode})
 		snap := s.o.Snapshot(s.now, s.p)
 		if snap.QRCode != "2@a" || snap.QR != "png" || snap.WorkerPID != 7 {
@@ -32,44 +32,44 @@ var rules = []struct {
 	}},
 	{"second start is a no-op", func(s *sc) {
 		s.ok(Start{}).ok(Start{}).emitted().status(state.Queued)
-		s.ok(SlotGranted{N: 1}).ok(Start{}).emitted().status(state.Starting)
+		s.ok(SlotGranted{N: 1, Egress: "direct"}).ok(Start{}).emitted().status(state.Starting)
 	}},
 	{"stop during launch cancels it and frees the slot only when no process is left", func(s *sc) {
-		s.ok(Start{}).ok(SlotGranted{N: 1})
+		s.ok(Start{}).ok(SlotGranted{N: 1, Egress: "direct"})
 		s.ok(Stop{}).status(state.Stopped).emitted(CancelLaunch{Gen: 1})
 		s.ok(Start{}).emitted().status(state.Queued)
 		// Still launching: no new slot, no second launch.
 		if s.o.Proc.Phase != ProcLaunching {
 			s.t.Fatalf("proc %+v", s.o.Proc)
 		}
-		s.ok(LaunchFailed{Gen: 1, Cancelled: true}).emitted(LaunchDone{N: 1}, ReleaseSlot{N: 1}, RequestSlot{N: 2})
+		s.ok(LaunchFailed{Gen: 1, Cancelled: true}).emitted(LaunchDone{N: 1, Egress: "direct"}, ReleaseSlot{N: 1, Egress: "direct"}, RequestSlot{N: 2, Egress: "direct"})
 	}},
 	{"a launch that succeeds after its cancel is closed", func(s *sc) {
-		s.ok(Start{}).ok(SlotGranted{N: 1}).ok(Stop{}).emitted(CancelLaunch{Gen: 1})
-		s.ok(Launched{Gen: 1, PID: 9}).emitted(LaunchDone{N: 1}, Close{Gen: 1, Graceful: true}).status(state.Stopped)
-		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1})
+		s.ok(Start{}).ok(SlotGranted{N: 1, Egress: "direct"}).ok(Stop{}).emitted(CancelLaunch{Gen: 1})
+		s.ok(Launched{Gen: 1, PID: 9}).emitted(LaunchDone{N: 1, Egress: "direct"}, Close{Gen: 1, Graceful: true}).status(state.Stopped)
+		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1, Egress: "direct"})
 	}},
 	{"a stale grant is given back", func(s *sc) {
-		s.ok(Start{}).ok(Stop{}).emitted(ReleaseSlot{N: 1})
-		s.ok(SlotGranted{N: 1}).emitted(ReleaseSlot{N: 1}).status(state.Stopped)
+		s.ok(Start{}).ok(Stop{}).emitted(ReleaseSlot{N: 1, Egress: "direct"})
+		s.ok(SlotGranted{N: 1, Egress: "direct"}).emitted(ReleaseSlot{N: 1, Egress: "direct"}).status(state.Stopped)
 	}},
 	{"stop keeps the slot until the worker is reaped", func(s *sc) {
 		s.connected().ok(Stop{}).status(state.Stopped).emitted(Close{Gen: 1, Graceful: true})
 		if s.o.Slot.Phase != SlotHeld || s.o.Run {
 			s.t.Fatalf("slot %+v run %v", s.o.Slot, s.o.Run)
 		}
-		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1})
+		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1, Egress: "direct"})
 		if s.o.Proc.PID != 0 || s.o.Snapshot(s.now, s.p).WorkerPID != 0 {
 			s.t.Fatalf("pid kept after reap: %+v", s.o.Proc)
 		}
 	}},
 	{"force restarts a live worker through the queue", func(s *sc) {
 		s.connected().ok(Start{Force: true}).emitted(Close{Gen: 1, Graceful: true}).status(state.Queued)
-		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1}, RequestSlot{N: 2})
-		s.ok(SlotGranted{N: 2}).emitted(Launch{Gen: 2, Restoring: true}).status(state.Restoring)
+		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1, Egress: "direct"}, RequestSlot{N: 2, Egress: "direct"})
+		s.ok(SlotGranted{N: 2, Egress: "direct"}).emitted(Launch{Gen: 2, Restoring: true}).status(state.Restoring)
 	}},
 	{"events of an older worker are ignored", func(s *sc) {
-		s.connected().ok(Start{Force: true}).ok(Reaped{Gen: 1}).ok(SlotGranted{N: 2}).ok(Launched{Gen: 2, Restoring: true})
+		s.connected().ok(Start{Force: true}).ok(Reaped{Gen: 1}).ok(SlotGranted{N: 2, Egress: "direct"}).ok(Launched{Gen: 2, Restoring: true})
 		s.ok(LoggedOut{Gen: 1}).emitted().status(state.Restoring)
 		s.ok(StreamEnded{Gen: 1}).emitted()
 	}},
@@ -86,7 +86,7 @@ var rules = []struct {
 		if !s.o.Hold.Until.Equal(until) || s.o.Hold.Reason != HoldLogout || !s.o.WakeAt.Equal(until) {
 			s.t.Fatalf("hold %+v wake %v", s.o.Hold, s.o.WakeAt)
 		}
-		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1}, Archive{Reason: ArchiveLoggedOut})
+		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1, Egress: "direct"}, Archive{Reason: ArchiveLoggedOut})
 		s.ok(Archived{Reason: ArchiveLoggedOut, Path: "/x/2_loggedout_1"}).emitted()
 		s.after(time.Minute).do(Start{})
 		if he := s.held(); !he.Until.Equal(until) || he.Why != "a logout" {
@@ -96,7 +96,7 @@ var rules = []struct {
 		if s.o.Snapshot(s.now, s.p).CooldownUntil != nil {
 			s.t.Fatal("cooldown_until shown after the cooldown")
 		}
-		s.ok(Start{}).emitted(RequestSlot{N: 2}).status(state.Queued)
+		s.ok(Start{}).emitted(RequestSlot{N: 2, Egress: "direct"}).status(state.Queued)
 	}},
 	{"operator logout goes through the worker", func(s *sc) {
 		s.ok(Start{}).do(Logout{})
@@ -110,7 +110,7 @@ var rules = []struct {
 		s.ok(LogoutDone{Gen: s.gen()}).status(state.LoggedOut).has(Count{Metric: MetricLogout, Label: "manual"})
 	}},
 	{"a linked store that lost its device is a LOGOUT", func(s *sc) {
-		s.connected().ok(Stop{}).ok(Reaped{Gen: 1}).ok(Start{}).ok(SlotGranted{N: 2})
+		s.connected().ok(Stop{}).ok(Reaped{Gen: 1}).ok(Start{}).ok(SlotGranted{N: 2, Egress: "direct"})
 		s.ok(Launched{Gen: 2, Restoring: false}).status(state.LoggedOut).
 			has(Count{Metric: MetricLogout, Label: "device_missing"}).has(Close{Gen: 2, Graceful: true})
 		if !s.o.Hold.Active(s.now) {
@@ -136,10 +136,10 @@ var rules = []struct {
 			s.t.Fatalf("record after trip %+v", s.o.Record)
 		}
 		s.ok(BadMAC{Gen: 1, MessageID: "late", Sender: "a"}).emitted()
-		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1}, Archive{Reason: ArchiveCorrupted})
+		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1, Egress: "direct"}, Archive{Reason: ArchiveCorrupted})
 		s.ok(Archived{Reason: ArchiveCorrupted}).emitted().status(state.Cooldown)
-		s.after(2 * time.Second).ok(Tick{}).emitted(RequestSlot{N: 2}).status(state.Queued)
-		s.ok(SlotGranted{N: 2}).emitted(Launch{Gen: 2, Restoring: false})
+		s.after(2 * time.Second).ok(Tick{}).emitted(RequestSlot{N: 2, Egress: "direct"}).status(state.Queued)
+		s.ok(SlotGranted{N: 2, Egress: "direct"}).emitted(Launch{Gen: 2, Restoring: false})
 	}},
 	{"the relink waits for the archive even after the delay", func(s *sc) {
 		s.connected()
@@ -147,8 +147,8 @@ var rules = []struct {
 			s.ok(BadMAC{Gen: 1, MessageID: fmt.Sprint("m", i)})
 		}
 		s.after(time.Minute).ok(Tick{}).emitted()
-		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1}, Archive{Reason: ArchiveCorrupted}).status(state.Queued)
-		s.ok(Archived{Reason: ArchiveCorrupted}).emitted(RequestSlot{N: 2})
+		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1, Egress: "direct"}, Archive{Reason: ArchiveCorrupted}).status(state.Queued)
+		s.ok(Archived{Reason: ArchiveCorrupted}).emitted(RequestSlot{N: 2, Egress: "direct"})
 	}},
 	{"third trip within an hour waits the logout cooldown (storm)", func(s *sc) {
 		s.connected()
@@ -189,7 +189,7 @@ var rules = []struct {
 	// Replaced and banned.
 	{"replaced never restarts", func(s *sc) {
 		s.connected().ok(Replaced{Gen: 1}).status(state.Replaced).emitted(Close{Gen: 1, Graceful: true})
-		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1})
+		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1, Egress: "direct"})
 		if !s.o.WakeAt.IsZero() {
 			s.t.Fatalf("a wake is scheduled: %v", s.o.WakeAt)
 		}
@@ -199,7 +199,7 @@ var rules = []struct {
 		s.connected()
 		until := s.now.Add(time.Hour)
 		s.ok(Banned{Gen: 1, Code: "101", Until: until}).status(state.Banned).emitted(Close{Gen: 1, Graceful: true})
-		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1})
+		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1, Egress: "direct"})
 		if !s.o.Linked {
 			s.t.Fatal("a ban unlinked the session")
 		}
@@ -210,13 +210,13 @@ var rules = []struct {
 		if got := s.o.Snapshot(s.now, s.p).CooldownUntil; got == nil || !got.Equal(until) {
 			s.t.Fatalf("cooldown_until %v", got)
 		}
-		s.after(time.Hour).ok(Tick{}).emitted(RequestSlot{N: 2}).status(state.Queued)
-		s.ok(SlotGranted{N: 2}).emitted(Launch{Gen: 2, Restoring: true})
+		s.after(time.Hour).ok(Tick{}).emitted(RequestSlot{N: 2, Egress: "direct"}).status(state.Queued)
+		s.ok(SlotGranted{N: 2, Egress: "direct"}).emitted(Launch{Gen: 2, Restoring: true})
 	}},
 	{"a ban without expiry waits for an operator", func(s *sc) {
 		s.connected().ok(Banned{Gen: 1}).status(state.Banned).ok(Reaped{Gen: 1})
 		s.after(24 * time.Hour).ok(Tick{}).emitted().status(state.Banned)
-		s.ok(Start{}).emitted(RequestSlot{N: 2})
+		s.ok(Start{}).emitted(RequestSlot{N: 2, Egress: "direct"})
 	}},
 	{"stop of a banned organization keeps it banned", func(s *sc) {
 		s.connected().ok(Banned{Gen: 1, Until: s.now.Add(time.Hour)}).ok(Stop{}).status(state.Banned)
@@ -235,7 +235,7 @@ var rules = []struct {
 			}
 			if crash == 5 {
 				s.status(state.Failed)
-				s.ok(Reaped{Gen: g}).emitted(ReleaseSlot{N: s.o.Slot.N})
+				s.ok(Reaped{Gen: g}).emitted(ReleaseSlot{N: s.o.Slot.N, Egress: "direct"})
 				break
 			}
 			s.status(state.Queued)
@@ -243,13 +243,13 @@ var rules = []struct {
 			if !s.o.RetryAt.Equal(s.now.Add(delay)) {
 				s.t.Fatalf("crash %d retries at %v, want +%v", crash, s.o.RetryAt.Sub(s.now), delay)
 			}
-			s.ok(Reaped{Gen: g}).emitted(ReleaseSlot{N: s.o.Slot.N})
+			s.ok(Reaped{Gen: g}).emitted(ReleaseSlot{N: s.o.Slot.N, Egress: "direct"})
 			s.after(delay - time.Millisecond).ok(Tick{}).emitted()
-			s.after(time.Millisecond).ok(Tick{}).emitted(RequestSlot{N: s.o.Slot.N})
+			s.after(time.Millisecond).ok(Tick{}).emitted(RequestSlot{N: s.o.Slot.N, Egress: "direct"})
 			s.launchedAs(true)
 		}
 		s.after(time.Hour).ok(Tick{}).emitted().status(state.Failed)
-		s.ok(Start{}).emitted(RequestSlot{N: s.o.Slot.N})
+		s.ok(Start{}).emitted(RequestSlot{N: s.o.Slot.N, Egress: "direct"})
 		if s.o.Crashes != 0 {
 			s.t.Fatal("start did not reset the crash count")
 		}
@@ -269,20 +269,20 @@ var rules = []struct {
 		}
 	}},
 	{"a failed start counts as a crash", func(s *sc) {
-		s.ok(Start{}).ok(SlotGranted{N: 1}).ok(LaunchFailed{Gen: 1, Err: "exec: no such file"}).
-			emitted(LaunchDone{N: 1}, Count{Metric: MetricWorkerRestart, Label: "start_failed"}, ReleaseSlot{N: 1}).
+		s.ok(Start{}).ok(SlotGranted{N: 1, Egress: "direct"}).ok(LaunchFailed{Gen: 1, Err: "exec: no such file"}).
+			emitted(LaunchDone{N: 1, Egress: "direct"}, Count{Metric: MetricWorkerRestart, Label: "start_failed"}, ReleaseSlot{N: 1, Egress: "direct"}).
 			status(state.Queued)
 	}},
 
 	{"a changed worker binary fails at once and resumes after a restart", func(s *sc) {
-		s.connected().ok(StreamEnded{Gen: 1}).ok(Reaped{Gen: 1}).after(time.Second).ok(Tick{}).ok(SlotGranted{N: 2})
+		s.connected().ok(StreamEnded{Gen: 1}).ok(Reaped{Gen: 1}).after(time.Second).ok(Tick{}).ok(SlotGranted{N: 2, Egress: "direct"})
 		s.ok(LaunchFailed{Gen: 2, Err: "binary changed", BinaryChanged: true}).status(state.Failed).
-			emitted(LaunchDone{N: 2}, ReleaseSlot{N: 2})
+			emitted(LaunchDone{N: 2, Egress: "direct"}, ReleaseSlot{N: 2, Egress: "direct"})
 		if s.o.Reason != ReasonBinaryChanged || s.o.Crashes != 1 {
 			s.t.Fatalf("record %+v", s.o.Record)
 		}
 		s.o = FromRecord(s.o.Record)
-		s.ok(Restore{}).status(state.Queued).emitted(RequestSlot{N: 1})
+		s.ok(Restore{}).status(state.Queued).emitted(RequestSlot{N: 1, Egress: "direct"})
 	}},
 
 	// QR give-up.
@@ -292,7 +292,7 @@ var rules = []struct {
 		if s.o.Reason != "qr_timeout" || s.o.Snapshot(s.now, s.p).QR != "" {
 			s.t.Fatalf("reason %q", s.o.Reason)
 		}
-		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1})
+		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1, Egress: "direct"})
 	}},
 
 	// Delete with holds.
@@ -305,9 +305,9 @@ var rules = []struct {
 		if !errors.Is(s.err, ErrUnknownOrg) {
 			s.t.Fatalf("stop of a deleted org: %v", s.err)
 		}
-		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1}, Archive{Reason: ArchiveDeleted})
+		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1, Egress: "direct"}, Archive{Reason: ArchiveDeleted})
 		s.ok(Archived{Reason: ArchiveDeleted}).emitted(Purge{})
-		s.ok(Start{Fingerprint: "new"}).emitted(RequestSlot{N: 2}).status(state.Queued)
+		s.ok(Start{Fingerprint: "new"}).emitted(RequestSlot{N: 2, Egress: "direct"}).status(state.Queued)
 		if s.o.Fingerprint != "new" || s.o.Linked {
 			s.t.Fatalf("re-registered record %+v", s.o.Record)
 		}
@@ -321,13 +321,13 @@ var rules = []struct {
 		s.ok(Delete{}).ok(Archived{Reason: ArchiveDeleted}).has(Purge{})
 	}},
 	{"a second grant of the held slot gives nothing back", func(s *sc) {
-		s.ok(Start{}).ok(SlotGranted{N: 1}).emitted(Launch{Gen: 1})
-		s.ok(SlotGranted{N: 1}).emitted()
-		s.ok(Launched{Gen: 1}).ok(SlotGranted{N: 1}).emitted()
+		s.ok(Start{}).ok(SlotGranted{N: 1, Egress: "direct"}).emitted(Launch{Gen: 1})
+		s.ok(SlotGranted{N: 1, Egress: "direct"}).emitted()
+		s.ok(Launched{Gen: 1}).ok(SlotGranted{N: 1, Egress: "direct"}).emitted()
 	}},
 	{"a launch cancelled and wanted again shows its session", func(s *sc) {
-		s.ok(Start{}).ok(SlotGranted{N: 1}).ok(Stop{}).ok(Start{}).emitted()
-		s.ok(Launched{Gen: 1, PID: 5}).emitted(LaunchDone{N: 1}).status(state.Starting)
+		s.ok(Start{}).ok(SlotGranted{N: 1, Egress: "direct"}).ok(Stop{}).ok(Start{}).emitted()
+		s.ok(Launched{Gen: 1, PID: 5}).emitted(LaunchDone{N: 1, Egress: "direct"}).status(state.Starting)
 		s.ok(QRShown{Gen: 1, Code: "c"}).status(state.QRRequired)
 		if s.o.Snapshot(s.now, s.p).QRCode != "c" {
 			s.t.Fatal("the QR is hidden")
@@ -340,7 +340,7 @@ var rules = []struct {
 			s.t.Fatal("linked while the store awaits its archive")
 		}
 		s.ok(Reaped{Gen: 1}).ok(Archived{Reason: ArchiveCorrupted}).after(3 * time.Second).ok(Tick{})
-		s.ok(SlotGranted{N: 2}).ok(Launched{Gen: 2}).status(state.Starting)
+		s.ok(SlotGranted{N: 2, Egress: "direct"}).ok(Launched{Gen: 2}).status(state.Starting)
 	}},
 	{"delete keeps a hold: a start of the same id meets it", func(s *sc) {
 		s.connected().ok(LoggedOut{Gen: 1}).ok(Reaped{Gen: 1}).ok(Archived{Reason: ArchiveLoggedOut})
@@ -371,7 +371,7 @@ var rules = []struct {
 	// Restore at boot.
 	{"restore queues what should run and keeps idle statuses", func(s *sc) {
 		s.o = FromRecord(Record{ID: "2", Status: state.Connected, Run: true, Linked: true})
-		s.ok(Restore{Fingerprint: "fp"}).status(state.Queued).emitted(RequestSlot{N: 1})
+		s.ok(Restore{Fingerprint: "fp"}).status(state.Queued).emitted(RequestSlot{N: 1, Egress: "direct"})
 		if s.o.Fingerprint != "fp" {
 			s.t.Fatal("restore did not take the fingerprint")
 		}
@@ -381,11 +381,11 @@ var rules = []struct {
 	{"restore finishes a pending archive before launching", func(s *sc) {
 		s.o = FromRecord(Record{ID: "2", Status: state.Cooldown, Run: true, ArchivePending: ArchiveCorrupted})
 		s.ok(Restore{}).emitted(Archive{Reason: ArchiveCorrupted}).status(state.Queued)
-		s.ok(Archived{Reason: ArchiveCorrupted}).emitted(RequestSlot{N: 1})
+		s.ok(Archived{Reason: ArchiveCorrupted}).emitted(RequestSlot{N: 1, Egress: "direct"})
 	}},
 	{"restore relinks a ban that expired while down", func(s *sc) {
 		s.o = FromRecord(Record{ID: "2", Status: state.Banned, Run: true, Linked: true, Hold: Hold{Until: t0.Add(-time.Minute), Reason: HoldBan}})
-		s.ok(Restore{}).emitted(RequestSlot{N: 1}).status(state.Queued)
+		s.ok(Restore{}).emitted(RequestSlot{N: 1, Egress: "direct"}).status(state.Queued)
 	}},
 	{"restore of a tombstone archives then purges", func(s *sc) {
 		s.o = FromRecord(Record{ID: "2", Status: state.Stopped, Deleted: true, ArchivePending: ArchiveDeleted})
@@ -405,7 +405,7 @@ var rules = []struct {
 		if !s.o.WakeAt.Equal(s.now.Add(2 * time.Second)) {
 			s.t.Fatalf("second retry at %v", s.o.WakeAt)
 		}
-		s.after(2 * time.Second).ok(Tick{}).ok(Archived{Reason: ArchiveCorrupted}).emitted(RequestSlot{N: 2})
+		s.after(2 * time.Second).ok(Tick{}).ok(Archived{Reason: ArchiveCorrupted}).emitted(RequestSlot{N: 2, Egress: "direct"})
 	}},
 
 	// Shutdown.
@@ -414,7 +414,7 @@ var rules = []struct {
 		if !s.o.Run {
 			s.t.Fatal("shutdown cleared Run")
 		}
-		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1}).status(state.Connected)
+		s.ok(Reaped{Gen: 1}).emitted(ReleaseSlot{N: 1, Egress: "direct"}).status(state.Connected)
 	}},
 }
 

@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +20,9 @@ const namespace = "wa_sidecar"
 
 // Metrics holds every collector. All methods are safe for concurrent use.
 type Metrics struct {
-	workersLive       prometheus.Gauge
+	workersLive       *prometheus.GaugeVec
+	liveMu            sync.Mutex
+	egresses          map[string]bool
 	workersMax        prometheus.Gauge
 	startQueueDepth   prometheus.Gauge
 	workerStart       prometheus.Histogram
@@ -65,7 +68,9 @@ func New(reg prometheus.Registerer, maxLive int) *Metrics {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
 	}
 	m := &Metrics{
-		workersLive:     gauge("workers_live", "Worker processes occupying a live slot."),
+		workersLive: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "workers_live",
+			Help: "Worker processes occupying a live slot, by egress (direct, or the proxy without credentials)."}, []string{"egress"}),
+		egresses:        map[string]bool{"direct": true},
 		workersMax:      gauge("workers_max", "Configured maximum of live workers (workers.max_live)."),
 		startQueueDepth: gauge("start_queue_depth", "Organizations waiting for a live slot or the start gap."),
 		workerStart: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -121,6 +126,7 @@ func New(reg prometheus.Registerer, maxLive int) *Metrics {
 		m.webhookDeliveries, m.webhookQueue, m.webhookDead,
 	)
 	m.workersMax.Set(float64(maxLive))
+	m.workersLive.WithLabelValues("direct")
 	return m
 }
 
@@ -164,8 +170,21 @@ func (m *Metrics) Forget(org string) {
 	}
 }
 
-// SetLive sets the number of workers in a live slot.
-func (m *Metrics) SetLive(n int) { m.workersLive.Set(float64(n)) }
+// SetLive sets the number of workers in a live slot on each egress; an
+// egress seen before and now empty shows 0 rather than vanishing.
+func (m *Metrics) SetLive(byEgress map[string]int) {
+	m.liveMu.Lock()
+	defer m.liveMu.Unlock()
+	for e := range m.egresses {
+		if _, ok := byEgress[e]; !ok {
+			m.workersLive.WithLabelValues(e).Set(0)
+		}
+	}
+	for e, n := range byEgress {
+		m.egresses[e] = true
+		m.workersLive.WithLabelValues(e).Set(float64(n))
+	}
+}
 
 // SetQueueDepth sets the number of organizations waiting to start.
 func (m *Metrics) SetQueueDepth(n int) { m.startQueueDepth.Set(float64(n)) }

@@ -28,7 +28,7 @@ func newTest(t *testing.T) (*Metrics, *prometheus.Registry) {
 // populate touches every series so that lint and promtool see all of them.
 func populate(m *Metrics, org string) {
 	m.SetStatus(org, state.QRRequired)
-	m.SetLive(3)
+	m.SetLive(map[string]int{"direct": 2, "socks5://10.0.0.1:1080": 1})
 	m.SetQueueDepth(2)
 	m.BadMACError(org)
 	m.BadMACTrip(org)
@@ -74,7 +74,8 @@ func TestValues(t *testing.T) {
 		c    prometheus.Collector
 		want float64
 	}{
-		"workers_live":                      {m.workersLive, 3},
+		"workers_live direct":               {m.workersLive.WithLabelValues("direct"), 2},
+		"workers_live proxy":                {m.workersLive.WithLabelValues("socks5://10.0.0.1:1080"), 1},
 		"start_queue_depth":                 {m.startQueueDepth, 2},
 		"badmac_errors_total":               {m.badMACErrors.WithLabelValues("2"), 2},
 		"badmac_trips_total":                {m.badMACTrips.WithLabelValues("2"), 1},
@@ -143,7 +144,7 @@ func TestForgetRemovesEverySeriesOfTheOrg(t *testing.T) {
 	if after["other"] != before["other"] || after["other"] < len(state.All)+len(m.perOrg) {
 		t.Fatalf("the other org has %d series, had %d", after["other"], before["other"])
 	}
-	if got := testutil.ToFloat64(m.workersLive); got != 3 {
+	if got := testutil.ToFloat64(m.workersLive.WithLabelValues("direct")); got != 2 {
 		t.Fatalf("workers_live = %v; Forget must not touch host-wide series", got)
 	}
 }
@@ -274,5 +275,18 @@ func TestSeriesExistFromRegistration(t *testing.T) {
 		if !have[want] {
 			t.Errorf("no series %s after registration", want)
 		}
+	}
+}
+
+// An egress whose last worker left shows 0, not a vanished series.
+func TestLiveByEgress(t *testing.T) {
+	m, _ := newTest(t)
+	m.SetLive(map[string]int{"direct": 1, "socks5://10.0.0.1:1080": 2})
+	m.SetLive(map[string]int{"direct": 1})
+	if got := testutil.ToFloat64(m.workersLive.WithLabelValues("socks5://10.0.0.1:1080")); got != 0 {
+		t.Fatalf("the emptied egress shows %v", got)
+	}
+	if got := testutil.ToFloat64(m.workersLive.WithLabelValues("direct")); got != 1 {
+		t.Fatalf("direct shows %v", got)
 	}
 }

@@ -18,6 +18,7 @@
 package queue
 
 import (
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -157,6 +158,9 @@ func (q *Queue) Depth() int { return len(q.waiting) }
 
 // Live is the number of slots in use host-wide.
 func (q *Queue) Live() int { return len(q.held) }
+
+// LiveByEgress is the number of slots in use on each egress that has any.
+func (q *Queue) LiveByEgress() map[string]int { return maps.Clone(q.perEgress) }
 
 // LiveOn is the number of slots in use on one egress.
 func (q *Queue) LiveOn(egress string) int { return q.perEgress[egress] }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
 	"github.com/wa-sidecar/wa-sidecar/shared/phone"
+	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 )
@@ -73,6 +74,10 @@ type StartRequest struct {
 	// Force closes a live worker so that a new one starts; it never
 	// shortens a hold.
 	Force bool `json:"force"`
+	// Proxy, when present, replaces the organization's proxy ("" makes it
+	// direct) from its next start: socks5://user:pass@host:port,
+	// http://host:port or https://host:port.
+	Proxy *string `json:"proxy"`
 }
 
 // start answers 202 because linking goes on after the answer, and 200 when
@@ -82,7 +87,12 @@ func (s *server) start(r *http.Request, id string) (int, any, error) {
 	if err := decode(r, &req, false); err != nil {
 		return 0, nil, err
 	}
-	snap, err := s.fleet.Start(r.Context(), id, fleet.StartOptions{Force: req.Force})
+	if req.Proxy != nil {
+		if err := proxy.Validate(*req.Proxy); err != nil {
+			return 0, nil, &apiError{status: http.StatusBadRequest, code: "bad_body", msg: "proxy: " + err.Error()}
+		}
+	}
+	snap, err := s.fleet.Start(r.Context(), id, fleet.StartOptions{Force: req.Force, Proxy: req.Proxy})
 	if err != nil {
 		return 0, nil, err
 	}

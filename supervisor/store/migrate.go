@@ -107,6 +107,10 @@ CREATE INDEX webhook_events_org ON webhook_events (org, dead_at, seq);
 -- broadcast_progress goes out at most once per 10 s per job.
 ALTER TABLE broadcasts ADD COLUMN progress_event_at INTEGER NOT NULL DEFAULT 0;
 `,
+	4: `
+-- The organization's proxy URL, credentials included (state.db is 0600).
+ALTER TABLE orgs ADD COLUMN proxy TEXT NOT NULL DEFAULT '';
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
