@@ -382,6 +382,13 @@ func (e *env) start(org string) state.Snapshot {
 func (e *env) link(org, phone string) string {
 	e.t.Helper()
 	e.start(org)
+	return e.scanQR(org, phone)
+}
+
+// scanQR waits for org's QR, scans it with the emulated phone and waits
+// until the org is connected; it returns the JID.
+func (e *env) scanQR(org, phone string) string {
+	e.t.Helper()
 	qr := e.waitStatus(org, state.QRRequired, 30*time.Second)
 	if !strings.HasPrefix(qr.QR, "data:image/png;base64,") || qr.QRCode == "" || qr.QRExpiresAt == nil {
 		e.t.Fatalf("QR status incomplete: %+v", qr)

@@ -219,7 +219,7 @@ func newHarness(t *testing.T) *harness {
 func (h *harness) client(dev *store.Device) (*whatsmeow.Client, *eventLog) {
 	h.t.Helper()
 	cli := whatsmeow.NewClient(dev, clientLogger{rec: h.clientLog, module: "client"})
-	if err := emulatorlink.Configure(cli, h.base); err != nil {
+	if err := emulatorlink.Configure(cli, h.base, ""); err != nil {
 		h.t.Fatal(err)
 	}
 	el := newEventLog(cli)

@@ -1,8 +1,9 @@
 // Package emulatorlink is all a worker carries of the WhatsApp emulator: the
 // emulator's certificate root and a dialer that sends whatsmeow's
-// connections to it. The emulator server itself (worker/emulator) is never
-// linked into wa-worker; a worker uses this link only when the supervisor's
-// config names an emulator, and logs a loud warning when it does.
+// connections to it, through the organization's proxy if it has one. The
+// emulator server itself (worker/emulator) is never linked into wa-worker; a
+// worker uses this link only when the supervisor's config names an
+// emulator, and logs a loud warning when it does.
 package emulatorlink
 
 import (
@@ -20,16 +21,19 @@ import (
 
 // HTTPClient returns a client that sends every request, including the
 // wss://web.whatsapp.com websocket upgrade, as plain HTTP over TCP to addr
-// ("127.0.0.1:7000"). The Transport is built new rather than cloned from
-// http.DefaultTransport so that no proxy from the environment applies.
+// ("127.0.0.1:7000"), directly.
 func HTTPClient(addr string) *http.Client {
-	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", addr)
-	}
+	return httpClient(directDial(addr))
+}
+
+// httpClient builds its Transport new rather than cloning
+// http.DefaultTransport so that no proxy from the environment applies: a
+// proxy is the organization's, in dial, or none.
+func httpClient(dial dialFunc) *http.Client {
+	anyAddr := func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) }
 	return &http.Client{Transport: &http.Transport{
-		DialContext:         dial,
-		DialTLSContext:      dial,
+		DialContext:         anyAddr,
+		DialTLSContext:      anyAddr,
 		TLSHandshakeTimeout: 10 * time.Second,
 		MaxIdleConns:        4,
 		IdleConnTimeout:     30 * time.Second,
@@ -38,15 +42,23 @@ func HTTPClient(addr string) *http.Client {
 
 // Configure points an unchanged whatsmeow client at the emulator at baseURL
 // ("http://127.0.0.1:7000"): it trusts the emulator's certificate root
-// (fetched from /control/root-key) and routes the websocket through
-// HTTPClient. The root is process-global in whatsmeow (WACertPubKey), so one
-// process can talk to one emulator root at a time.
-func Configure(cli *whatsmeow.Client, baseURL string) error {
+// (fetched from /control/root-key) and routes the websocket to the
+// emulator's address, through proxyURL when it is not empty (socks5://,
+// http:// or https://, as whatsmeow's SetProxyAddress takes). It replaces
+// the websocket clients, and with them any proxy SetProxyAddress set there,
+// so it must come after SetProxyAddress. The root is process-global in
+// whatsmeow (WACertPubKey), so one process can talk to one emulator root at
+// a time.
+func Configure(cli *whatsmeow.Client, baseURL, proxyURL string) error {
 	u, err := url.Parse(baseURL)
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("emulator URL %q is not an absolute URL", baseURL)
 	}
-	hc := HTTPClient(u.Host)
+	dial, err := dialTo(u.Host, proxyURL, nil)
+	if err != nil {
+		return err
+	}
+	hc := httpClient(dial)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.JoinPath("/control/root-key").String(), nil)

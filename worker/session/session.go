@@ -26,6 +26,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/fingerprint"
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
 	phonenumber "github.com/wa-sidecar/wa-sidecar/shared/phone"
+	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 	"github.com/wa-sidecar/wa-sidecar/worker/badmac"
 	"github.com/wa-sidecar/wa-sidecar/worker/emulatorlink"
 	devicefp "github.com/wa-sidecar/wa-sidecar/worker/fingerprint"
@@ -56,6 +57,7 @@ type Options struct {
 type Session struct {
 	opts   Options
 	log    *slog.Logger
+	scrub  *scrubHandler // log's handler: Start tells it the proxy
 	now    func() time.Time
 	events *queue
 
@@ -80,7 +82,8 @@ func New(opts Options) *Session {
 	if now == nil {
 		now = time.Now
 	}
-	return &Session{opts: opts, log: opts.Log, now: now, events: newQueue()}
+	scrub := newScrubHandler(opts.Log.Handler())
+	return &Session{opts: opts, log: slog.New(scrub), scrub: scrub, now: now, events: newQueue()}
 }
 
 // Start opens the organization's store and connects; progress arrives on
@@ -96,6 +99,9 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 	level, setLevel, err := ParseLevel(req.LogLevel)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: log_level: %w", req.OrganizationId, err)
+	}
+	if err := proxy.Validate(req.Proxy); err != nil {
+		return nil, fmt.Errorf("start %s: proxy: %w", req.OrganizationId, err)
 	}
 	// Organizations linked before fingerprints were stored keep the derived one.
 	fp := fingerprint.Legacy(req.OrganizationId)
@@ -124,6 +130,9 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 	if s.opts.Handler != nil {
 		s.opts.Handler.SetOrg(req.OrganizationId)
 	}
+	if req.Proxy != "" {
+		s.scrub.scrub(req.Proxy)
+	}
 
 	if err := os.MkdirAll(req.AuthDir, 0o700); err != nil {
 		return nil, fmt.Errorf("start %s: create auth dir: %w", req.OrganizationId, err)
@@ -145,12 +154,24 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 	restoring := device.ID != nil
 
 	cli := whatsmeow.NewClient(device, waLog.Sub("Client"))
+	if req.Proxy != "" {
+		// Before Connect, which builds the websocket from these clients. In
+		// emulator mode too: Configure replaces the websocket clients, but
+		// media must not leave directly, nor through a proxy from the
+		// environment, which whatsmeow follows by default.
+		if err := cli.SetProxyAddress(req.Proxy); err != nil {
+			container.Close()
+			return nil, fmt.Errorf("start %s: set proxy %s: %s", req.OrganizationId, proxy.Egress(req.Proxy), proxy.Scrub(err.Error(), req.Proxy))
+		}
+	}
 	if req.EmulatorUrl != "" {
 		s.log.Warn("THIS WORKER TALKS TO A LOCAL EMULATOR, NOT TO WHATSAPP; messages go nowhere real",
 			"emulator_url", req.EmulatorUrl)
-		if err := emulatorlink.Configure(cli, req.EmulatorUrl); err != nil {
+		// Configure is the first to reach the emulator (for its root key),
+		// so a dead proxy fails here.
+		if err := emulatorlink.Configure(cli, req.EmulatorUrl, req.Proxy); err != nil {
 			container.Close()
-			return nil, fmt.Errorf("start %s: configure emulator: %w", req.OrganizationId, err)
+			return nil, fmt.Errorf("start %s: configure emulator: %w", req.OrganizationId, throughProxy(err, req.Proxy))
 		}
 	}
 
@@ -175,7 +196,7 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 	tr := &translator{now: s.now, ownJID: func() string { return cli.Store.GetJID().String() }, detector: s.opts.Detector}
 	cli.AddEventHandler(func(evt any) { s.handle(tr, cli, evt) })
 
-	s.log.Info("starting session", "restoring", restoring, "fingerprint", fp.String(), "auth_dir", req.AuthDir)
+	s.log.Info("starting session", "restoring", restoring, "fingerprint", fp.String(), "auth_dir", req.AuthDir, "egress", proxy.Egress(req.Proxy))
 	if restoring {
 		// A linked session whose first dial fails on the network (the
 		// host booting before its network, a short outage) keeps retrying
@@ -188,7 +209,7 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 	}
 	if err != nil {
 		stopErr := s.Stop(context.WithoutCancel(ctx))
-		return nil, errors.Join(fmt.Errorf("start %s: %w", req.OrganizationId, err), stopErr)
+		return nil, errors.Join(fmt.Errorf("start %s: %w", req.OrganizationId, throughProxy(err, req.Proxy)), stopErr)
 	}
 	return &pb.StartResponse{Restoring: restoring}, nil
 }

@@ -53,6 +53,7 @@ func TestStartRejectsBadInput(t *testing.T) {
 		"auth_dir":        {OrganizationId: "2", AuthDir: dir + "/x/../y"},
 		"log_level":       {OrganizationId: "2", AuthDir: filepath.Join(dir, "2"), LogLevel: "chatty"},
 		"fingerprint":     {OrganizationId: "2", AuthDir: filepath.Join(dir, "2"), Fingerprint: "Safari/Linux/6.1.0"},
+		"proxy":           {OrganizationId: "2", AuthDir: filepath.Join(dir, "2"), Proxy: "ftp://alice:s3cret@h:21"},
 	}
 	for field, req := range cases {
 		if _, err := newTestSession(t).Start(context.Background(), req); err == nil || !strings.Contains(err.Error(), field) {
