@@ -79,6 +79,8 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"webhook scheme": "[webhook]\nurl = \"ftp://django\"\nsecret_file = \"s\"\n",
 		"webhook secret": "[webhook]\nurl = \"http://127.0.0.1:8000/hook\"\n",
 		"webhook give":   "[webhook]\ngive_up_after = \"0s\"\n",
+		"org proxy":      "[[org]]\nid = \"2\"\nproxy = \"ftp://u:pw@h:21\"\n",
+		"per egress":     "[workers]\nmax_live_per_egress = 0\n",
 	}
 	want := map[string]string{
 		"unknown top":    "colour",
@@ -100,6 +102,8 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"webhook scheme": "webhook.url",
 		"webhook secret": "webhook.secret_file",
 		"webhook give":   "webhook.give_up_after",
+		"org proxy":      "org[0].proxy",
+		"per egress":     "workers.max_live_per_egress",
 	}
 	for name, body := range cases {
 		_, err := Load(write(t, body))

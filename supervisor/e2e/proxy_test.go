@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/worker/testproxy"
 )
@@ -74,8 +74,8 @@ func TestProxiedAndDirectOrganizations(t *testing.T) {
 		p          *testproxy.Proxy
 		egress     string
 	}{
-		{"px-socks", "573007915340", socks, "socks5://" + strings.SplitN(socks.URL, "@", 2)[1]},
-		{"px-http", "573007915341", connect, "http://" + strings.SplitN(connect.URL, "@", 2)[1]},
+		{"px-socks", "573007915340", socks, proxy.Egress(socks.URL)},
+		{"px-http", "573007915341", connect, proxy.Egress(connect.URL)},
 	} {
 		if code, body := e.startWith(c.org, map[string]string{"proxy": c.p.URL}); code != http.StatusAccepted {
 			t.Fatalf("start %s: %d %s", c.org, code, body)
@@ -156,7 +156,7 @@ func TestLiveWorkersPerEgress(t *testing.T) {
 	if s := e.status("eg6"); s.Status != state.Queued {
 		t.Fatalf("eg6 (third on its egress) is %s", s.Status)
 	}
-	if v := e.metric("wa_sidecar_workers_live", map[string]string{"egress": "socks5://" + strings.SplitN(proxies[0].URL, "@", 2)[1]}); v != 2 {
+	if v := e.metric("wa_sidecar_workers_live", map[string]string{"egress": proxy.Egress(proxies[0].URL)}); v != 2 {
 		t.Fatalf("workers_live on the first proxy = %v", v)
 	}
 	e.noSecret("egress-pw-0", "egress-pw-1", "egress-pw-2")
@@ -166,14 +166,10 @@ func TestLiveWorkersPerEgress(t *testing.T) {
 // password anywhere, and another organization unaffected.
 func TestDeadProxy(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	deadURL := testproxy.DeadURL(t, "socks5", "carol", "dead-pw-55")
+	dead := proxy.Egress(deadURL)
 	e := newEnvWith(t, options{tcp: true})
-	if code, body := e.startWith("dp", map[string]string{"proxy": "socks5://carol:dead-pw-55@" + dead}); code != http.StatusAccepted {
+	if code, body := e.startWith("dp", map[string]string{"proxy": deadURL}); code != http.StatusAccepted {
 		t.Fatalf("start: %d %s", code, body)
 	}
 	e.eventually(30*time.Second, "the failed start retried", func() error {

@@ -17,19 +17,21 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
+
+	"github.com/wa-sidecar/wa-sidecar/worker/proxydial"
 )
 
 // HTTPClient returns a client that sends every request, including the
 // wss://web.whatsapp.com websocket upgrade, as plain HTTP over TCP to addr
 // ("127.0.0.1:7000"), directly.
 func HTTPClient(addr string) *http.Client {
-	return httpClient(directDial(addr))
+	return httpClient(proxydial.Direct(addr))
 }
 
 // httpClient builds its Transport new rather than cloning
 // http.DefaultTransport so that no proxy from the environment applies: a
 // proxy is the organization's, in dial, or none.
-func httpClient(dial dialFunc) *http.Client {
+func httpClient(dial proxydial.Func) *http.Client {
 	anyAddr := func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) }
 	return &http.Client{Transport: &http.Transport{
 		DialContext:         anyAddr,
@@ -54,7 +56,7 @@ func Configure(cli *whatsmeow.Client, baseURL, proxyURL string) error {
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("emulator URL %q is not an absolute URL", baseURL)
 	}
-	dial, err := dialTo(u.Host, proxyURL, nil)
+	dial, err := proxydial.To(u.Host, proxyURL, nil)
 	if err != nil {
 		return err
 	}

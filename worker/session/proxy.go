@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
+	"github.com/wa-sidecar/wa-sidecar/worker/proxydial"
 )
 
 // throughProxy names the proxy (without credentials) in a connect error and
@@ -19,6 +21,30 @@ func throughProxy(err error, proxyURL string) error {
 		return err
 	}
 	return fmt.Errorf("connect through proxy %s: %s", proxy.Egress(proxyURL), proxy.Scrub(err.Error(), proxyURL))
+}
+
+// whatsAppHost is where whatsmeow's websocket goes (socket.URL).
+const whatsAppHost = "web.whatsapp.com:443"
+
+// preflightTimeout matches the proxy dial timeout whatsmeow uses.
+const preflightTimeout = 30 * time.Second
+
+// preflight opens, and closes, one tunnel to WhatsApp through the proxy.
+// whatsmeow retries a failed connect of a linked device in the background,
+// so a dead proxy or a wrong password would never show; checked first, it
+// fails the start with the proxy named, as in emulator mode.
+func preflight(ctx context.Context, proxyURL string) error {
+	dial, err := proxydial.To(whatsAppHost, proxyURL, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
+	defer cancel()
+	conn, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }
 
 // scrubHandler removes the organization's proxy credentials from every

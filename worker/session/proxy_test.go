@@ -227,3 +227,19 @@ func TestCredentialsScrubbed(t *testing.T) {
 		t.Errorf("scrubbing changed other attributes:\n%s", out)
 	}
 }
+
+// preflight reaches WhatsApp's websocket host only through the proxy, so a
+// linked device's start fails on a dead or refusing proxy instead of
+// leaving whatsmeow to retry it unseen in the background.
+func TestPreflight(t *testing.T) {
+	refusing := testproxy.StartSOCKS5(t, proxyUser, proxyPass)
+	if err := preflight(context.Background(), refusing.URL); err == nil {
+		t.Fatal("a proxy that carries nothing off loopback let the preflight through")
+	}
+	if got := refusing.Refused(); !slices.Contains(got, "web.whatsapp.com") {
+		t.Fatalf("the proxy was asked for %v", got)
+	}
+	if err := preflight(context.Background(), testproxy.DeadURL(t, "http", proxyUser, proxyPass)); err == nil {
+		t.Fatal("a dead proxy let the preflight through")
+	}
+}

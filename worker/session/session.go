@@ -164,6 +164,12 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 			return nil, fmt.Errorf("start %s: set proxy %s: %s", req.OrganizationId, proxy.Egress(req.Proxy), proxy.Scrub(err.Error(), req.Proxy))
 		}
 	}
+	if req.Proxy != "" && req.EmulatorUrl == "" {
+		if err := preflight(ctx, req.Proxy); err != nil {
+			container.Close()
+			return nil, fmt.Errorf("start %s: %w", req.OrganizationId, throughProxy(err, req.Proxy))
+		}
+	}
 	if req.EmulatorUrl != "" {
 		s.log.Warn("THIS WORKER TALKS TO A LOCAL EMULATOR, NOT TO WHATSAPP; messages go nowhere real",
 			"emulator_url", req.EmulatorUrl)

@@ -1,4 +1,4 @@
-package emulatorlink
+package proxydial
 
 import (
 	"context"
@@ -28,11 +28,14 @@ func TestDialThroughProxy(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			p := start(t, "alice", "s3cret")
 			get := func(proxyURL string) error {
-				dial, err := dialTo(addr, proxyURL, p.RootCAs)
+				dial, err := To(addr, proxyURL, p.RootCAs)
 				if err != nil {
 					return err
 				}
-				hc := httpClient(dial)
+				// As the emulator link uses it: TLS is the emulator's pretence,
+				// so the "TLS" dial is the plain one too.
+				d := func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) }
+				hc := &http.Client{Transport: &http.Transport{DialContext: d, DialTLSContext: d}}
 				defer hc.CloseIdleConnections()
 				resp, err := hc.Get("https://web.whatsapp.com/ws/chat")
 				if err != nil {
@@ -79,7 +82,7 @@ func TestConnectBoundedByContext(t *testing.T) {
 			c.Close()
 		}
 	})
-	dial, err := dialTo("127.0.0.1:1", "http://"+ln.Addr().String(), nil)
+	dial, err := To("127.0.0.1:1", "http://"+ln.Addr().String(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package emulatorlink
+// Package proxydial opens a worker's TCP connections through its
+// organization's proxy (socks5, or an HTTP(S) CONNECT tunnel), and never
+// through a proxy from the environment: the emulator link dials with it, and
+// a start against WhatsApp checks the proxy with it before connecting.
+package proxydial
 
 import (
 	"bufio"
@@ -16,19 +20,19 @@ import (
 	"golang.org/x/net/proxy"
 )
 
-// dialFunc opens a TCP connection to the emulator.
-type dialFunc func(ctx context.Context) (net.Conn, error)
+// Func opens a TCP connection to the address it was made for.
+type Func func(ctx context.Context) (net.Conn, error)
 
 // proxyDialTimeout matches whatsmeow's SetProxyAddress, so that a dead proxy
 // fails a start as fast in emulator mode as against WhatsApp.
 const proxyDialTimeout = 30 * time.Second
 
-// dialTo returns how to reach addr: directly when proxyURL is empty,
+// To returns how to reach addr: directly when proxyURL is empty,
 // otherwise only through the proxy, never through one from the environment.
 // roots verifies an https:// proxy's certificate; nil means the system's.
-func dialTo(addr, proxyURL string, roots *x509.CertPool) (dialFunc, error) {
+func To(addr, proxyURL string, roots *x509.CertPool) (Func, error) {
 	if proxyURL == "" {
-		return directDial(addr), nil
+		return Direct(addr), nil
 	}
 	u, err := url.Parse(proxyURL)
 	if err != nil {
@@ -54,7 +58,8 @@ func dialTo(addr, proxyURL string, roots *x509.CertPool) (dialFunc, error) {
 	}
 }
 
-func directDial(addr string) dialFunc {
+// Direct dials addr itself.
+func Direct(addr string) Func {
 	return func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", addr)
