@@ -104,6 +104,13 @@ func (c *Client) Start(ctx context.Context, id string) (state.Snapshot, error) {
 	return c.snapshot(ctx, http.MethodPost, orgPath(id, "/start"))
 }
 
+// StartWith is Start with a body: force, or a new proxy.
+func (c *Client) StartWith(ctx context.Context, id string, req statusapi.StartRequest) (state.Snapshot, error) {
+	var s state.Snapshot
+	err := c.do(ctx, http.MethodPost, orgPath(id, "/start"), req, &s)
+	return s, err
+}
+
 // Stop stops the worker and keeps the auth directory.
 func (c *Client) Stop(ctx context.Context, id string) (state.Snapshot, error) {
 	return c.snapshot(ctx, http.MethodPost, orgPath(id, "/stop"))

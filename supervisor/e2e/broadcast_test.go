@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/statusapi"
+	"github.com/wa-sidecar/wa-sidecar/worker/testproxy"
 )
 
 func numbers(prefix string, n int) []string {
@@ -153,6 +156,15 @@ func TestCLISendAndBroadcast(t *testing.T) {
 	}
 	if got := len(e.deliveries(phone, false)); got != 3 {
 		t.Fatalf("the recipients show %d messages, want 3", got)
+	}
+	// start -proxy stores the proxy; the worker connects through it.
+	socks := testproxy.StartSOCKS5(t, "dan", "cli-pw-3e1")
+	cli("", "start", "-proxy", socks.URL, "cl-px")
+	if s := e.waitStatus("cl-px", state.QRRequired, 30*time.Second); s.Egress != proxy.Egress(socks.URL) || socks.Carried() == 0 {
+		t.Fatalf("started with -proxy: egress %q, %d connections through the proxy", s.Egress, socks.Carried())
+	}
+	if strings.Contains(e.logs.String(), "cli-pw-3e1") {
+		t.Fatal("the proxy password shows in the log")
 	}
 	cmd := exec.Command(filepath.Join(binDir, "wa-supervisor"), "send", "-config", e.cfgPath, "cl", "12", "x")
 	b, err := cmd.CombinedOutput()

@@ -19,7 +19,9 @@ commands:
                      -json, the status objects as the API returns them
   qr ORG             show the organization's QR code in the terminal, redrawn
                      as it rotates, until the organization is connected
-  start ORG          register if new and start or link
+  start [-proxy URL] ORG
+                     register if new and start or link; -proxy sets the
+                     organization's proxy from its next start ("" = direct)
   stop ORG           stop the worker, keep the session
   logout ORG         unlink the device on WhatsApp, keep an archive
   clear ORG          archive the session and relink (the Bad MAC cure)
@@ -49,6 +51,11 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "config.toml", "configuration file")
 	wait := fs.Bool("wait", false, "send: wait until the message is sent or failed")
 	asJSON := fs.Bool("json", false, "status: print the status objects as JSON")
+	var proxyURL *string
+	fs.Func("proxy", `start: the organization's proxy from its next start ("" makes it direct)`, func(s string) error {
+		proxyURL = &s
+		return nil
+	})
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -67,7 +74,7 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		err = serve(*configPath, stderr)
 	} else {
-		err = operate(context.Background(), cmd, positional, options{config: *configPath, wait: *wait, json: *asJSON, in: stdin, out: stdout})
+		err = operate(context.Background(), cmd, positional, options{config: *configPath, wait: *wait, json: *asJSON, proxy: proxyURL, in: stdin, out: stdout})
 	}
 	var ue usageError
 	switch {

@@ -11,6 +11,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/apiclient"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/statusapi"
 )
 
 // options are what a command takes besides its arguments.
@@ -18,8 +19,10 @@ type options struct {
 	config string
 	wait   bool
 	json   bool
-	in     io.Reader
-	out    io.Writer
+	// proxy is start's -proxy, nil when not given.
+	proxy *string
+	in    io.Reader
+	out   io.Writer
 }
 
 // operate runs one operator command against the status API of the daemon
@@ -65,7 +68,11 @@ func operate(ctx context.Context, cmd string, args []string, o options) error {
 	case "status":
 		return status(ctx, c, args, o.json, out)
 	case "start":
-		snap, err = c.Start(ctx, args[0])
+		if o.proxy != nil {
+			snap, err = c.StartWith(ctx, args[0], statusapi.StartRequest{Proxy: o.proxy})
+		} else {
+			snap, err = c.Start(ctx, args[0])
+		}
 	case "stop":
 		snap, err = c.Stop(ctx, args[0])
 	case "logout":
