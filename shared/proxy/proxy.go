@@ -16,51 +16,59 @@ import (
 const Direct = "direct"
 
 // Validate accepts "" (no proxy) and socks5://, http:// or https:// URLs
-// with a host and a port; the error never quotes the password.
+// with a host and a port. Its errors never quote the URL: a mistyped one
+// may carry its password where no parser sees a password.
 func Validate(s string) error {
 	if s == "" {
 		return nil
 	}
+	const shape = "scheme://[user:pass@]host:port with scheme socks5, http or https"
 	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("is not a URL (socks5://user:pass@host:port, http://host:port or https://host:port)")
+	if err != nil || u.Opaque != "" || u.Host == "" {
+		return errors.New("is not a proxy URL: want " + shape)
 	}
 	switch u.Scheme {
 	case "socks5", "http", "https":
 	default:
-		return fmt.Errorf("scheme %q is not supported: use socks5, http or https", u.Scheme)
+		return fmt.Errorf("scheme %q is not supported: want %s", u.Scheme, shape)
 	}
 	host, port, err := net.SplitHostPort(u.Host)
 	if err != nil || host == "" || port == "" {
-		return fmt.Errorf("%s needs a host and a port", Redact(s))
+		return errors.New("needs a host and a port: want " + shape)
 	}
 	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%s has a path or a query; a proxy URL is scheme://[user:pass@]host:port", Redact(s))
+		return errors.New("has a path or a query: want " + shape)
 	}
 	return nil
 }
 
 // Egress is the key live workers are counted by: the URL without its
-// credentials, or Direct. Organizations behind one proxy share its IP.
+// credentials, host in lower case, or Direct. Organizations behind one
+// proxy share its IP. (A host name and its IP address are two keys: the
+// supervisor does not resolve names.)
 func Egress(s string) string {
 	if s == "" {
 		return Direct
 	}
 	u, err := url.Parse(s)
-	if err != nil {
+	if err != nil || u.Host == "" {
 		return "invalid"
 	}
-	return u.Scheme + "://" + u.Host
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
 }
 
-// Redact shows the URL with its password as ***.
+// Redact shows the URL with its password as ***, and anything that does not
+// parse as a proxy URL as a fixed text: it may hold a password unparsed.
 func Redact(s string) string {
+	if s == "" {
+		return ""
+	}
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		if err != nil {
-			return "(an unparsable proxy URL)"
-		}
-		return s
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return "(an unparsable proxy URL)"
+	}
+	if u.User == nil {
+		return u.Scheme + "://" + u.Host
 	}
 	if _, has := u.User.Password(); has {
 		return u.Scheme + "://" + u.User.Username() + ":***@" + u.Host

@@ -12,13 +12,15 @@ func TestValidate(t *testing.T) {
 		}
 	}
 	for bad, want := range map[string]string{
-		"ftp://h:21":                 `scheme "ftp"`,
-		"socks5://u:s3cret@host":     "needs a host and a port",
-		"http://h:80/path":           "path or a query",
-		"socks4://h:1":               `scheme "socks4"`,
-		"http://u:s3cret@h:1/x":      "u:***@h:1",
-		"::not a url":                "not a URL",
-		"socks5://user:s3cret@:1080": "needs a host",
+		"ftp://h:21":                        `scheme "ftp"`,
+		"socks5://u:s3cret@host":            "needs a host and a port",
+		"http://h:80/path":                  "path or a query",
+		"socks4://h:1":                      `scheme "socks4"`,
+		"http://u:s3cret@h:1/x":             "path or a query",
+		"socks5:alice:s3cret@10.0.0.1:1080": "not a proxy URL",
+		"socks5:/alice:s3cret@10.0.0.1:1":   "not a proxy URL",
+		"::not a url":                       "not a proxy URL",
+		"socks5://user:s3cret@:1080":        "needs a host and a port",
 	} {
 		err := Validate(bad)
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cret") {
@@ -29,10 +31,12 @@ func TestValidate(t *testing.T) {
 
 func TestEgressAndRedact(t *testing.T) {
 	for in, want := range map[string][2]string{
-		"":                             {Direct, ""},
-		"socks5://alice:s3cret@h:1080": {"socks5://h:1080", "socks5://alice:***@h:1080"},
-		"http://h:3128":                {"http://h:3128", "http://h:3128"},
-		"https://bob@h:443":            {"https://h:443", "https://bob@h:443"},
+		"":                                 {Direct, ""},
+		"socks5://alice:s3cret@h:1080":     {"socks5://h:1080", "socks5://alice:***@h:1080"},
+		"http://h:3128":                    {"http://h:3128", "http://h:3128"},
+		"https://bob@h:443":                {"https://h:443", "https://bob@h:443"},
+		"socks5://u:pw@Proxy.Example:1080": {"socks5://proxy.example:1080", "socks5://u:***@Proxy.Example:1080"},
+		"socks5:alice:s3cret@h:1":          {"invalid", "(an unparsable proxy URL)"},
 	} {
 		if got := Egress(in); got != want[0] {
 			t.Errorf("Egress(%q) = %q, want %q", in, got, want[0])

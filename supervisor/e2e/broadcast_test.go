@@ -159,7 +159,7 @@ func TestCLISendAndBroadcast(t *testing.T) {
 	}
 	// start -proxy stores the proxy; the worker connects through it.
 	socks := testproxy.StartSOCKS5(t, "dan", "cli-pw-3e1")
-	cli("", "start", "-proxy", socks.URL, "cl-px")
+	cli(socks.URL+"\n", "start", "-proxy", "-", "cl-px")
 	if s := e.waitStatus("cl-px", state.QRRequired, 30*time.Second); s.Egress != proxy.Egress(socks.URL) || socks.Carried() == 0 {
 		t.Fatalf("started with -proxy: egress %q, %d connections through the proxy", s.Egress, socks.Carried())
 	}

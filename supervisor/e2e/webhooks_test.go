@@ -250,9 +250,12 @@ func TestWebhookDeadLetterRetry(t *testing.T) {
 		}
 		return nil
 	})
-	if v := e.metric("wa_sidecar_webhook_dead_letters", nil); v < 1 {
-		t.Fatalf("webhook_dead_letters = %v", v)
-	}
+	e.eventually(15*time.Second, "the dead letter counted", func() error {
+		if v := e.metric("wa_sidecar_webhook_dead_letters", nil); v < 1 {
+			return fmt.Errorf("webhook_dead_letters = %v", v)
+		}
+		return nil
+	})
 	r.set(0)
 	first := dead.DeadLetters[len(dead.DeadLetters)-1]
 	if first.LastError != "receiver answered HTTP 503" || first.Event != "status_changed" {

@@ -51,6 +51,10 @@ func (o *Outbox) Receipt(org string, waIDs []string, typ string, at time.Time) {
 	if !ok {
 		return
 	}
+	if at.IsZero() {
+		// A receipt without its time: now is the best known.
+		at = o.clock.Now()
+	}
 	changed, err := o.store.Receipt(context.Background(), org, waIDs, status, at)
 	if err != nil {
 		o.log.Error("recording a receipt failed", "org", org, "err", err)

@@ -111,6 +111,11 @@ ALTER TABLE broadcasts ADD COLUMN progress_event_at INTEGER NOT NULL DEFAULT 0;
 -- The organization's proxy URL, credentials included (state.db is 0600).
 ALTER TABLE orgs ADD COLUMN proxy TEXT NOT NULL DEFAULT '';
 `,
+	5: `
+-- When the event was committed: give_up_after counts from here, not from
+-- the time it reports (a receipt from a phone that was offline for a day).
+ALTER TABLE webhook_events ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -281,9 +281,34 @@ func (s *Store) FailPending(ctx context.Context, org, reason string, at time.Tim
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE broadcasts SET status = 'cancelled', finished_at = ?
-			WHERE org = ? AND status IN ('queued', 'sending', 'stalled')`, millis(at), org)
-		return err
+		jobs, err := tx.QueryContext(ctx, `UPDATE broadcasts SET status = 'cancelled', finished_at = ?
+			WHERE org = ? AND status IN ('queued', 'sending', 'stalled') RETURNING id`, millis(at), org)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for jobs.Next() {
+			var id string
+			if err := jobs.Scan(&id); err != nil {
+				jobs.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		jobs.Close()
+		if err := jobs.Err(); err != nil || s.events == nil {
+			return err
+		}
+		for _, id := range ids {
+			e, err := jobEvent(ctx, tx, webhook.BroadcastDone, id, at)
+			if err != nil {
+				return err
+			}
+			if err := s.emit(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("fail pending messages of %s: %w", org, err)

@@ -197,13 +197,14 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err != nil {
 		return err
 	}
+	// A failed transaction leaves the flag as it was: clearing it could
+	// swallow the wake-up of a commit that has not read it yet, and a
+	// wake-up too many costs one cheap round.
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		s.emitted.Store(false)
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		s.emitted.Store(false)
 		return err
 	}
 	if s.emitted.Swap(false) && s.events != nil && s.events.notify != nil {

@@ -36,8 +36,8 @@ func (s *Store) emit(ctx context.Context, tx *sql.Tx, events ...webhook.Event) e
 		if data == "" {
 			data = "{}"
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_events (id, org, kind, status, reason, at, data)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, e.ID, e.Org, e.Kind, e.Status, e.Reason, millis(e.At), data); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_events (id, org, kind, status, reason, at, data, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, e.ID, e.Org, e.Kind, e.Status, e.Reason, millis(e.At), data, time.Now().UnixMilli()); err != nil {
 			return fmt.Errorf("add webhook event: %w", err)
 		}
 		s.emitted.Store(true)
@@ -53,32 +53,48 @@ func (s *Store) AddEvents(ctx context.Context, events ...webhook.Event) error {
 	return s.tx(ctx, func(tx *sql.Tx) error { return s.emit(ctx, tx, events...) })
 }
 
-const eventColumns = `seq, id, org, kind, status, reason, at, data, attempts, next_at, last_error, dead_at`
+const eventColumns = `seq, id, org, kind, status, reason, at, data, attempts, next_at, last_error, dead_at, created_at`
 
 func scanEvents(rows *sql.Rows) ([]webhook.Event, error) {
 	defer rows.Close()
 	var out []webhook.Event
 	for rows.Next() {
 		var e webhook.Event
-		var at, next, dead int64
+		var at, next, dead, created int64
 		var data string
-		if err := rows.Scan(&e.Seq, &e.ID, &e.Org, &e.Kind, &e.Status, &e.Reason, &at, &data, &e.Attempts, &next, &e.LastError, &dead); err != nil {
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Org, &e.Kind, &e.Status, &e.Reason, &at, &data, &e.Attempts, &next, &e.LastError, &dead, &created); err != nil {
 			return nil, err
 		}
-		e.At, e.NextAt, e.DeadAt, e.Data = fromMillis(at), fromMillis(next), fromMillis(dead), []byte(data)
+		e.At, e.NextAt, e.DeadAt, e.Created, e.Data = fromMillis(at), fromMillis(next), fromMillis(dead), fromMillis(created), []byte(data)
 		out = append(out, e)
 	}
 	return out, rows.Err()
 }
 
 // EventHeads returns each organization's oldest event that is not dead.
+// It seeks the index once per organization rather than scanning the table:
+// a receiver that is down for a day leaves a backlog of millions of events,
+// and this runs on the one connection that every commit needs.
 func (s *Store) EventHeads(ctx context.Context) ([]webhook.Event, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM webhook_events
-		WHERE seq IN (SELECT min(seq) FROM webhook_events WHERE dead_at = 0 GROUP BY org) ORDER BY seq`)
-	if err != nil {
-		return nil, fmt.Errorf("webhook events: %w", err)
+	var out []webhook.Event
+	org := ""
+	for {
+		rows, err := s.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM webhook_events
+			WHERE org = (SELECT org FROM webhook_events WHERE org > ? AND dead_at = 0 ORDER BY org LIMIT 1)
+			AND dead_at = 0 ORDER BY seq LIMIT 1`, org)
+		if err != nil {
+			return nil, fmt.Errorf("webhook events: %w", err)
+		}
+		head, err := scanEvents(rows)
+		if err != nil {
+			return nil, fmt.Errorf("webhook events: %w", err)
+		}
+		if len(head) == 0 {
+			return out, nil
+		}
+		out = append(out, head[0])
+		org = head[0].Org
 	}
-	return scanEvents(rows)
 }
 
 // EventDelivered forgets a delivered event.

@@ -88,3 +88,43 @@ func TestProgressEventsAreSpaced(t *testing.T) {
 		t.Fatalf("events %v, want %v", got, want)
 	}
 }
+
+// Deleting an organization cancels its open jobs: each tells the webhook.
+func TestDeleteCancelsJobsWithTheirEvents(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s.EnableEvents(false, nil)
+	m := msg("j1", "2", "573042", t0)
+	m.Broadcast = "job"
+	s.InsertBroadcast(ctx, outbox.Broadcast{ID: "job", Org: "2", Text: "x", Total: 1, CreatedAt: t0}, []outbox.Message{m})
+	if _, err := s.FailPending(ctx, "2", "org_deleted", t0); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"message_status:failed:org_deleted", "broadcast_done:cancelled:"}
+	if got := kinds(t, s); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+}
+
+// Each organization's head is its oldest live event; a dead letter does
+// not hold the organization's later events back.
+func TestEventHeads(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s.EnableEvents(false, nil)
+	var evs []webhook.Event
+	for _, org := range []string{"b", "a", "c", "a", "b"} {
+		evs = append(evs, webhook.NewEvent(webhook.StatusChanged, org, "connected", "", t0, nil))
+	}
+	s.AddEvents(ctx, evs...)
+	heads, _ := s.EventHeads(ctx)
+	if len(heads) != 3 || heads[0].ID != evs[1].ID || heads[1].ID != evs[0].ID || heads[2].ID != evs[2].ID {
+		t.Fatalf("heads %+v", heads)
+	}
+	if heads[0].Created.IsZero() {
+		t.Fatal("no commit time on the event")
+	}
+	s.EventDead(ctx, heads[1].Seq, 1, t0, "HTTP 500")
+	heads, _ = s.EventHeads(ctx)
+	if len(heads) != 3 || heads[1].ID != evs[4].ID {
+		t.Fatalf("after org b's head died: %+v", heads)
+	}
+}

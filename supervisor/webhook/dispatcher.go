@@ -59,6 +59,12 @@ type Dispatcher struct {
 
 	mu       sync.Mutex
 	inflight map[string]bool
+	// hold keeps an organization's head back after its outcome could not
+	// be recorded, so that a failing store is not met with a hot loop.
+	hold map[string]time.Time
+	// countedAt spaces the counts for the gauges: a full count of a large
+	// backlog is not worth doing at every round.
+	countedAt time.Time
 }
 
 // New returns a dispatcher; Run delivers.
@@ -82,6 +88,7 @@ func New(o Options) *Dispatcher {
 		},
 		wake:     make(chan struct{}, 1),
 		inflight: map[string]bool{},
+		hold:     map[string]time.Time{},
 	}
 }
 
@@ -136,7 +143,15 @@ func (d *Dispatcher) round(ctx context.Context, wg *sync.WaitGroup) time.Duratio
 		if d.inflight[e.Org] {
 			continue
 		}
-		if due := e.NextAt.Sub(now); due > 0 {
+		due := e.NextAt.Sub(now)
+		if h, ok := d.hold[e.Org]; ok {
+			if h.After(now) {
+				due = max(due, h.Sub(now))
+			} else {
+				delete(d.hold, e.Org)
+			}
+		}
+		if due > 0 {
 			wait = min(wait, due)
 			continue
 		}
@@ -157,7 +172,15 @@ func (d *Dispatcher) round(ctx context.Context, wg *sync.WaitGroup) time.Duratio
 	return wait
 }
 
+// countEvery spaces the gauges' counts.
+const countEvery = 5 * time.Second
+
 func (d *Dispatcher) gauges(ctx context.Context) {
+	now := d.o.Clock.Now()
+	if now.Sub(d.countedAt) < countEvery {
+		return
+	}
+	d.countedAt = now
 	waiting, dead, err := d.o.Store.EventCounts(ctx)
 	if err == nil {
 		d.o.Metrics.SetWebhookQueue(waiting, dead)
@@ -179,6 +202,7 @@ func (d *Dispatcher) deliver(ctx context.Context, e Event) {
 	log := d.o.Log.With("org", e.Org, "event", e.Kind, "event_id", e.ID)
 	if err == nil {
 		if err := d.o.Store.EventDelivered(rctx, e.Seq); err != nil {
+			d.holdBack(e.Org, now)
 			log.Error("recording a delivered webhook failed; it will be delivered again", "err", err)
 		}
 		d.o.Metrics.WebhookDelivery("delivered")
@@ -187,9 +211,14 @@ func (d *Dispatcher) deliver(ctx context.Context, e Event) {
 		}
 		return
 	}
-	next, dead := afterFailure(e.At, now, attempts, d.o.GiveUpAfter, rand.Float64())
+	created := e.Created
+	if created.IsZero() {
+		created = e.At
+	}
+	next, dead := afterFailure(created, now, attempts, d.o.GiveUpAfter, rand.Float64())
 	if dead {
 		if err := d.o.Store.EventDead(rctx, e.Seq, attempts, now, err.Error()); err != nil {
+			d.holdBack(e.Org, now)
 			log.Error("recording a dead webhook failed", "err", err)
 		}
 		d.o.Metrics.WebhookDelivery("dead")
@@ -198,10 +227,19 @@ func (d *Dispatcher) deliver(ctx context.Context, e Event) {
 		return
 	}
 	if err := d.o.Store.EventFailed(rctx, e.Seq, attempts, next, err.Error()); err != nil {
+		d.holdBack(e.Org, now)
 		log.Error("recording a failed webhook failed", "err", err)
 	}
 	d.o.Metrics.WebhookDelivery("failed")
 	log.Warn("webhook delivery failed; retried later", "attempts", attempts, "retry_at", next.UTC().Format(time.RFC3339), "err", err)
+}
+
+// holdBack delays org's next attempt after an outcome that could not be
+// recorded.
+func (d *Dispatcher) holdBack(org string, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.hold[org] = now.Add(firstRetry)
 }
 
 // post sends the event once; nil means the receiver answered 2xx.

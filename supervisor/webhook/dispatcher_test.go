@@ -184,3 +184,16 @@ func TestDeadLetterAndRetry(t *testing.T) {
 		t.Fatalf("still dead: %+v", dead)
 	}
 }
+
+// give_up_after counts from when the event was committed, not from the
+// time it reports: a day-old receipt that arrives now is retried, not dead.
+func TestGiveUpCountsFromTheCommit(t *testing.T) {
+	r := newReceiver(t, 503)
+	st, d, _ := run(t, r.srv.URL, time.Hour)
+	old := webhook.NewEvent(webhook.MessageStatus, "a", "read", "", time.Now().Add(-48*time.Hour), nil)
+	st.AddEvents(context.Background(), old)
+	eventually(t, "the old event delivered after its failure", func() bool { return slices.Equal(r.delivered(), []string{old.ID}) })
+	if dead, _ := d.Dead(context.Background(), 10); len(dead) != 0 {
+		t.Fatalf("dead letters %+v", dead)
+	}
+}

@@ -37,7 +37,9 @@ type Event struct {
 	// Data is the event's own fields as JSON.
 	Data json.RawMessage
 
-	// Delivery state.
+	// Delivery state. Created is when the event was committed, which
+	// webhook.give_up_after counts from.
+	Created   time.Time
 	Attempts  int
 	NextAt    time.Time
 	LastError string

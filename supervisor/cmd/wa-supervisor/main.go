@@ -21,7 +21,8 @@ commands:
                      as it rotates, until the organization is connected
   start [-proxy URL] ORG
                      register if new and start or link; -proxy sets the
-                     organization's proxy from its next start ("" = direct)
+                     organization's proxy from its next start ("" = direct,
+                     - = read it from standard input, out of ps and history)
   stop ORG           stop the worker, keep the session
   logout ORG         unlink the device on WhatsApp, keep an archive
   clear ORG          archive the session and relink (the Bad MAC cure)

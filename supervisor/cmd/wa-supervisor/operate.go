@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/config"
@@ -69,7 +72,15 @@ func operate(ctx context.Context, cmd string, args []string, o options) error {
 		return status(ctx, c, args, o.json, out)
 	case "start":
 		if o.proxy != nil {
-			snap, err = c.StartWith(ctx, args[0], statusapi.StartRequest{Proxy: o.proxy})
+			px := *o.proxy
+			if px == "-" {
+				// From standard input: a password on the command line
+				// shows in ps and in the shell's history.
+				if px, err = firstLine(o.in); err != nil {
+					return fmt.Errorf("read the proxy URL from standard input: %w", err)
+				}
+			}
+			snap, err = c.StartWith(ctx, args[0], statusapi.StartRequest{Proxy: &px})
 		} else {
 			snap, err = c.Start(ctx, args[0])
 		}
@@ -103,4 +114,13 @@ func printJSON(out io.Writer, v any) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// firstLine reads one line, without its line end.
+func firstLine(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimSpace(line), nil
 }
