@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,6 +83,8 @@ type Workers struct {
 	CrashBackoff     [2]Duration `toml:"crash_backoff"`
 	CrashLimit       int         `toml:"crash_limit"`
 	StopTimeout      Duration    `toml:"stop_timeout"`
+	// MemoryLimit is each worker's GOMEMLIMIT ("12MiB"); empty: none.
+	MemoryLimit string `toml:"memory_limit"`
 }
 
 // BadMAC is the policy for repeated "Bad MAC" decryption failures.
@@ -239,6 +243,7 @@ func (c *Config) Validate() error {
 		{"workers.crash_backoff", durationRange(c.Workers.CrashBackoff)},
 		{"workers.crash_limit", atLeast(c.Workers.CrashLimit, 1)},
 		{"workers.stop_timeout", positive(c.Workers.StopTimeout)},
+		{"workers.memory_limit", memoryLimit(c.Workers.MemoryLimit)},
 		{"badmac.limit", atLeast(c.BadMAC.Limit, 1)},
 		{"badmac.min_senders", atLeast(c.BadMAC.MinSenders, 1)},
 		{"badmac.reset_after", positive(c.BadMAC.ResetAfter)},
@@ -436,6 +441,28 @@ func origins(list []string) error {
 			u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
 			return fmt.Errorf("%q is not an origin such as \"https://app.example\" (scheme and host only)", o)
 		}
+	}
+	return nil
+}
+
+// memoryLimit accepts GOMEMLIMIT's own syntax, a number of bytes with an
+// optional B, KiB, MiB or GiB, from 8MiB: below that the worker's own
+// runtime overhead alone passes it, and the GC would run without end.
+func memoryLimit(s string) error {
+	if s == "" {
+		return nil
+	}
+	m := regexp.MustCompile(`^([0-9]+)(B|KiB|MiB|GiB)?$`).FindStringSubmatch(s)
+	if m == nil {
+		return fmt.Errorf("%q is not a size like \"12MiB\"", s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	unit := map[string]int64{"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m[2]]
+	if err != nil || n > (1<<50)/unit {
+		return fmt.Errorf("%q is too large", s)
+	}
+	if n*unit < 8<<20 {
+		return fmt.Errorf("%q: use at least 8MiB (a worker's runtime alone takes about 7 MiB)", s)
 	}
 	return nil
 }

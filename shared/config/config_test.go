@@ -81,6 +81,8 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"webhook give":   "[webhook]\ngive_up_after = \"0s\"\n",
 		"org proxy":      "[[org]]\nid = \"2\"\nproxy = \"ftp://u:pw@h:21\"\n",
 		"per egress":     "[workers]\nmax_live_per_egress = 0\n",
+		"memory limit":   "[workers]\nmemory_limit = \"12 MB\"\n",
+		"memory tiny":    "[workers]\nmemory_limit = \"4MiB\"\n",
 	}
 	want := map[string]string{
 		"unknown top":    "colour",
@@ -104,6 +106,8 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"webhook give":   "webhook.give_up_after",
 		"org proxy":      "org[0].proxy",
 		"per egress":     "workers.max_live_per_egress",
+		"memory limit":   "workers.memory_limit",
+		"memory tiny":    "at least 8MiB",
 	}
 	for name, body := range cases {
 		_, err := Load(write(t, body))

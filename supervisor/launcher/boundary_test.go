@@ -28,7 +28,9 @@ func TestWorkerGetsAnExplicitEnvironment(t *testing.T) {
 	t.Setenv("WA_SIDECAR_API_KEY", "s3cret-api-key")
 	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
 	t.Setenv("HTTPS_PROXY", "http://proxy.example:3128")
+	t.Setenv("GOMEMLIMIT", "1GiB")
 	l := newLauncher(t, workerBin, io.Discard)
+	l.memoryLimit = "12MiB" // workers.memory_limit
 	p := launch(t, l, "env")
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.PID()))
 	if err != nil {
@@ -47,7 +49,8 @@ func TestWorkerGetsAnExplicitEnvironment(t *testing.T) {
 	if strings.Contains(string(raw), "s3cret-api-key") {
 		t.Error("the API key is in the worker's environment")
 	}
-	if env["WA_SIDECAR_ORG"] != "env" || env["TMPDIR"] != l.socketDir || env["PATH"] == "" || env["PLUGIN_CLIENT_CERT"] == "" {
+	if env["WA_SIDECAR_ORG"] != "env" || env["TMPDIR"] != l.socketDir || env["PATH"] == "" || env["PLUGIN_CLIENT_CERT"] == "" ||
+		env["GOMEMLIMIT"] != "12MiB" {
 		t.Errorf("environment %v", env)
 	}
 }

@@ -41,14 +41,17 @@ type Options struct {
 	// SocketDir holds the workers' plugin sockets (state_dir/run, emptied
 	// at boot), so that a killed supervisor leaves none in /tmp.
 	SocketDir string
+	// MemoryLimit is each worker's GOMEMLIMIT; empty: none.
+	MemoryLimit string
 }
 
 // Launcher starts wa-worker binaries.
 type Launcher struct {
-	binary    string
-	sum       []byte
-	log       io.Writer
-	socketDir string
+	binary      string
+	sum         []byte
+	log         io.Writer
+	socketDir   string
+	memoryLimit string
 }
 
 // New returns a Launcher for the worker binary. Its checksum is taken now
@@ -75,7 +78,7 @@ func New(o Options) (*Launcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("socket directory %s: %w", o.SocketDir, err)
 	}
-	return &Launcher{binary: abs, sum: sum, log: o.Log, socketDir: socketDir}, nil
+	return &Launcher{binary: abs, sum: sum, log: o.Log, socketDir: socketDir, memoryLimit: o.MemoryLimit}, nil
 }
 
 // env is all a worker gets of the supervisor's environment: the API key,
@@ -86,13 +89,17 @@ func (l *Launcher) env(org string) []string {
 	if path == "" {
 		path = "/usr/local/bin:/usr/bin:/bin"
 	}
-	return []string{
+	env := []string{
 		"PATH=" + path,
 		"TMPDIR=" + l.socketDir,
 		plugin.EnvUnixSocketDir + "=" + l.socketDir,
 		"WA_SIDECAR_ORG=" + org,
 		fmt.Sprintf("%s=%d", contract.SupervisorPIDEnv, os.Getpid()),
 	}
+	if l.memoryLimit != "" {
+		env = append(env, "GOMEMLIMIT="+l.memoryLimit)
+	}
+	return env
 }
 
 // logs returns what the worker's stderr and go-plugin's logger write into:

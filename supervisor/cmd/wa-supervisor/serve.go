@@ -94,7 +94,7 @@ func serve(configPath string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	launch, err := launcher.New(launcher.Options{Binary: cfg.WorkerBinary, Log: sink, SocketDir: socketDir})
+	launch, err := launcher.New(launcher.Options{Binary: cfg.WorkerBinary, Log: sink, SocketDir: socketDir, MemoryLimit: cfg.Workers.MemoryLimit})
 	if err != nil {
 		return err
 	}
