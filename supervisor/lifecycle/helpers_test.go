@@ -31,7 +31,7 @@ func policy() Policy {
 
 // sc walks one organization through inputs with a hand-moved clock.
 type sc struct {
-	t    *testing.T
+	t    testing.TB
 	o    Org
 	now  time.Time
 	p    Policy
@@ -39,7 +39,7 @@ type sc struct {
 	err  error
 }
 
-func newSC(t *testing.T) *sc {
+func newSC(t testing.TB) *sc {
 	return &sc{t: t, o: New("2"), now: t0, p: policy()}
 }
 
