@@ -8,7 +8,7 @@ PROMTOOL  ?= $(shell command -v promtool 2>/dev/null || echo $(TOOLS)/promtool)
 export PROMTOOL
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run test unit e2e lint fuzz proto bench demo clean tools
+.PHONY: all build run test unit e2e lint fuzz proto bench bench-table demo clean tools
 
 all: build
 
@@ -80,8 +80,19 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg >$$out 2>&1 || { cat $$out; exit 1; }; \
 	done
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+# The Go microbenchmarks (benchstat's input format), then bench-table.
+# WA_SIDECAR_BIN spares the e2e package's TestMain a build of its own.
+bench: build
+	WA_SIDECAR_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchmem ./...
+	@$(MAKE) --no-print-directory bench-table
+
+# One table, each figure the median of BENCH_RUNS runs: worker and
+# supervisor memory against K sessions in one process, reaction times, the
+# status API (bench/cmd/wa-bench; `make bench-table BENCH_RUNS=5`).
+BENCH_RUNS ?= 3
+bench-table: build
+	$(GO) build -o $(BIN)/ ./bench/cmd/wa-bench ./bench/cmd/wa-oneproc
+	$(BIN)/wa-bench -bin $(BIN) -runs $(BENCH_RUNS)
 
 demo: build
 	scripts/demo.sh
