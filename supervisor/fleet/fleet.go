@@ -209,11 +209,14 @@ func New(o Options) *Fleet {
 	return f
 }
 
-// Boot takes the records loaded from the store, makes them visible, marks
-// the fleet ready, then lets each runner restore its organization (finish a
-// pending archive, queue what should run) and registers the config's
-// organizations. It returns without waiting for any of that: a slow disk or
-// a thousand pending archives must not keep the API from answering.
+// Boot takes the records loaded from the store, lets each runner restore
+// its organization (queue what should run, start a pending archive), marks
+// the fleet ready once every restored state is committed, and registers the
+// config's organizations. A saved connected, QR or starting status belongs
+// to the previous supervisor's workers, all gone: the API shows none of
+// them, only the status the restore committed. Boot waits for those
+// commits, not for the archives or launches they start: a slow disk or a
+// thousand pending archives must not keep the API from answering.
 func (f *Fleet) Boot(recs []lifecycle.Record) {
 	now := f.clock.Now()
 	restores := make(map[string]lifecycle.Restore, len(recs))
@@ -254,12 +257,21 @@ func (f *Fleet) Boot(recs []lifecycle.Record) {
 		}
 	}
 	f.mu.Unlock()
+	replies := make([]chan reply, 0, len(restores))
+	for id, in := range restores {
+		ch := make(chan reply, 1)
+		if f.post(id, envelope{in: in, reply: ch}) {
+			replies = append(replies, ch)
+		}
+	}
+	for _, ch := range replies {
+		// A commit that keeps failing is retried until Shutdown, which
+		// then answers ErrNotSaved: the fleet stays unready meanwhile.
+		<-ch
+	}
 	f.ready.Store(true)
 	f.log.Info("state loaded", "organizations", len(recs), "took", f.clock.Now().Sub(now).String())
 
-	for id, in := range restores {
-		f.post(id, envelope{in: in})
-	}
 	for _, c := range f.cfg.Orgs {
 		if r := f.lookup(c.ID); r != nil && r.registered() {
 			continue

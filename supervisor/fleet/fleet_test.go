@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -563,6 +564,53 @@ func TestMaxOrgsUnderSlowCommits(t *testing.T) {
 	h.eventually("n0 registered", func() bool { _, err := h.f.Get("n0"); return err == nil })
 	if n := len(h.f.List()); n != 2 {
 		t.Fatalf("%d registered with max_orgs 2", n)
+	}
+}
+
+// After a kill -9 the saved "connected" is the dead worker's. Until the
+// restore's own status is committed the fleet is not ready, so the API can
+// never show an organization connected without a worker (found by make
+// soak: the old Boot was ready first and restored behind it).
+func TestBootShowsNoStaleLiveStatus(t *testing.T) {
+	rec := lifecycle.Record{ID: "a", Status: state.Connected, Run: true, Linked: true, JID: "j@s.whatsapp.net", Fingerprint: "fp"}
+	h := newUnbootedHarness(t, testConfig(), nil, rec)
+	gate := make(chan struct{})
+	h.store.mu.Lock()
+	h.store.gate = gate
+	h.store.mu.Unlock()
+	booted := make(chan struct{})
+	go func() { h.f.Boot([]lifecycle.Record{rec}); close(booted) }()
+	h.eventually("the restore to reach the store", func() bool {
+		select {
+		case <-booted:
+			return true
+		default:
+		}
+		h.store.mu.Lock()
+		defer h.store.mu.Unlock()
+		return h.store.waiting > 0
+	})
+	if err := h.f.Ready(); err == nil {
+		s, _ := h.f.Get("a")
+		t.Fatalf("ready before the restored status was committed, showing %s", s.Status)
+	}
+	h.store.mu.Lock()
+	h.store.gate = nil
+	h.store.mu.Unlock()
+	close(gate)
+	<-booted
+	if err := h.f.Ready(); err != nil {
+		t.Fatalf("not ready after Boot: %v", err)
+	}
+	s, err := h.f.Get("a")
+	if err != nil || s.Status == state.Connected {
+		t.Fatalf("after Boot: %s, %v", s.Status, err)
+	}
+	if saved, _ := h.store.get("a"); saved.Status != s.Status {
+		t.Fatalf("shows %s, saved %s", s.Status, saved.Status)
+	}
+	if got := h.store.committed("a"); len(got) == 0 || !strings.HasPrefix(got[0], "status_changed:"+string(s.Status)) {
+		t.Fatalf("events %v: no status_changed to %s", got, s.Status)
 	}
 }
 

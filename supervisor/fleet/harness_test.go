@@ -125,11 +125,13 @@ func (w *fakeWorker) isKilled() bool {
 // memStore is state.db in memory; fail makes every write fail, gate holds
 // every write until closed.
 type memStore struct {
-	mu     sync.Mutex
-	recs   map[string]lifecycle.Record
-	fail   error
-	gate   chan struct{}
-	writes int
+	mu   sync.Mutex
+	recs map[string]lifecycle.Record
+	fail error
+	gate chan struct{}
+	// waiting counts saves held at the gate.
+	waiting int
+	writes  int
 	// events are the webhook events committed, in order.
 	events []webhook.Event
 }
@@ -137,6 +139,9 @@ type memStore struct {
 func (s *memStore) SaveOrg(ctx context.Context, r lifecycle.Record, events []webhook.Event) error {
 	s.mu.Lock()
 	gate := s.gate
+	if gate != nil {
+		s.waiting++
+	}
 	s.mu.Unlock()
 	if gate != nil {
 		select {
@@ -329,6 +334,14 @@ func newHarness(t *testing.T, cfg config.Config, recs ...lifecycle.Record) *harn
 // newHarnessPicking is newHarness with the fingerprint picks decided by intn.
 func newHarnessPicking(t *testing.T, cfg config.Config, intn func(int) int, recs ...lifecycle.Record) *harness {
 	t.Helper()
+	h := newUnbootedHarness(t, cfg, intn, recs...)
+	h.f.Boot(recs)
+	return h
+}
+
+// newUnbootedHarness stores recs but leaves the Boot to the test.
+func newUnbootedHarness(t *testing.T, cfg config.Config, intn func(int) int, recs ...lifecycle.Record) *harness {
+	t.Helper()
 	h := &harness{
 		t: t, clk: clock.NewFake(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)), cfg: cfg,
 		store: &memStore{recs: map[string]lifecycle.Record{}}, m: &recMetrics{},
@@ -346,7 +359,6 @@ func newHarnessPicking(t *testing.T, cfg config.Config, intn func(int) int, recs
 		Intn:     intn,
 		Webhooks: true,
 	})
-	h.f.Boot(recs)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
