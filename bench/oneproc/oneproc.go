@@ -18,7 +18,7 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 	waLog "go.mau.fi/whatsmeow/util/log"
 
-	"github.com/wa-sidecar/wa-sidecar/bench/emuctl"
+	"github.com/wa-sidecar/wa-sidecar/worker/emulator/emuctl"
 	"github.com/wa-sidecar/wa-sidecar/worker/emulatorlink"
 
 	// The store's driver, the worker's: pure Go.

@@ -16,11 +16,11 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/wa-sidecar/wa-sidecar/bench/emuctl"
 	"github.com/wa-sidecar/wa-sidecar/bench/measure"
 	"github.com/wa-sidecar/wa-sidecar/bench/report"
 	"github.com/wa-sidecar/wa-sidecar/bench/rig"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/apiclient"
+	"github.com/wa-sidecar/wa-sidecar/worker/emulator/emuctl"
 )
 
 // Config is what a run needs from the command line.

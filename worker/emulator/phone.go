@@ -21,6 +21,8 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 	"go.mau.fi/whatsmeow/util/keys"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/wa-sidecar/wa-sidecar/worker/emulator/emuctl"
 )
 
 // phone is a WhatsApp account's primary device: it owns the account identity
@@ -64,13 +66,7 @@ type registration struct {
 }
 
 // Delivery is a message a linked device sent, as its recipient decrypted it.
-type Delivery struct {
-	ID     string    `json:"id"`
-	To     string    `json:"to"`
-	Text   string    `json:"text"`
-	Device string    `json:"device"` // the sending device's JID
-	At     time.Time `json:"at"`
-}
+type Delivery = emuctl.Delivery
 
 var (
 	errNotFound   = errors.New("not found")

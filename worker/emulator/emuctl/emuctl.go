@@ -1,0 +1,113 @@
+// Package emuctl is a client of the emulator's control API (see README,
+// "The emulator"): the phone scanning a QR code, the network delivering
+// messages whose MAC is corrupted, WhatsApp logging a device out, and what
+// a phone's devices sent. make bench and make soak drive the emulator
+// through it.
+package emuctl
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Delivery is one message a phone's device sent, as GET
+// /control/devices/{phone}/sent lists it. The emulator keeps them in this
+// type, so the client cannot drift from the server. It imports nothing of
+// the emulator, which keeps the emulator out of what bench/oneproc links.
+type Delivery struct {
+	ID     string    `json:"id"`
+	To     string    `json:"to"`
+	Text   string    `json:"text"`
+	Device string    `json:"device"` // the sending device's JID
+	At     time.Time `json:"at"`
+}
+
+// Client calls one emulator's control API. It is safe for concurrent use.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// New returns a client for the emulator at baseURL ("http://127.0.0.1:7000").
+func New(baseURL string) *Client {
+	// Its own transport without a proxy: the emulator is on loopback, and
+	// a proxy from the environment would only get in the way.
+	return &Client{base: strings.TrimSuffix(baseURL, "/"), http: &http.Client{Transport: &http.Transport{Proxy: nil}}}
+}
+
+// Scan has phone scan the QR code a client or the status API shows; it
+// returns once the emulator has paired the device, before the client
+// reconnects as that device.
+func (c *Client) Scan(ctx context.Context, qrCode, phone string) error {
+	return c.call(ctx, http.MethodPost, "/control/scan", map[string]string{"qr_code": qrCode, "phone": phone}, nil)
+}
+
+// BadMAC sends count messages with a corrupted MAC to phone's linked device.
+func (c *Client) BadMAC(ctx context.Context, phone string, count int) error {
+	return c.call(ctx, http.MethodPost, devicePath(phone, "badmac"), map[string]int{"count": count}, nil)
+}
+
+// Logout is WhatsApp removing phone's linked device (LOGOUT).
+func (c *Client) Logout(ctx context.Context, phone string) error {
+	return c.call(ctx, http.MethodPost, devicePath(phone, "logout"), nil, nil)
+}
+
+// Sent is what phone's devices sent as the recipients decrypted it: each
+// (recipient, message ID) once, or with raw every delivery.
+func (c *Client) Sent(ctx context.Context, phone string, raw bool) ([]Delivery, error) {
+	path := devicePath(phone, "sent")
+	if raw {
+		path += "?raw=1"
+	}
+	var out []Delivery
+	err := c.call(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
+func devicePath(phone, action string) string {
+	return "/control/devices/" + url.PathEscape(phone) + "/" + action
+}
+
+// call sends in as JSON (none when nil) and decodes a 2xx answer into out
+// (ignored when nil).
+func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("emulator %s %s: encode: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("emulator %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("emulator %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("emulator %s %s: read: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("emulator %s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("emulator %s %s: decode: %w", method, path, err)
+	}
+	return nil
+}
