@@ -8,7 +8,7 @@ PROMTOOL  ?= $(shell command -v promtool 2>/dev/null || echo $(TOOLS)/promtool)
 export PROMTOOL
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run test unit e2e lint fuzz proto bench bench-table demo clean tools
+.PHONY: all build run test unit e2e lint fuzz proto bench bench-table soak demo clean tools
 
 all: build
 
@@ -93,6 +93,17 @@ BENCH_RUNS ?= 3
 bench-table: build
 	$(GO) build -o $(BIN)/ ./bench/cmd/wa-bench ./bench/cmd/wa-oneproc
 	$(BIN)/wa-bench -bin $(BIN) -runs $(BENCH_RUNS)
+
+# The soak test, not in `make test`: real supervisor and workers against the
+# emulator through Bad MAC storms, worker kills, supervisor restarts
+# (SIGTERM and SIGKILL) and LOGOUTs under a steady stream of sends, for
+# SOAK_DURATION; prints its tables and exits 1 with a line per finding.
+# SOAK_SEED repeats a run's schedule (soak/cmd/wa-soak -h).
+SOAK_DURATION ?= 10m
+SOAK_SEED     ?=
+soak: build
+	$(GO) build -o $(BIN)/ ./soak/cmd/wa-soak
+	$(BIN)/wa-soak -bin $(BIN) -duration $(SOAK_DURATION) $(if $(SOAK_SEED),-seed $(SOAK_SEED))
 
 demo: build
 	scripts/demo.sh
