@@ -296,7 +296,7 @@ func (m *recMetrics) persistErrors() int {
 // the test moves. The launcher counts live processes at every change, so
 // the cap is checked at every instant, not at the end.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	f     *Fleet
 	clk   *clock.Fake
 	store *memStore
@@ -326,13 +326,13 @@ func testConfig() config.Config {
 	return c
 }
 
-func newHarness(t *testing.T, cfg config.Config, recs ...lifecycle.Record) *harness {
+func newHarness(t testing.TB, cfg config.Config, recs ...lifecycle.Record) *harness {
 	t.Helper()
 	return newHarnessPicking(t, cfg, nil, recs...)
 }
 
 // newHarnessPicking is newHarness with the fingerprint picks decided by intn.
-func newHarnessPicking(t *testing.T, cfg config.Config, intn func(int) int, recs ...lifecycle.Record) *harness {
+func newHarnessPicking(t testing.TB, cfg config.Config, intn func(int) int, recs ...lifecycle.Record) *harness {
 	t.Helper()
 	h := newUnbootedHarness(t, cfg, intn, recs...)
 	h.f.Boot(recs)
@@ -340,7 +340,7 @@ func newHarnessPicking(t *testing.T, cfg config.Config, intn func(int) int, recs
 }
 
 // newUnbootedHarness stores recs but leaves the Boot to the test.
-func newUnbootedHarness(t *testing.T, cfg config.Config, intn func(int) int, recs ...lifecycle.Record) *harness {
+func newUnbootedHarness(t testing.TB, cfg config.Config, intn func(int) int, recs ...lifecycle.Record) *harness {
 	t.Helper()
 	h := &harness{
 		t: t, clk: clock.NewFake(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)), cfg: cfg,
