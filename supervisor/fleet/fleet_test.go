@@ -603,8 +603,8 @@ func TestBootShowsNoStaleLiveStatus(t *testing.T) {
 		t.Fatalf("not ready after Boot: %v", err)
 	}
 	s, err := h.f.Get("a")
-	if err != nil || s.Status == state.Connected {
-		t.Fatalf("after Boot: %s, %v", s.Status, err)
+	if err != nil || s.Status != state.Queued {
+		t.Fatalf("after Boot: %s, %v; want queued for a slot", s.Status, err)
 	}
 	if saved, _ := h.store.get("a"); saved.Status != s.Status {
 		t.Fatalf("shows %s, saved %s", s.Status, saved.Status)
