@@ -7,22 +7,23 @@ import (
 )
 
 // The growth rule. A supervisor restart resets memory, goroutines and
-// files, so only samples of one lifetime are compared, and only the
-// longest lifetime is judged (the schedule keeps restarts out of the
-// second half of the run, so it is at least half the run). Its first third
-// is warm-up (workers relinking, SQLite's page cache filling) and ignored.
-// Each live worker holds goroutines and files in the supervisor, and the
-// schedule keeps some organizations relinking most of the time, so only
-// samples taken in the schedule's quiet pauses (every organization
-// connected, no event under way, sends going on) are compared: the level
-// the supervisor returns to at rest. The median of those in the last third
-// may exceed the median of those in the middle third by at most the larger
-// of a relative and an absolute tolerance. The absolute floor keeps a few goroutines or files of
-// difference on a small base from counting as growth.
+// files, so only samples of one lifetime are compared. Each live worker
+// holds goroutines and files in the supervisor, and the schedule keeps
+// some organizations relinking most of the time, so only samples taken in
+// the schedule's quiet pauses (every organization connected, no event
+// under way, sends going on) count: the level the supervisor returns to at
+// rest. The first third of a lifetime is warm-up (workers relinking,
+// SQLite's page cache filling) and ignored. The lifetime judged is the one
+// with the most samples at rest after its warm-up; the median of the later
+// half of those may exceed the median of the earlier half by at most the
+// larger of a relative and an absolute tolerance. The absolute floor keeps
+// a few goroutines or files of difference on a small base from counting
+// as growth. Halves of the samples at rest, not thirds of the time: pauses
+// wait for busy organizations, so a stretch of the run may have none.
 const (
 	relTolerance = 0.10
 	minSamples   = 15
-	// minCompared is the least number of samples per third the medians
+	// minCompared is the least number of samples per half the medians
 	// are taken over.
 	minCompared = 3
 )
@@ -61,7 +62,7 @@ func byLifetime(samples []Sample) [][]Sample {
 	return out
 }
 
-// Verdict is the growth rule applied to the longest lifetime.
+// Verdict is the growth rule applied to one lifetime.
 type Verdict struct {
 	// Lifetime is the one judged, 0 when none had minSamples samples.
 	Lifetime int
@@ -71,34 +72,27 @@ type Verdict struct {
 
 // Judge applies the growth rule.
 func Judge(samples []Sample) Verdict {
-	var longest []Sample
+	var judged, rest []Sample
 	for _, g := range byLifetime(samples) {
-		if len(g) >= minSamples && (longest == nil || g[len(g)-1].At.Sub(g[0].At) > longest[len(longest)-1].At.Sub(longest[0].At)) {
-			longest = g
-		}
-	}
-	if longest == nil {
-		return Verdict{Lines: []string{fmt.Sprintf("not judged: no supervisor lifetime had %d samples", minSamples)}}
-	}
-	v := Verdict{Lifetime: longest[0].Lifetime}
-	from, span := longest[0].At, longest[len(longest)-1].At.Sub(longest[0].At)
-	var middle, last []Sample
-	for _, s := range longest {
-		if !s.Quiet {
+		if len(g) < minSamples {
 			continue
 		}
-		switch third := s.At.Sub(from) * 3 / span; {
-		case third == 1:
-			middle = append(middle, s)
-		case third >= 2:
-			last = append(last, s)
+		r := atRest(g)
+		if judged == nil || len(r) > len(rest) {
+			judged, rest = g, r
 		}
 	}
-	if len(middle) < minCompared || len(last) < minCompared {
-		v.Findings = append(v.Findings, fmt.Sprintf("growth not judged: lifetime %d had %d and %d samples at rest in its middle and last thirds, fewer than %d",
-			v.Lifetime, len(middle), len(last), minCompared))
+	if judged == nil {
+		return Verdict{Lines: []string{fmt.Sprintf("not judged: no supervisor lifetime had %d samples", minSamples)}}
+	}
+	v := Verdict{Lifetime: judged[0].Lifetime}
+	span := judged[len(judged)-1].At.Sub(judged[0].At)
+	if len(rest) < 2*minCompared {
+		v.Findings = append(v.Findings, fmt.Sprintf("growth not judged: lifetime %d (%s) had %d samples at rest after its warm-up, fewer than %d",
+			v.Lifetime, span.Round(time.Second), len(rest), 2*minCompared))
 		return v
 	}
+	earlier, later := rest[:len(rest)/2], rest[len(rest)/2:]
 	metrics := []struct {
 		name   string
 		value  func(Sample) float64
@@ -109,16 +103,29 @@ func Judge(samples []Sample) Verdict {
 		{"fds", func(s Sample) float64 { return s.FDs }, count},
 	}
 	for _, m := range metrics {
-		mid, end := median(middle, m.value), median(last, m.value)
-		limit := mid + max(mid*relTolerance, absTolerance[m.name])
-		line := fmt.Sprintf("%s: median %s in the middle third, %s in the last (limit %s); lifetime %d of %s, %d and %d samples at rest",
-			m.name, m.format(mid), m.format(end), m.format(limit), v.Lifetime, span.Round(time.Second), len(middle), len(last))
+		before, after := median(earlier, m.value), median(later, m.value)
+		limit := before + max(before*relTolerance, absTolerance[m.name])
+		line := fmt.Sprintf("%s: median %s in the earlier half at rest, %s in the later (limit %s); lifetime %d of %s, %d and %d samples",
+			m.name, m.format(before), m.format(after), m.format(limit), v.Lifetime, span.Round(time.Second), len(earlier), len(later))
 		v.Lines = append(v.Lines, line)
-		if end > limit {
+		if after > limit {
 			v.Findings = append(v.Findings, "the supervisor's "+line)
 		}
 	}
 	return v
+}
+
+// atRest are the quiet samples of one lifetime after its first third.
+func atRest(lifetime []Sample) []Sample {
+	from := lifetime[0].At
+	warm := from.Add(lifetime[len(lifetime)-1].At.Sub(from) / 3)
+	var out []Sample
+	for _, s := range lifetime {
+		if s.Quiet && !s.At.Before(warm) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func median(samples []Sample, value func(Sample) float64) float64 {

@@ -77,3 +77,24 @@ func TestJudgeNeedsSamplesAtRest(t *testing.T) {
 		t.Fatalf("ten samples judged: %+v", v)
 	}
 }
+
+// Pauses wait for busy organizations, so the end of a lifetime may have
+// none: the samples at rest it has are still judged (a fresh clone's
+// 3-minute soak once had none in the last third of its only lifetime).
+func TestJudgeRestOnlyInTheMiddle(t *testing.T) {
+	for _, leak := range []bool{false, true} {
+		s := series(1, func(i int) (int64, float64, float64) {
+			if leak {
+				return 30 << 20, float64(100 + 2*i), 40
+			}
+			return 30 << 20, 100, 40
+		})
+		for i := range s {
+			s[i].Quiet = i >= 20 && i < 40
+		}
+		v := Judge(s)
+		if v.Lifetime != 1 || len(v.Lines) != 3 || (len(v.Findings) > 0) != leak {
+			t.Fatalf("leak %v: %+v", leak, v)
+		}
+	}
+}
