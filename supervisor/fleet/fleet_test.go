@@ -15,6 +15,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
 	"github.com/wa-sidecar/wa-sidecar/shared/fingerprint"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 )
 
@@ -311,9 +312,9 @@ func TestBootRestoresHoldsAndQueues(t *testing.T) {
 	h := newHarness(t, cfg,
 		lifecycle.Record{ID: "linked", Status: state.Connected, Run: true, Linked: true, JID: "5730:1@s.whatsapp.net"},
 		lifecycle.Record{ID: "lo", Status: state.LoggedOut, Fingerprint: "Chrome/Linux/6.1.0",
-			Hold: lifecycle.Hold{Until: time.Date(2026, 11, 22, 10, 5, 0, 0, time.UTC), Reason: lifecycle.HoldLogout}},
+			Hold: lifecycle.Hold{Until: clocktest.Origin().Add(5 * time.Minute), Reason: lifecycle.HoldLogout}},
 		lifecycle.Record{ID: "gone", Status: state.Stopped, Deleted: true,
-			Hold: lifecycle.Hold{Until: time.Date(2026, 11, 22, 11, 0, 0, 0, time.UTC), Reason: lifecycle.HoldLogout}},
+			Hold: lifecycle.Hold{Until: clocktest.Origin().Add(time.Hour), Reason: lifecycle.HoldLogout}},
 	)
 	h.restoring["linked"] = true
 	h.ready()

@@ -15,6 +15,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
 )
@@ -343,7 +344,7 @@ func newHarnessPicking(t testing.TB, cfg config.Config, intn func(int) int, recs
 func newUnbootedHarness(t testing.TB, cfg config.Config, intn func(int) int, recs ...lifecycle.Record) *harness {
 	t.Helper()
 	h := &harness{
-		t: t, clk: clock.NewFake(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)), cfg: cfg,
+		t: t, clk: clock.NewFake(clocktest.Origin()), cfg: cfg,
 		store: &memStore{recs: map[string]lifecycle.Record{}}, m: &recMetrics{},
 		launched: map[string][]*fakeWorker{}, alive: map[string]int{}, restoring: map[string]bool{}, pid: 1000,
 	}

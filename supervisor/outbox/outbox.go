@@ -180,7 +180,7 @@ func (o *Outbox) Start(ctx context.Context) error {
 	}
 	o.counts = newCounts(now, counts)
 	for org, st := range senders {
-		o.senderLocked(org).restore(st)
+		o.senderLocked(org).restore(st, now)
 		o.metrics.SetSendRestricted(org, now.Before(st.RestrictedUntil))
 	}
 	for org, c := range counts {

@@ -15,6 +15,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/config"
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
 )
@@ -123,7 +124,7 @@ func newHarnessWith(t *testing.T, cfg config.Messages, path string, wrap func(*s
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, st: st, clk: clock.NewFake(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)),
+	h := &harness{t: t, st: st, clk: clock.NewFake(clocktest.Origin()),
 		m: &metrics{}, cfg: cfg, on: map[string]bool{}}
 	h.w = &worker{clk: h.clk}
 	h.o = outbox.New(outbox.Options{
@@ -364,8 +365,8 @@ func TestCrashLeftSendingGoesAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.InsertMessage(bg, outbox.Message{ID: "msg_x", Org: "2", To: "573000000012", Text: "x", WAID: "3EB0AA", QueuedAt: time.Now()})
-	st.MarkSending(bg, outbox.Message{ID: "msg_x", Org: "2"}, time.Now())
+	st.InsertMessage(bg, outbox.Message{ID: "msg_x", Org: "2", To: "573000000012", Text: "x", WAID: "3EB0AA", QueuedAt: clocktest.Origin()})
+	st.MarkSending(bg, outbox.Message{ID: "msg_x", Org: "2"}, clocktest.Origin())
 	st.Close()
 	h := newHarness(t, testMessages(), path)
 	h.connect("2", true)
@@ -398,7 +399,7 @@ func TestMessageGoneWhileWaitingIsNotSent(t *testing.T) {
 	h := newHarnessWith(t, testMessages(), "", func(s *store.Store) outbox.Store {
 		st = s
 		return &afterPick{Store: s, fn: func(m outbox.Message) {
-			if err := s.Fail(bg, m, "expired", time.Now()); err != nil {
+			if err := s.Fail(bg, m, "expired", clocktest.Origin()); err != nil {
 				t.Error(err)
 			}
 		}}

@@ -60,10 +60,16 @@ func (p *pacer) sent(at time.Time) {
 }
 
 // restore resumes after a restart from the last send at at: min_interval
-// counts from it, and it spent the bucket's token then.
-func (p *pacer) restore(at time.Time) {
+// counts from it, and it spent the bucket's token then. A send recorded
+// after now (the wall clock was stepped back, or state.db came from a host
+// whose clock ran ahead) counts as sent now: trusted as it is, it would hold
+// the organization's sending back until that time came round.
+func (p *pacer) restore(at, now time.Time) {
 	if at.IsZero() {
 		return
+	}
+	if at.After(now) {
+		at = now
 	}
 	p.sent(at)
 	p.bucket.ReserveN(at, 1)

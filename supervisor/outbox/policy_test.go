@@ -80,9 +80,22 @@ func TestPacerJitterAndCancel(t *testing.T) {
 // holds across it, not only min_interval.
 func TestPacerRestore(t *testing.T) {
 	p := newPacer(0, 1, [2]time.Duration{}, noJitter)
-	p.restore(t0)
+	p.restore(t0, t0)
 	if wait, _ := p.reserve(t0.Add(10 * time.Second)); wait != 50*time.Second {
 		t.Fatalf("first send 10s after the restored one waits %s, want 50s", wait)
+	}
+}
+
+// A last send recorded in the future (the wall clock stepped back, or a
+// state.db from a host whose clock ran ahead) counts as a send now: the old
+// restore trusted it and held the organization's sending back until then.
+func TestPacerRestoreFromTheFuture(t *testing.T) {
+	for _, ahead := range []time.Duration{time.Second, time.Hour, 48 * time.Hour, 365 * 24 * time.Hour} {
+		p := newPacer(2*time.Second, 20, [2]time.Duration{}, noJitter)
+		p.restore(t0.Add(ahead), t0)
+		if wait, _ := p.reserve(t0); wait != 3*time.Second {
+			t.Fatalf("last send %s ahead: the next waits %s, want one pacing turn (3s)", ahead, wait)
+		}
 	}
 }
 

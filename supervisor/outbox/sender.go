@@ -42,9 +42,9 @@ func durations(r [2]config.Duration) [2]time.Duration {
 	return [2]time.Duration{r[0].Duration, r[1].Duration}
 }
 
-func (s *sender) restore(st SenderState) {
+func (s *sender) restore(st SenderState, now time.Time) {
 	s.restricted = st.RestrictedUntil
-	s.pace.restore(st.LastSentAt)
+	s.pace.restore(st.LastSentAt, now)
 }
 
 func (s *sender) wakeUp() {
