@@ -20,7 +20,7 @@ func throughProxy(err error, proxyURL string) error {
 	if proxyURL == "" {
 		return err
 	}
-	return fmt.Errorf("connect through proxy %s: %s", proxy.Egress(proxyURL), proxy.Scrub(err.Error(), proxyURL))
+	return fmt.Errorf("connect through proxy %s: %s", proxy.Name(proxyURL), proxy.Scrub(err.Error(), proxyURL))
 }
 
 // whatsAppHost is where whatsmeow's websocket goes (socket.URL).

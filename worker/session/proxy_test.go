@@ -156,7 +156,7 @@ func TestProxyFailures(t *testing.T) {
 				t.Fatal("Start succeeded")
 			}
 			t.Logf("Start: %v", err)
-			if want := "connect through proxy " + proxy.Egress(proxyURL) + ":"; !strings.Contains(err.Error(), want) {
+			if want := "connect through proxy " + proxy.Name(proxyURL) + ":"; !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not say %q", err, want)
 			}
 			if strings.HasSuffix(name, "dead") && !strings.Contains(err.Error(), "refused") {
@@ -190,7 +190,7 @@ func TestWhatsAppThroughProxy(t *testing.T) {
 			if got := p.Refused(); !slices.Contains(got, "web.whatsapp.com") {
 				t.Errorf("the proxy was asked for %v, want web.whatsapp.com", got)
 			}
-			if want := "connect through proxy " + proxy.Egress(p.URL) + ":"; !strings.Contains(err.Error(), want) {
+			if want := "connect through proxy " + proxy.Name(p.URL) + ":"; !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not say %q", err, want)
 			}
 			noSecrets(t, logs, err)
@@ -241,5 +241,32 @@ func TestPreflight(t *testing.T) {
 	}
 	if err := preflight(context.Background(), testproxy.DeadURL(t, "http", proxyUser, proxyPass)); err == nil {
 		t.Fatal("a dead proxy let the preflight through")
+	}
+}
+
+// Any user information is a secret to the scrubber, not only a password:
+// a token as the user name ("TOKEN@", "TOKEN:@") or a password without a
+// user name (":p@"), in the message, in attributes and in derived loggers.
+func TestScrubHidesAnyUserinfo(t *testing.T) {
+	for _, c := range []struct{ url, secret string }{
+		{"socks5://u:p@10.0.0.1:1080", "u:p@"},
+		{"http://sk_live_TOKEN@10.0.0.1:8080", "sk_live_TOKEN"},
+		{"http://sk_live_TOKEN:@10.0.0.1:8080", "sk_live_TOKEN"},
+		{"socks5://:pw-only-secret@10.0.0.1:1080", "pw-only-secret"},
+	} {
+		logs := &logCapture{}
+		scrub := newScrubHandler(slog.NewJSONHandler(logs, nil))
+		log := slog.New(scrub)
+		early := log.With("lib", "whatsmeow")
+		scrub.scrub(c.url)
+		leaky := errors.New(`Get "` + c.url + `": proxyconnect tcp: refused`)
+		early.Info("connect failed: "+c.url, "error", leaky, "url", c.url)
+		log.With("proxy", c.url).Warn("x")
+		err := throughProxy(leaky, c.url)
+		for what, text := range map[string]string{"log": logs.String(), "error": err.Error()} {
+			if strings.Contains(text, c.secret) || !strings.Contains(text, "***@") {
+				t.Errorf("%s: the %s shows %q:\n%s", c.url, what, c.secret, text)
+			}
+		}
 	}
 }

@@ -161,7 +161,7 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 		// environment, which whatsmeow follows by default.
 		if err := cli.SetProxyAddress(req.Proxy); err != nil {
 			container.Close()
-			return nil, fmt.Errorf("start %s: set proxy %s: %s", req.OrganizationId, proxy.Egress(req.Proxy), proxy.Scrub(err.Error(), req.Proxy))
+			return nil, fmt.Errorf("start %s: set proxy %s: %s", req.OrganizationId, proxy.Name(req.Proxy), proxy.Scrub(err.Error(), req.Proxy))
 		}
 	}
 	if req.Proxy != "" && req.EmulatorUrl == "" {
