@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"time"
 
@@ -38,6 +39,8 @@ func (r *runner) ticket(n uint64, egress string) queue.Ticket {
 func (r *runner) run(e lifecycle.Effect, now time.Time) {
 	f := r.f
 	switch e := e.(type) {
+	case lifecycle.ResolveEgress:
+		r.resolve(e)
 	case lifecycle.RequestSlot:
 		f.slots.request(r.ticket(e.N, e.Egress))
 	case lifecycle.ReleaseSlot:
@@ -83,7 +86,8 @@ func (r *runner) launch(e lifecycle.Launch, began time.Time) {
 		req.EmulatorUrl = em.URL
 	}
 	f.procs.add(1)
-	egress := proxy.Egress(e.Proxy)
+	// The key the slot was counted on, resolved when it was requested.
+	egress := r.org.Slot.Egress
 	r.note(slog.LevelInfo, "starting worker", "restoring", e.Restoring, "egress", egress)
 	// After the log line, so the gap between two logged starts is never
 	// shorter than start_gap either.
@@ -103,6 +107,35 @@ func (r *runner) launch(e lifecycle.Launch, began time.Time) {
 		r.note(slog.LevelInfo, "worker started", "pid", proc.PID(), "restoring", restoring)
 		r.post(envelope{in: lifecycle.Launched{Gen: e.Gen, PID: proc.PID(), Restoring: restoring}, proc: proc})
 	}()
+}
+
+// resolveTimeout bounds looking up a proxy's host name.
+const resolveTimeout = 10 * time.Second
+
+// resolve looks up the proxy's host for the slot request's egress key, off
+// the runner: a slow resolver must not hold the organization's other inputs.
+func (r *runner) resolve(e lifecycle.ResolveEgress) {
+	f := r.f
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+		defer cancel()
+		key, err := proxy.Resolve(ctx, e.Proxy, f.resolver)
+		in := lifecycle.EgressResolved{N: e.N, Egress: key}
+		if err != nil {
+			in.Err, in.Temporary = err.Error(), temporaryLookup(ctx, err)
+		}
+		r.post(envelope{in: in})
+	}()
+}
+
+// temporaryLookup tells a lookup worth another try (a timeout, a server
+// failure) from a name that does not exist or a URL that cannot resolve.
+func temporaryLookup(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns) && !dns.IsNotFound
 }
 
 // spawn starts the process and its session; on an error nothing of it is

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,6 +25,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/config"
 	"github.com/wa-sidecar/wa-sidecar/shared/contract"
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
+	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
@@ -99,6 +102,9 @@ type Options struct {
 	Jitter func(min, max time.Duration) time.Duration
 	// Intn picks fingerprints; nil = math/rand/v2.
 	Intn func(n int) int
+	// Lookup resolves a proxy's host name for its egress key; nil =
+	// net.DefaultResolver.
+	Lookup proxy.LookupFunc
 	// Listener, when set, hears statuses, receipts and senders.
 	Listener Listener
 	// Decorate, when set, adds to every status object (the outbox counts).
@@ -157,6 +163,7 @@ type Fleet struct {
 	listener Listener
 	decorate func(*state.Snapshot)
 	webhooks bool
+	resolver proxy.LookupFunc
 
 	mu       sync.RWMutex
 	orgs     map[string]*runner
@@ -192,12 +199,18 @@ func New(o Options) *Fleet {
 	if o.Intn == nil {
 		o.Intn = rand.IntN
 	}
+	if o.Lookup == nil {
+		o.Lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
 	c := o.Config
 	f := &Fleet{
 		cfg: c, policy: lifecycle.PolicyFrom(c), store: o.Store, launch: o.Launch, archive: o.Archive,
 		metrics: o.Metrics, clock: o.Clock, log: o.Log,
 		fps: newFingerprints(o.Intn), procs: newCounter(), listener: o.Listener, decorate: o.Decorate, webhooks: o.Webhooks,
-		orgs: map[string]*runner{}, closing: make(chan struct{}),
+		resolver: o.Lookup,
+		orgs:     map[string]*runner{}, closing: make(chan struct{}),
 	}
 	f.slots = newSlots(queue.Config{
 		MaxLive:      c.Workers.MaxLive,

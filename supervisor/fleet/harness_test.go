@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -358,6 +360,7 @@ func newUnbootedHarness(t testing.TB, cfg config.Config, intn func(int) int, rec
 		Jitter:   func(min, _ time.Duration) time.Duration { return min },
 		Launch:   h.launch,
 		Intn:     intn,
+		Lookup:   fakeLookup,
 		Webhooks: true,
 	})
 	t.Cleanup(func() {
@@ -373,6 +376,15 @@ func newUnbootedHarness(t testing.TB, cfg config.Config, intn func(int) int, rec
 		}
 	})
 	return h
+}
+
+// fakeLookup resolves as a host with localhost on both loopbacks (::1
+// first, as many resolvers answer) and no other name.
+func fakeLookup(_ context.Context, host string) ([]netip.Addr, error) {
+	if host == "localhost" {
+		return []netip.Addr{netip.MustParseAddr("::1"), netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
 func (h *harness) launch(ctx context.Context, org string) (Worker, error) {

@@ -13,6 +13,12 @@ type (
 		N      uint64
 		Egress string
 	}
+	// ResolveEgress looks up the host of Proxy, whose egress key request N
+	// needs; EgressResolved follows.
+	ResolveEgress struct {
+		N     uint64
+		Proxy string
+	}
 	// ReleaseSlot leaves the queue or gives slot N back.
 	ReleaseSlot struct {
 		N      uint64
@@ -77,6 +83,7 @@ const (
 )
 
 func (RequestSlot) effect()   {}
+func (ResolveEgress) effect() {}
 func (ReleaseSlot) effect()   {}
 func (LaunchDone) effect()    {}
 func (Launch) effect()        {}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/badmac"
 )
@@ -122,7 +121,7 @@ func (s *sc) held() *HoldError {
 func (s *sc) launchedAs(restoring bool) *sc {
 	s.t.Helper()
 	n, gen := s.o.Slot.N, s.o.Proc.Gen+1
-	s.ok(SlotGranted{N: n, Egress: proxy.Egress(s.o.Slot.Proxy)}).has(Launch{Gen: gen, Restoring: s.o.Linked, Proxy: s.o.Slot.Proxy})
+	s.ok(SlotGranted{N: n, Egress: s.o.Slot.Egress}).has(Launch{Gen: gen, Restoring: s.o.Linked, Proxy: s.o.Slot.Proxy})
 	return s.ok(Launched{Gen: gen, PID: 100 + gen, Restoring: restoring})
 }
 

@@ -46,6 +46,16 @@ type (
 		N      uint64
 		Egress string
 	}
+	// EgressResolved answers ResolveEgress for request N: its egress key,
+	// or Err when the proxy's host did not resolve (Temporary: a timeout
+	// or a server failure, worth another try; otherwise the name does not
+	// exist and only an operator can fix the proxy).
+	EgressResolved struct {
+		N         uint64
+		Egress    string
+		Err       string
+		Temporary bool
+	}
 	Launched struct {
 		Gen       int
 		PID       int
@@ -146,6 +156,7 @@ func (Logout) input()          {}
 func (Shutdown) input()        {}
 func (Tick) input()            {}
 func (SlotGranted) input()     {}
+func (EgressResolved) input()  {}
 func (Launched) input()        {}
 func (LaunchFailed) input()    {}
 func (Reaped) input()          {}

@@ -20,7 +20,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/badmac"
 )
@@ -157,6 +156,9 @@ const (
 	SlotNone    SlotPhase = iota
 	SlotWaiting           // asked for a slot
 	SlotHeld              // granted, until given back
+	// SlotResolving: the proxy's host name is being looked up; the
+	// request joins the queue once its egress key is known.
+	SlotResolving
 )
 
 // Slot is the organization's place in the start queue.
@@ -166,13 +168,18 @@ type Slot struct {
 	// Used: a launch ran on this slot; it is given back once that
 	// process is reaped, and a new start queues again.
 	Used bool
-	// Proxy is the proxy the request was made with: its egress is what the
-	// slot counts against, and its worker connects through it.
+	// Proxy is the proxy the request was made with: its worker connects
+	// through it.
 	Proxy string
+	// Egress is the key the slot counts against (shared/proxy.Key: the
+	// proxy's resolved address and port, or direct), fixed when the
+	// request is made so that giving it back counts on the same key
+	// whatever the name resolves to later; "" while resolving.
+	Egress string
 }
 
 // egress is the key the slot counts against.
-func (s Slot) egress() string { return proxy.Egress(s.Proxy) }
+func (s Slot) egress() string { return s.Egress }
 
 // QR is the code on offer while the organization waits for a scan.
 type QR struct {

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"time"
 
+	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 )
 
@@ -49,8 +50,21 @@ func (s *step) reconcile() {
 	switch o.Slot.Phase {
 	case SlotNone:
 		if want && noProc {
-			o.Slot = Slot{Phase: SlotWaiting, N: o.Slot.N + 1, Proxy: o.Proxy}
-			s.emit(RequestSlot{N: o.Slot.N, Egress: o.Slot.egress()})
+			n := o.Slot.N + 1
+			if key, ok := proxy.Literal(o.Proxy); ok {
+				o.Slot = Slot{Phase: SlotWaiting, N: n, Proxy: o.Proxy, Egress: key}
+				s.emit(RequestSlot{N: n, Egress: key})
+			} else {
+				// A host name: its address is the egress, and looking it
+				// up is I/O, so the fleet answers with EgressResolved.
+				o.Slot = Slot{Phase: SlotResolving, N: n, Proxy: o.Proxy}
+				s.emit(ResolveEgress{N: n, Proxy: o.Proxy})
+			}
+		}
+	case SlotResolving:
+		if !want {
+			// Nothing was queued yet; the late answer finds N spent.
+			o.Slot = Slot{N: o.Slot.N}
 		}
 	case SlotWaiting:
 		if !want {

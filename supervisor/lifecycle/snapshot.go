@@ -27,9 +27,10 @@ func (o Org) Snapshot(now time.Time, p Policy) state.Snapshot {
 	if o.Proxy != "" {
 		s.Proxy = proxy.Redact(o.Proxy)
 	}
-	if o.Slot.Phase != SlotNone {
-		// A worker, or its request, counts where it was queued.
-		s.Egress = o.Slot.egress()
+	if o.Slot.Egress != "" {
+		// A worker, or its request, counts where it was queued: the
+		// resolved key, which may differ from the proxy as written.
+		s.Egress = o.Slot.Egress
 	}
 	if s.LastEvent == "" {
 		s.LastEvent = o.Reason

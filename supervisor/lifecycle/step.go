@@ -70,6 +70,8 @@ func (s *step) apply(in Input) error {
 		s.ev = "wait_over"
 	case SlotGranted:
 		s.granted(in)
+	case EgressResolved:
+		s.resolved(in)
 	case Launched:
 		s.launched(in)
 	case LaunchFailed:
@@ -164,9 +166,13 @@ func (s *step) start(in Start) error {
 	}
 	if in.Proxy != nil && *in.Proxy != o.Proxy {
 		o.Proxy = *in.Proxy
-		if o.Slot.Phase == SlotWaiting {
+		switch o.Slot.Phase {
+		case SlotWaiting:
 			// Not admitted yet: it queues again on the new egress.
 			s.release()
+		case SlotResolving:
+			// The answer for the old proxy is ignored (its N is spent).
+			o.Slot = Slot{N: o.Slot.N}
 		}
 	}
 	if o.Run && !in.Force {
@@ -266,6 +272,40 @@ func (s *step) granted(in SlotGranted) {
 	// The request was withdrawn meanwhile: give the slot straight back.
 	s.emit(ReleaseSlot{N: in.N, Egress: in.Egress})
 }
+
+// resolved puts request N in the queue on its egress key, or ends the
+// start when the proxy's host does not resolve: no worker is launched on
+// an egress nobody can count. A name that does not exist fails the
+// organization with the reason shown; a lookup that timed out is tried
+// again after the first crash backoff, without counting as a crash.
+func (s *step) resolved(in EgressResolved) {
+	o := &s.o
+	if o.Slot.Phase != SlotResolving || o.Slot.N != in.N {
+		return // a request withdrawn meanwhile
+	}
+	if in.Err == "" {
+		o.Slot.Phase, o.Slot.Egress = SlotWaiting, in.Egress
+		s.emit(RequestSlot{N: in.N, Egress: in.Egress})
+		return
+	}
+	o.Slot = Slot{N: o.Slot.N}
+	o.LastError = in.Err
+	s.ev = ReasonProxyUnresolved
+	if in.Temporary {
+		o.RetryAt = s.now.Add(s.p.CrashBackoff[0])
+		s.note(slog.LevelWarn, "the proxy's host could not be looked up; trying again", "in", s.p.CrashBackoff[0].String(), "err", in.Err)
+		return
+	}
+	if o.Run {
+		o.Run = false
+		o.Status = state.Failed
+	}
+	s.note(slog.LevelError, "the proxy's host does not resolve; the organization waits for an operator to fix its proxy and start it", "err", in.Err)
+}
+
+// ReasonProxyUnresolved is the reason of an organization whose proxy's
+// host name did not resolve.
+const ReasonProxyUnresolved = "proxy_unresolved"
 
 func (s *step) launched(in Launched) {
 	o := &s.o

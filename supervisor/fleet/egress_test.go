@@ -1,0 +1,101 @@
+package fleet
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
+)
+
+// One proxy spelled three ways is one egress: with max_live_per_egress 2
+// never more than two of its organizations are live, checked at every
+// launch (the harness counts live processes as they change) and at every
+// poll, and the third starts once a slot is given back.
+func TestEgressCapHoldsAcrossSpellings(t *testing.T) {
+	cfg := testConfig()
+	cfg.Workers.MaxLive = 5
+	cfg.Workers.MaxLivePerEgress = 2
+	h := newHarness(t, cfg)
+	spellings := map[string]string{
+		"ip":     "socks5://u:p@127.0.0.1:1080",
+		"name":   "socks5://u:p@localhost:1080",
+		"zeroed": "socks5://u:p@127.0.0.1:01080",
+	}
+	for id, url := range spellings {
+		if _, err := h.f.Start(bg, id, StartOptions{Proxy: &url}); err != nil {
+			t.Fatalf("start %s: %v", id, err)
+		}
+	}
+	live := func() (n int, queued string) {
+		for id := range spellings {
+			s := h.snap(id)
+			if s.WorkerPID != 0 {
+				n++
+			} else {
+				queued = id
+			}
+		}
+		return n, queued
+	}
+	check := func() {
+		t.Helper()
+		if n, _ := live(); n > 2 || h.maxAliveSeen() > 2 {
+			t.Fatalf("%d live now, %d at most, with max_live_per_egress 2 on one proxy", n, h.maxAliveSeen())
+		}
+	}
+	h.eventually("two live", func() bool {
+		check()
+		h.clk.Advance(500 * time.Millisecond)
+		n, _ := live()
+		return n == 2
+	})
+	// Well past the start gaps: the third still waits for its egress.
+	for range 20 {
+		h.clk.Advance(time.Second)
+		check()
+	}
+	_, third := live()
+	if s := h.snap(third); s.Status != state.Queued || s.Egress != "127.0.0.1:1080" {
+		t.Fatalf("the third (%s) is %s on egress %q", third, s.Status, s.Egress)
+	}
+	for id := range spellings {
+		if s := h.snap(id); s.Egress != "127.0.0.1:1080" {
+			t.Fatalf("%s counts on egress %q", id, s.Egress)
+		}
+	}
+	var first string
+	for id := range spellings {
+		if id != third {
+			first = id
+			break
+		}
+	}
+	h.stop(first)
+	h.eventually(third+" live once a slot is back", func() bool {
+		check()
+		h.clk.Advance(500 * time.Millisecond)
+		return h.snap(third).WorkerPID != 0
+	})
+	check()
+}
+
+// A proxy whose host does not resolve fails that start with the reason
+// shown; no worker is launched and nothing is counted on any egress.
+func TestUnresolvedProxyHostFailsTheStart(t *testing.T) {
+	h := newHarness(t, testConfig())
+	url := "socks5://alice:s3cret@nowhere.invalid:1080"
+	if _, err := h.f.Start(bg, "nx", StartOptions{Proxy: &url}); err != nil {
+		t.Fatal(err)
+	}
+	s := h.waitStatus("nx", state.Failed)
+	if s.LastEvent != lifecycle.ReasonProxyUnresolved || !strings.Contains(s.LastError, "nowhere.invalid does not resolve") ||
+		strings.Contains(s.LastError, "s3cret") {
+		t.Fatalf("status %+v", s)
+	}
+	h.advance(10 * time.Second)
+	if n := h.launches("nx"); n != 0 {
+		t.Fatalf("%d launches on an unresolved proxy", n)
+	}
+}
