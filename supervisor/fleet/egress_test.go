@@ -1,11 +1,15 @@
 package fleet
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wa-sidecar/wa-sidecar/shared/fingerprint"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 )
 
@@ -97,5 +101,57 @@ func TestUnresolvedProxyHostFailsTheStart(t *testing.T) {
 	h.advance(10 * time.Second)
 	if n := h.launches("nx"); n != 0 {
 		t.Fatalf("%d launches on an unresolved proxy", n)
+	}
+}
+
+// Starts refused for max_orgs or a hold reserve no fingerprint: with the
+// whole catalog's worth of refusals the next real organization still gets
+// one of its own. The picks are deterministic (always the first free
+// entry, and the first entry once none is free), so a leak shows as a
+// shared fingerprint.
+func TestRefusedStartsReserveNoFingerprint(t *testing.T) {
+	catalog := len(fingerprint.Catalog())
+	cfg := testConfig()
+	cfg.Workers.MaxOrgs = 2
+	var held []lifecycle.Record
+	for i := range catalog + 10 {
+		held = append(held, lifecycle.Record{ID: fmt.Sprint("held", i), Status: state.Stopped, Deleted: true,
+			Hold: lifecycle.Hold{Until: clocktest.Origin().Add(time.Hour), Reason: lifecycle.HoldLogout}})
+	}
+	h := newHarnessPicking(t, cfg, func(int) int { return 0 }, held...)
+	h.ready()
+	h.start("a")
+	var he *lifecycle.HoldError
+	for _, r := range held {
+		if _, err := h.f.Start(bg, r.ID, StartOptions{}); !errors.As(err, &he) {
+			t.Fatalf("start of held %s: %v", r.ID, err)
+		}
+	}
+	h.start("b")
+	for i := range catalog + 10 {
+		if _, err := h.f.Start(bg, fmt.Sprint("over", i), StartOptions{}); !errors.Is(err, ErrTooManyOrgs) {
+			t.Fatalf("start past max_orgs: %v", err)
+		}
+	}
+	h.f.fps.mu.Lock()
+	reserved := len(h.f.fps.of)
+	h.f.fps.mu.Unlock()
+	if reserved != 2 {
+		t.Fatalf("%d fingerprints reserved for 2 registered organizations", reserved)
+	}
+	if rec, _ := h.store.get("b"); rec.Fingerprint == "" {
+		t.Fatalf("b registered without a fingerprint: %+v", rec)
+	}
+	if err := h.f.Delete(bg, "b"); err != nil {
+		t.Fatal(err)
+	}
+	h.start("c")
+	fps := map[string]string{}
+	for _, id := range []string{"a", "c"} {
+		rec, _ := h.store.get(id)
+		if other, dup := fps[rec.Fingerprint]; dup || rec.Fingerprint == "" {
+			t.Fatalf("%s and %s share fingerprint %q", id, other, rec.Fingerprint)
+		}
+		fps[rec.Fingerprint] = id
 	}
 }

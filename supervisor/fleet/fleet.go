@@ -390,11 +390,9 @@ func (f *Fleet) Start(ctx context.Context, id string, opts StartOptions) (state.
 	if err := orgid.Validate(id); err != nil {
 		return state.Snapshot{}, err
 	}
-	fp, full := f.fps.pick(id)
-	if full {
-		f.log.Warn("every device fingerprint is taken; this organization shares one", "org", id)
-	}
-	return f.ask(ctx, id, lifecycle.Start{Force: opts.Force, Fingerprint: fp, FromConfig: f.inConfig(id), Proxy: opts.Proxy}, true, commitWait)
+	// No fingerprint yet: the runner picks one only for a registration
+	// that commits (a refused start must not reserve one).
+	return f.ask(ctx, id, lifecycle.Start{Force: opts.Force, FromConfig: f.inConfig(id), Proxy: opts.Proxy}, true, commitWait)
 }
 
 func (f *Fleet) inConfig(id string) bool {

@@ -148,8 +148,22 @@ func (r *runner) handle(e envelope) {
 	now := f.clock.Now()
 	res := lifecycle.Step(r.org, e.in, now, f.policy)
 	if res.Err != nil {
+		// Before the answer: a caller that starts the next organization
+		// at once must not find this refused one still counted under
+		// max_orgs.
+		f.unreserve(r)
 		answer(e.reply, r.snapshot(now), res.Err)
 		return
+	}
+	picked := false
+	if start, ok := e.in.(lifecycle.Start); ok && res.Org.Registered() && res.Org.Fingerprint == "" {
+		// A registration that will commit: only now is a fingerprint
+		// reserved, so that a start refused (max_orgs, a hold) takes
+		// none. Step is pure, so deciding again with it is the same
+		// decision with the fingerprint in.
+		start.Fingerprint = r.pickFingerprint()
+		picked = true
+		res = lifecycle.Step(r.org, start, now, f.policy)
 	}
 	prev := r.org
 	if !res.Org.Record.Equal(prev.Record) || (!r.stored && res.Org.Registered()) {
@@ -158,6 +172,13 @@ func (r *runner) handle(e envelope) {
 			events = stepEvents(r.id, prev, res.Org, res.Effects, now)
 		}
 		if !r.commit(res.Org.Record, events) {
+			if picked {
+				// Never registered: the reservation goes back.
+				f.fps.free(r.id)
+			}
+			if _, start := e.in.(lifecycle.Start); start {
+				f.unreserve(r)
+			}
 			if e.proc != nil {
 				// A launch whose outcome could not be saved during a
 				// shutdown: nobody will close its worker otherwise.
@@ -190,6 +211,16 @@ func (r *runner) handle(e envelope) {
 		r.answerLogout(done, now)
 	}
 	answer(e.reply, r.snapshot(now), nil)
+}
+
+// pickFingerprint reserves a fingerprint for the organization being
+// registered.
+func (r *runner) pickFingerprint() string {
+	fp, full := r.f.fps.pick(r.id)
+	if full {
+		r.note(slog.LevelWarn, "every device fingerprint is taken; this organization shares one")
+	}
+	return fp
 }
 
 // commit saves rec, retrying while the store refuses: the old state stays
