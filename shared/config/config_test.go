@@ -155,3 +155,20 @@ func TestAPIKey(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+// A proxy no start could use fails the load with one line naming the key
+// and what is wrong, never its password.
+func TestLoadRefusesImpossibleProxies(t *testing.T) {
+	for proxyURL, want := range map[string]string{
+		"socks5://u:s3cret@h:99999":                            `org[0].proxy: port "99999" is not a number from 1 to 65535`,
+		"socks5://u:s3cret@h:0":                                `org[0].proxy: port "0" is not a number from 1 to 65535`,
+		"http://u:s3cret@h:70000":                              `org[0].proxy: port "70000" is not a number from 1 to 65535`,
+		"socks5://u:s3cret@:1080":                              "org[0].proxy: needs a host and a port",
+		"socks5://u:s3cret@" + strings.Repeat("b", 254) + ":1": "org[0].proxy: host name is 254 characters long: at most 253",
+	} {
+		_, err := Load(write(t, "[[org]]\nid = \"2\"\nproxy = \""+proxyURL+"\"\n"))
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: %v, want %q", proxyURL, err, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -153,5 +154,27 @@ func TestRefusedStartsReserveNoFingerprint(t *testing.T) {
 			t.Fatalf("%s and %s share fingerprint %q", id, other, rec.Fingerprint)
 		}
 		fps[rec.Fingerprint] = id
+	}
+}
+
+// The status object shows no user information in any form: a token as
+// the user name is as secret as a password.
+func TestStatusHidesAnyUserinfo(t *testing.T) {
+	h := newHarness(t, testConfig())
+	for i, c := range []struct{ url, secret, shown string }{
+		{"socks5://u:p-secret@10.0.0.1:1080", "p-secret", "socks5://***@10.0.0.1:1080"},
+		{"http://sk_live_TOKEN@10.0.0.2:8080", "sk_live_TOKEN", "http://***@10.0.0.2:8080"},
+		{"http://sk_live_TOKEN:@10.0.0.3:8080", "sk_live_TOKEN", "http://***@10.0.0.3:8080"},
+		{"socks5://:pw-only@10.0.0.4:1080", "pw-only", "socks5://***@10.0.0.4:1080"},
+	} {
+		id := fmt.Sprint("ui", i)
+		s, err := h.f.Start(bg, id, StartOptions{Proxy: &c.url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(s)
+		if s.Proxy != c.shown || strings.Contains(string(raw), c.secret) {
+			t.Errorf("%s: status shows proxy %q (want %q): %s", c.url, s.Proxy, c.shown, raw)
+		}
 	}
 }

@@ -647,3 +647,28 @@ func TestNotSavedIs503(t *testing.T) {
 		t.Fatalf("answer %+v, Retry-After %q", e, rec.Header().Get("Retry-After"))
 	}
 }
+
+// A proxy no start could use is refused at the API with one sentence
+// naming what is wrong, and never reaches the fleet (it used to answer 202
+// and then crash-loop the organization).
+func TestStartRefusesImpossibleProxies(t *testing.T) {
+	h := newHarness(t, testKey)
+	long := strings.Repeat(strings.Repeat("a", 60)+".", 5) + "com"
+	for proxyURL, want := range map[string]string{
+		"socks5://u:s3cret@h:99999":                           `port "99999" is not a number from 1 to 65535`,
+		"socks5://u:s3cret@h:0":                               `port "0" is not a number from 1 to 65535`,
+		"http://u:s3cret@h:70000":                             `port "70000" is not a number from 1 to 65535`,
+		"socks5://u:s3cret@:1080":                             "needs a host and a port",
+		"socks5://u:s3cret@" + long + ":1080":                 "host name is 308 characters long: at most 253",
+		"socks5://u:s3cret@" + strings.Repeat("b", 64) + ":1": "label of 64 characters: at most 63",
+	} {
+		body, _ := json.Marshal(map[string]string{"proxy": proxyURL})
+		e := wantError(t, h.do("POST", "/v1/orgs/9/start", string(body)), http.StatusBadRequest, "bad_body")
+		if !strings.Contains(e.Error, "proxy: ") || !strings.Contains(e.Error, want) || strings.Contains(e.Error, "s3cret") {
+			t.Errorf("%s: answered %q, want a sentence saying %q without the password", proxyURL, e.Error, want)
+		}
+	}
+	if calls := h.fleet.Calls(); len(calls) != 0 {
+		t.Fatalf("refused proxies reached the fleet: %v", calls)
+	}
+}
