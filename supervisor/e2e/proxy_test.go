@@ -82,7 +82,7 @@ func TestProxiedAndDirectOrganizations(t *testing.T) {
 		}
 		e.scanQR(c.org, c.phone)
 		s := e.status(c.org)
-		if s.Egress != c.egress || !strings.Contains(s.Proxy, ":***@") {
+		if s.Egress != c.egress || !strings.Contains(s.Proxy, "://***@") {
 			t.Fatalf("%s shows proxy %q egress %q, want egress %s", c.org, s.Proxy, s.Egress, c.egress)
 		}
 		if c.p.Carried() == 0 {
@@ -108,7 +108,9 @@ func TestProxiedAndDirectOrganizations(t *testing.T) {
 }
 
 // max_live_per_egress 2 with three proxies and seven organizations: never
-// more than 2 live on one egress, and more than 5 live in all.
+// more than 2 live on one egress, and more than 5 live in all. The first
+// proxy's three organizations spell it three ways (127.0.0.1, localhost, a
+// zero-padded port): one proxy, one egress.
 func TestLiveWorkersPerEgress(t *testing.T) {
 	t.Parallel()
 	proxies := []*testproxy.Proxy{
@@ -119,8 +121,18 @@ func TestLiveWorkersPerEgress(t *testing.T) {
 	e := newEnvWith(t, options{tcp: true, set: map[string]string{
 		"max_live = 5": "max_live = 7\nmax_live_per_egress = 2",
 	}})
+	first := proxies[0].URL
+	spelled := map[int]string{
+		0: first,
+		3: strings.Replace(first, "@127.0.0.1:", "@localhost:", 1),
+		6: strings.Replace(first, "@127.0.0.1:", "@127.0.0.1:0", 1),
+	}
 	for i := range 7 {
-		if code, body := e.startWith(fmt.Sprint("eg", i), map[string]string{"proxy": proxies[i%3].URL}); code != http.StatusAccepted {
+		url := proxies[i%3].URL
+		if s, ok := spelled[i]; ok {
+			url = s
+		}
+		if code, body := e.startWith(fmt.Sprint("eg", i), map[string]string{"proxy": url}); code != http.StatusAccepted {
 			t.Fatalf("start eg%d: %d %s", i, code, body)
 		}
 	}
