@@ -208,9 +208,8 @@ func Redact(s string) string {
 // Scrub removes the proxy's user information from text, such as an error
 // that net/http or a proxy dialer built from the URL, in every form it may
 // take there: the whole userinfo (user:pass, user:, user) raw or
-// percent-encoded, and the user name and the password on their own, raw
-// or percent-encoded. Either may be the secret: "TOKEN@host" carries it as
-// the user name.
+// percent-encoded, and the secret on its own, raw or percent-encoded: the
+// password, or the user name when there is none ("TOKEN@host", "TOKEN:@").
 func Scrub(text, proxyURL string) string {
 	u, err := url.Parse(proxyURL)
 	if err != nil || u.User == nil {
@@ -222,7 +221,15 @@ func Scrub(text, proxyURL string) string {
 	// them marks them as credentials. An @ stays, so the text still shows
 	// that there were some.
 	secrets := []string{u.User.String() + "@", user + ":" + pass + "@", user + ":" + pass, u.User.String()}
-	for _, part := range []string{user, pass} {
+	// On its own, the password goes; the user name too when there is no
+	// password, since it is then the secret (an API token). Beside a
+	// password it is an account name, often a word ("proxy", "user")
+	// whose every use in the text would go with it.
+	bare := []string{pass}
+	if pass == "" {
+		bare = []string{user}
+	}
+	for _, part := range bare {
 		if len(part) < minBare {
 			continue
 		}

@@ -181,3 +181,12 @@ func TestScrubEveryUserinfo(t *testing.T) {
 		t.Errorf("a short userinfo: %q", got)
 	}
 }
+
+// A user name beside a password is an account name, often a common word:
+// only its userinfo forms go, not every use of the word in the text.
+func TestScrubKeepsAUserNameBesideAPassword(t *testing.T) {
+	got := Scrub("connect through proxy socks5://proxy:pw-secret@h:1: auth for proxy:pw-secret failed", "socks5://proxy:pw-secret@h:1")
+	if want := "connect through proxy socks5://***@h:1: auth for *** failed"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
