@@ -142,16 +142,21 @@ func (r *runner) retire() bool {
 // handle is one transition: decide, commit, publish, act.
 func (r *runner) handle(e envelope) {
 	f := r.f
-	if _, start := e.in.(lifecycle.Start); start {
+	_, isStart := e.in.(lifecycle.Start)
+	if isStart {
 		defer f.unreserve(r)
 	}
 	now := f.clock.Now()
 	res := lifecycle.Step(r.org, e.in, now, f.policy)
 	if res.Err != nil {
-		// Before the answer: a caller that starts the next organization
-		// at once must not find this refused one still counted under
-		// max_orgs.
-		f.unreserve(r)
+		if isStart {
+			// Before the answer: a caller that starts the next
+			// organization at once must not find this refused one still
+			// counted under max_orgs. (Only a Start's own: another
+			// input's refusal must not end the reservation of a Start
+			// queued behind it.)
+			f.unreserve(r)
+		}
 		answer(e.reply, r.snapshot(now), res.Err)
 		return
 	}
@@ -176,7 +181,7 @@ func (r *runner) handle(e envelope) {
 				// Never registered: the reservation goes back.
 				f.fps.free(r.id)
 			}
-			if _, start := e.in.(lifecycle.Start); start {
+			if isStart {
 				f.unreserve(r)
 			}
 			if e.proc != nil {
