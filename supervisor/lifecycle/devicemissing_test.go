@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
 )
 
 // restoringLinked is issue 15's boot: the LOGOUT's commit was lost, so the
@@ -13,6 +14,7 @@ import (
 func restoringLinked(t *testing.T) *sc {
 	t.Helper()
 	s := newSC(t)
+	s.now = clocktest.Origin()
 	s.o = FromRecord(Record{
 		ID: "2", Status: state.Connected, Run: true, Linked: true,
 		JID: "573007915262:1@s.whatsapp.net", Fingerprint: "fp",
