@@ -17,6 +17,10 @@ type fakeWorker struct {
 
 func (f *fakeWorker) Start(_ context.Context, req *pb.StartRequest) (*pb.StartResponse, error) {
 	f.started = req
+	if req.Restore {
+		// A restore on a store that lost its device.
+		return &pb.StartResponse{DeviceMissing: true}, nil
+	}
 	return &pb.StartResponse{Restoring: true}, nil
 }
 
@@ -58,6 +62,10 @@ func TestContractOverGRPC(t *testing.T) {
 	resp, err := w.Start(ctx, &pb.StartRequest{OrganizationId: "2", AuthDir: "/x", Fingerprint: "Chrome/Windows/10.0.19045"})
 	if err != nil || !resp.Restoring || impl.started.OrganizationId != "2" || impl.started.Fingerprint != "Chrome/Windows/10.0.19045" {
 		t.Fatalf("Start: %v %v %v", resp, err, impl.started)
+	}
+	resp, err = w.Start(ctx, &pb.StartRequest{OrganizationId: "2", AuthDir: "/x", Restore: true})
+	if err != nil || !impl.started.Restore || !resp.DeviceMissing || resp.Restoring {
+		t.Fatalf("Start of a restore: %v %v %v", resp, err, impl.started)
 	}
 	var got []*pb.Event
 	if err := w.Events(ctx, func(ev *pb.Event) error { got = append(got, ev); return nil }); err != nil {

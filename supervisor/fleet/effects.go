@@ -81,6 +81,10 @@ func (r *runner) launch(e lifecycle.Launch, began time.Time) {
 		LogLevel:        f.cfg.LogLevel,
 		Fingerprint:     r.org.Fingerprint,
 		Proxy:           e.Proxy,
+		// The record says the store holds a device: a worker that finds
+		// none must not connect (a registration right after a LOGOUT whose
+		// commit was lost) but report device_missing.
+		Restore: e.Restoring,
 	}
 	if em := f.cfg.WhatsApp.Emulator; em != nil {
 		req.EmulatorUrl = em.URL
@@ -94,7 +98,7 @@ func (r *runner) launch(e lifecycle.Launch, began time.Time) {
 	f.slots.spawned(r.ticket(r.org.Slot.N, egress), f.clock.Now())
 	go func() {
 		defer cancel()
-		proc, restoring, err := f.spawn(ctx, r.id, req)
+		proc, resp, err := f.spawn(ctx, r.id, req)
 		if err != nil {
 			f.procs.add(-1)
 			r.post(envelope{in: lifecycle.LaunchFailed{
@@ -104,8 +108,10 @@ func (r *runner) launch(e lifecycle.Launch, began time.Time) {
 			return
 		}
 		f.metrics.ObserveStart(f.clock.Now().Sub(began))
-		r.note(slog.LevelInfo, "worker started", "pid", proc.PID(), "restoring", restoring)
-		r.post(envelope{in: lifecycle.Launched{Gen: e.Gen, PID: proc.PID(), Restoring: restoring}, proc: proc})
+		r.note(slog.LevelInfo, "worker started", "pid", proc.PID(), "restoring", resp.Restoring, "device_missing", resp.DeviceMissing)
+		r.post(envelope{in: lifecycle.Launched{
+			Gen: e.Gen, PID: proc.PID(), Restoring: resp.Restoring, DeviceMissing: resp.DeviceMissing,
+		}, proc: proc})
 	}()
 }
 
@@ -140,17 +146,17 @@ func temporaryLookup(ctx context.Context, err error) bool {
 
 // spawn starts the process and its session; on an error nothing of it is
 // left running.
-func (f *Fleet) spawn(ctx context.Context, id string, req *pb.StartRequest) (Worker, bool, error) {
+func (f *Fleet) spawn(ctx context.Context, id string, req *pb.StartRequest) (Worker, *pb.StartResponse, error) {
 	proc, err := f.launch(ctx, id)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
 	resp, err := proc.Start(ctx, req)
 	if err != nil {
 		proc.Kill()
-		return nil, false, fmt.Errorf("start session: %s", status.Convert(err).Message())
+		return nil, nil, fmt.Errorf("start session: %s", status.Convert(err).Message())
 	}
-	return proc, resp.Restoring, nil
+	return proc, resp, nil
 }
 
 // close ends the worker and reports once its process has been reaped: only

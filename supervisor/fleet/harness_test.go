@@ -42,11 +42,22 @@ type fakeWorker struct {
 	fingerprint  string
 }
 
+// Start behaves as the real worker does with its store: a device there is
+// restored; none and a restore asked for is device_missing, without a
+// connect; none otherwise opens a registration (the server offers a QR),
+// which the harness records with the fake clock's time.
 func (w *fakeWorker) Start(_ context.Context, req *pb.StartRequest) (*pb.StartResponse, error) {
 	w.mu.Lock()
 	w.fingerprint = req.Fingerprint
 	w.mu.Unlock()
-	return &pb.StartResponse{Restoring: w.restoring}, nil
+	switch {
+	case w.restoring:
+		return &pb.StartResponse{Restoring: true}, nil
+	case req.Restore:
+		return &pb.StartResponse{DeviceMissing: true}, nil
+	}
+	w.h.registered(w.org)
+	return &pb.StartResponse{}, nil
 }
 
 func (w *fakeWorker) Events(ctx context.Context, sink func(*pb.Event) error) error {
@@ -316,6 +327,8 @@ type harness struct {
 	overlap  string // an org that once had two processes at once
 	// restoring lists the orgs whose workers report an existing device.
 	restoring map[string]bool
+	// registrations lists, per org, when a worker opened a registration.
+	registrations map[string][]time.Time
 	// gate, when set, holds every launch until closed or cancelled.
 	gate     chan struct{}
 	stopGate chan struct{}
@@ -415,6 +428,22 @@ func (h *harness) launch(ctx context.Context, org string) (Worker, error) {
 		}
 	}
 	return w, nil
+}
+
+func (h *harness) registered(org string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.registrations == nil {
+		h.registrations = map[string][]time.Time{}
+	}
+	h.registrations[org] = append(h.registrations[org], h.clk.Now())
+}
+
+// registrationsOf lists when org's workers opened a registration.
+func (h *harness) registrationsOf(org string) []time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.registrations[org])
 }
 
 func (h *harness) exited(w *fakeWorker) {
@@ -535,4 +564,11 @@ func (h *harness) connected(id, jid string) *fakeWorker {
 func (h *harness) ready() {
 	h.t.Helper()
 	h.eventually("ready", func() bool { return h.f.Ready() == nil })
+}
+
+// startTimes lists when each launch began, by the fake clock.
+func (h *harness) startTimes() []time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.starts)
 }

@@ -31,7 +31,8 @@ type (
 		Egress string
 	}
 	// Launch spawns a worker and starts its session. Restoring is what the
-	// lifecycle expects to find in the store (for logs and the status).
+	// lifecycle expects to find in the store: the worker is told, and one
+	// that finds no device reports device_missing instead of connecting.
 	Launch struct {
 		Gen       int
 		Restoring bool

@@ -60,6 +60,9 @@ type (
 		Gen       int
 		PID       int
 		Restoring bool // the store held a linked device
+		// DeviceMissing: the launch was a restore and the store held no
+		// device; the worker did not connect and waits to be stopped.
+		DeviceMissing bool
 	}
 	// LaunchFailed: no process of that launch is left (it never forked or
 	// has been reaped). Cancelled: it was stopped on purpose.

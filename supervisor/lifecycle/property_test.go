@@ -36,6 +36,7 @@ type world struct {
 type flight struct {
 	gen       int
 	cancelled bool
+	restore   bool // the launch expected a device in the store
 }
 
 type event struct {
@@ -125,7 +126,7 @@ func (w *world) effect(id string, o Org, e Effect) {
 			w.fail("%s: launch of %+v", id, o.Record)
 		}
 		w.procs[id]++
-		w.launching[id] = &flight{gen: e.Gen}
+		w.launching[id] = &flight{gen: e.Gen, restore: e.Restoring}
 	case CancelLaunch:
 		if f := w.launching[id]; f != nil && f.gen == e.Gen {
 			f.cancelled = true
@@ -197,7 +198,9 @@ func (w *world) finishLaunch(id string) {
 		w.procs[id]--
 		w.feed(id, LaunchFailed{Gen: f.gen, Cancelled: f.cancelled, Err: "boom"})
 	default:
-		w.feed(id, Launched{Gen: f.gen, PID: f.gen, Restoring: w.r.IntN(2) == 0})
+		restoring := w.r.IntN(2) == 0
+		// A restore whose store lost its device answers device_missing.
+		w.feed(id, Launched{Gen: f.gen, PID: f.gen, Restoring: restoring, DeviceMissing: f.restore && !restoring})
 	}
 }
 

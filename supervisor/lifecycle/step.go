@@ -321,18 +321,37 @@ func (s *step) launched(in Launched) {
 	s.emit(LaunchDone{N: o.Slot.N, Egress: o.Slot.egress()})
 	s.ev = "started"
 	switch {
+	case in.DeviceMissing:
+		s.deviceMissing()
 	case in.Restoring:
 		o.Linked = true
 		o.Session = state.Restoring
 	case o.Linked:
-		// The store lost the device it held: whatsmeow deletes it on a
-		// LOGOUT, so a LOGOUT whose commit was lost (a crash, a full disk)
-		// looks like this. Relinking now would bypass the cooldown.
-		s.note(slog.LevelWarn, "the auth store no longer holds the linked device; treating it as a LOGOUT")
-		s.loggedOut("device_missing")
+		// A worker that was not told to restore (an older one) and found
+		// no device: the same lost LOGOUT.
+		s.deviceMissing()
 	default:
 		o.Session = state.Starting
 	}
+}
+
+// deviceMissing applies a LOGOUT that the store shows and the record never
+// got: whatsmeow deletes the device on a LOGOUT, so a restore that finds
+// none means that LOGOUT's commit was lost (a full disk, a crash). The
+// cooldown counts from now, when the supervisor learns of it. It applies
+// even when the record stopped saying Linked while the launch ran (a clear,
+// a delete): the account was logged out all the same, and a relink before
+// the cooldown is what WhatsApp punishes.
+func (s *step) deviceMissing() {
+	s.note(slog.LevelWarn, "the auth store no longer holds the linked device; treating it as a LOGOUT")
+	if s.o.Deleted {
+		// The tombstone keeps the hold for a later registration of the
+		// same id; its status and metrics are gone with the organization.
+		s.o.Hold = s.o.Hold.extend(s.now.Add(s.p.LogoutCooldown), HoldLogout)
+		s.ev = "device_missing"
+		return
+	}
+	s.loggedOut("device_missing")
 }
 
 func (s *step) launchFailed(in LaunchFailed) {

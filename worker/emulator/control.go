@@ -39,6 +39,7 @@ func (s *Server) registerControl(mux *http.ServeMux) {
 	mux.HandleFunc("/control/root-key", only(http.MethodGet, s.handleRootKey))
 	mux.HandleFunc("/control/devices", only(http.MethodGet, s.handleDevices))
 	mux.HandleFunc("/control/unknown-iqs", only(http.MethodGet, s.handleUnknownIQs))
+	mux.HandleFunc("/control/registrations", only(http.MethodGet, s.handleRegistrations))
 	mux.HandleFunc("/control/scan", only(http.MethodPost, s.handleScan))
 	mux.HandleFunc("/control/pair-code", only(http.MethodPost, s.handlePairCode))
 	mux.HandleFunc("/control/devices/{phone}/message", only(http.MethodPost, s.handleMessage))
@@ -103,6 +104,10 @@ func (s *Server) handleRootKey(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) handleUnknownIQs(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string][]string{"unknown_iqs": append([]string{}, s.UnknownIQs()...)})
+}
+
+func (s *Server) handleRegistrations(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]int{"offered": s.Registrations()})
 }
 
 func (s *Server) handleDevices(w http.ResponseWriter, _ *http.Request) {

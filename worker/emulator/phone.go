@@ -104,6 +104,7 @@ func (c *conn) startPairing() error {
 		refNodes[i] = waBinary.Node{Tag: "ref", Content: []byte(ref)}
 	}
 	c.srv.mu.Lock()
+	c.srv.registrations++
 	c.reg = reg
 	for _, ref := range reg.refs {
 		c.srv.pairing[ref] = c

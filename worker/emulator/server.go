@@ -77,7 +77,10 @@ type Server struct {
 	phones      map[string]*phone
 	unknownIQs  []string
 	retryCounts map[string]int // message id -> retry receipts received
-	closed      bool
+	// registrations counts the pair-device offers made: each one is a new
+	// registration the server opened and a QR the client could show.
+	registrations int
+	closed        bool
 
 	// peersMu guards peers separately so that creating a peer's store (a
 	// database write) does not hold up the protocol paths under mu.
@@ -252,6 +255,15 @@ func (s *Server) dropConn(c *conn) {
 	}
 	s.mu.Unlock()
 	close(c.done)
+}
+
+// Registrations is how many registrations (pair-device offers, the QR
+// codes' source) the server has opened since it started: a test proves with
+// it that a client never asked for one.
+func (s *Server) Registrations() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.registrations
 }
 
 func (s *Server) recordUnknownIQ(what string) {

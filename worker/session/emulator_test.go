@@ -406,3 +406,72 @@ func TestQRRoundReopens(t *testing.T) {
 		t.Errorf("published %d Disconnected events for an unlinked session", n)
 	}
 }
+
+// TestRestoreWithoutDeviceNeverRegisters is issue 15's worker side: a LOGOUT
+// deleted the device, the supervisor never saved it (a full disk, a crash)
+// and launches the worker to restore. The worker must answer device_missing
+// and wait, never connecting: a connect without a device opens a
+// registration and the server offers a QR seconds after the LOGOUT.
+func TestRestoreWithoutDeviceNeverRegisters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the emulator")
+	}
+	srv, base := startEmulator(t)
+	ctl := control{t: t, base: base, hc: emulatorlink.HTTPClient(strings.TrimPrefix(base, "http://"))}
+	det := badmac.New()
+	det.InstallSignalLogger(testLog(t))
+	ctx := context.Background()
+	authDir := filepath.Join(t.TempDir(), "lost")
+
+	// A linked session, then WhatsApp's LOGOUT: whatsmeow empties the store.
+	first := New(Options{Log: testLog(t), Detector: det})
+	if _, err := first.Start(ctx, &pb.StartRequest{OrganizationId: "lost", AuthDir: authDir, EmulatorUrl: base}); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	go func() { _ = first.Events(ctx, rec.sink) }()
+	pair(t, rec, ctl)
+	if err := first.Logout(ctx); err != nil {
+		t.Fatalf("Logout: %v", err)
+	}
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	offered := srv.Registrations()
+
+	// The supervisor, which never saved the LOGOUT, restores.
+	again := New(Options{Log: testLog(t), Detector: det})
+	resp, err := again.Start(ctx, &pb.StartRequest{OrganizationId: "lost", AuthDir: authDir, EmulatorUrl: base, Restore: true})
+	if err != nil {
+		t.Fatalf("restore on an empty store: %v", err)
+	}
+	defer again.Stop(ctx)
+	recAgain := &recorder{}
+	go func() { _ = again.Events(ctx, recAgain.sink) }()
+	// Sampled for a while, as long as a worker left alone would need to
+	// connect and show its first code: never a registration, a QR or a
+	// connection.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if n := srv.Registrations(); n != offered {
+			t.Fatalf("the emulator opened %d registration(s) for a restore without a device", n-offered)
+		}
+		if evs := recAgain.snapshot(); len(evs) > 0 {
+			t.Fatalf("a restore without a device reported events: %v", evs)
+		}
+		if cli := again.client(); cli != nil && cli.IsConnected() {
+			t.Fatal("a restore without a device connected to the server")
+		}
+		ping, err := again.Ping(ctx)
+		if err != nil || ping.Connected {
+			t.Fatalf("ping %+v, %v: want a live, unconnected worker waiting for the supervisor", ping, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !resp.DeviceMissing || resp.Restoring {
+		t.Fatalf("start answered %+v, want device_missing", resp)
+	}
+	if err := again.Stop(ctx); err != nil {
+		t.Fatalf("stop the waiting worker: %v", err)
+	}
+}

@@ -152,6 +152,26 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 		return nil, fmt.Errorf("start %s: load device: %w", req.OrganizationId, err)
 	}
 	restoring := device.ID != nil
+	if req.Restore && !restoring {
+		// The supervisor expected a linked device and the store has none:
+		// whatsmeow deleted it on a LOGOUT that the supervisor never saved
+		// (a full disk, a crash). Connecting now would open a registration
+		// and have the server offer a QR seconds after that LOGOUT, which
+		// is what the cooldown exists to prevent; so nothing here touches
+		// the network. Report it and wait: the supervisor applies the hold
+		// and stops this worker, whose Stop closes the store.
+		s.mu.Lock()
+		if s.stopped {
+			s.mu.Unlock()
+			container.Close()
+			return nil, fmt.Errorf("start %s: stopped while starting", req.OrganizationId)
+		}
+		s.fp, s.container, s.cli = fp, container, whatsmeow.NewClient(device, waLog.Sub("Client"))
+		s.mu.Unlock()
+		s.log.Warn("restore found no device in the store; not connecting, waiting for the supervisor",
+			"reason", "device_missing", "auth_dir", req.AuthDir)
+		return &pb.StartResponse{DeviceMissing: true}, nil
+	}
 
 	cli := whatsmeow.NewClient(device, waLog.Sub("Client"))
 	if req.Proxy != "" {

@@ -42,7 +42,14 @@ type StartRequest struct {
 	// The organization's proxy (socks5://, http:// or https://, credentials
 	// included); empty: direct. The worker connects to WhatsApp, or to the
 	// emulator, only through it, and never logs or reports its credentials.
-	Proxy         string `protobuf:"bytes,7,opt,name=proxy,proto3" json:"proxy,omitempty"`
+	Proxy string `protobuf:"bytes,7,opt,name=proxy,proto3" json:"proxy,omitempty"`
+	// Set when the supervisor's record says this store holds a linked device
+	// (a restore). If it holds none, the device was removed by a LOGOUT the
+	// supervisor never saved (a full disk, a crash): the worker then does not
+	// connect, since connecting without a device opens a registration (a QR)
+	// seconds after a LOGOUT, which the cooldown exists to prevent. It answers
+	// device_missing and waits for the supervisor to stop it.
+	Restore       bool `protobuf:"varint,8,opt,name=restore,proto3" json:"restore,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -126,10 +133,19 @@ func (x *StartRequest) GetProxy() string {
 	return ""
 }
 
+func (x *StartRequest) GetRestore() bool {
+	if x != nil {
+		return x.Restore
+	}
+	return false
+}
+
 type StartResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Whether the store already held a linked device.
-	Restoring     bool `protobuf:"varint,1,opt,name=restoring,proto3" json:"restoring,omitempty"`
+	Restoring bool `protobuf:"varint,1,opt,name=restoring,proto3" json:"restoring,omitempty"`
+	// A restore found no device in the store; the worker did not connect.
+	DeviceMissing bool `protobuf:"varint,2,opt,name=device_missing,json=deviceMissing,proto3" json:"device_missing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -167,6 +183,13 @@ func (*StartResponse) Descriptor() ([]byte, []int) {
 func (x *StartResponse) GetRestoring() bool {
 	if x != nil {
 		return x.Restoring
+	}
+	return false
+}
+
+func (x *StartResponse) GetDeviceMissing() bool {
+	if x != nil {
+		return x.DeviceMissing
 	}
 	return false
 }
@@ -1608,7 +1631,7 @@ var File_worker_proto protoreflect.FileDescriptor
 
 const file_worker_proto_rawDesc = "" +
 	"\n" +
-	"\fworker.proto\x12\x13wasidecar.worker.v1\"\xf8\x01\n" +
+	"\fworker.proto\x12\x13wasidecar.worker.v1\"\x92\x02\n" +
 	"\fStartRequest\x12'\n" +
 	"\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x19\n" +
 	"\bauth_dir\x18\x02 \x01(\tR\aauthDir\x12,\n" +
@@ -1616,9 +1639,11 @@ const file_worker_proto_rawDesc = "" +
 	"\femulator_url\x18\x04 \x01(\tR\vemulatorUrl\x12\x1b\n" +
 	"\tlog_level\x18\x05 \x01(\tR\blogLevel\x12 \n" +
 	"\vfingerprint\x18\x06 \x01(\tR\vfingerprint\x12\x14\n" +
-	"\x05proxy\x18\a \x01(\tR\x05proxy\"-\n" +
+	"\x05proxy\x18\a \x01(\tR\x05proxy\x12\x18\n" +
+	"\arestore\x18\b \x01(\bR\arestore\"T\n" +
 	"\rStartResponse\x12\x1c\n" +
-	"\trestoring\x18\x01 \x01(\bR\trestoring\"\x0f\n" +
+	"\trestoring\x18\x01 \x01(\bR\trestoring\x12%\n" +
+	"\x0edevice_missing\x18\x02 \x01(\bR\rdeviceMissing\"\x0f\n" +
 	"\rEventsRequest\"\xa7\a\n" +
 	"\x05Event\x12\x1c\n" +
 	"\n" +
