@@ -1,0 +1,174 @@
+package store
+
+import (
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
+)
+
+// recount counts a job's messages by outcome from the messages themselves.
+func recount(t *testing.T, db querier, job string) outbox.Counts {
+	t.Helper()
+	var c outbox.Counts
+	if err := db.QueryRowContext(ctx, `SELECT
+		coalesce(sum(status IN ('queued', 'sending')), 0),
+		coalesce(sum(status IN ('sent', 'delivered', 'read')), 0),
+		coalesce(sum(status = 'failed'), 0)
+		FROM messages WHERE broadcast = ?`, job).Scan(&c.Pending, &c.Sent, &c.Failed); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// counters reads a job's counter columns.
+func counters(t *testing.T, db querier, job string) outbox.Counts {
+	t.Helper()
+	var c outbox.Counts
+	if err := db.QueryRowContext(ctx, `SELECT pending_count, sent_count, failed_count FROM broadcasts WHERE id = ?`,
+		job).Scan(&c.Pending, &c.Sent, &c.Failed); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Every outcome of a job's messages, in any order, keeps the counter
+// columns equal to a count of the messages, checked after each step.
+func TestBroadcastCountersFollowEveryOutcome(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s.EnableEvents(false, nil)
+	o := clocktest.Origin()
+	jobs := map[string][]outbox.Message{}
+	for j, org := range []string{"2", "2", "3"} {
+		id := fmt.Sprint("job", j)
+		var msgs []outbox.Message
+		for i := range 40 {
+			m := msg(fmt.Sprintf("%s-%d", id, i), org, fmt.Sprintf("57%d%05d", j, i), o.Add(time.Duration(i)*time.Second))
+			m.Broadcast = id
+			msgs = append(msgs, m)
+		}
+		if _, _, err := s.InsertBroadcast(ctx, outbox.Broadcast{ID: id, Org: org, Text: "x", Total: len(msgs), CreatedAt: o}, msgs); err != nil {
+			t.Fatal(err)
+		}
+		jobs[id] = msgs
+	}
+	s.InsertMessage(ctx, msg("single", "2", "573999", o))
+	check := func(step string) {
+		t.Helper()
+		for id := range jobs {
+			if got, want := counters(t, s.db, id), recount(t, s.db, id); got != want {
+				t.Fatalf("after %s: %s counters %+v, recount %+v", step, id, got, want)
+			}
+			if b, err := s.Broadcast(ctx, jobs[id][0].Org, id); err != nil || b.Counts != recount(t, s.db, id) {
+				t.Fatalf("after %s: %s reads %+v %v", step, id, b.Counts, err)
+			}
+		}
+	}
+	check("insert")
+	rng := rand.New(rand.NewPCG(1, 2))
+	at := o
+	all := slices.Concat(jobs["job0"], jobs["job1"], jobs["job2"])
+	for step := range 200 {
+		at = at.Add(time.Second)
+		m := all[rng.IntN(len(all))]
+		var what string
+		switch rng.IntN(8) {
+		case 0, 1:
+			what = "sending"
+			s.MarkSending(ctx, m, at)
+		case 2:
+			what = "sent"
+			s.MarkSent(ctx, m, at)
+		case 3:
+			what = "receipt"
+			st := outbox.Delivered
+			if rng.IntN(2) == 0 {
+				st = outbox.Read
+			}
+			s.Receipt(ctx, m.Org, []string{m.WAID}, st, at)
+		case 4:
+			what = "fail"
+			s.Fail(ctx, m, "server_error_479", at)
+		case 5:
+			what = "requeue"
+			s.Requeue(ctx, m, at)
+		case 6:
+			what = "expire"
+			if rng.IntN(10) == 0 {
+				s.ExpireQueued(ctx, o.Add(time.Duration(rng.IntN(40))*time.Second), at)
+			}
+		case 7:
+			what = "recover"
+			if rng.IntN(20) == 0 {
+				s.RecoverSending(ctx, at)
+			}
+		}
+		check(fmt.Sprintf("step %d (%s %s)", step, what, m.ID))
+		if step == 100 {
+			s.CancelBroadcast(ctx, "2", "job1", at)
+			check("cancel")
+		}
+	}
+	s.FailPending(ctx, "3", "org_deleted", at)
+	check("org deleted")
+	if c := counters(t, s.db, "job2"); c.Pending != 0 || c.Failed == 0 {
+		t.Fatalf("an org's deletion left %+v", c)
+	}
+}
+
+// A database of schema 5 gets its jobs' counters from their messages, and
+// the triggers keep them from there.
+func TestMigrationBackfillsBroadcastCounters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := 1; v <= 5; v++ {
+		if _, err := db.Exec(migrations[v]); err != nil {
+			t.Fatalf("migration %d: %v", v, err)
+		}
+	}
+	o := clocktest.Origin().UnixMilli()
+	statuses := []string{"queued", "sending", "sent", "delivered", "read", "failed", "failed", "sent"}
+	for j, job := range []string{"a", "b"} {
+		if _, err := db.Exec(`INSERT INTO broadcasts (id, org, text, status, total, created_at) VALUES (?, '2', 'x', 'sending', ?, ?)`,
+			job, len(statuses)-j*3, o); err != nil {
+			t.Fatal(err)
+		}
+		for i, st := range statuses[j*3:] {
+			if _, err := db.Exec(`INSERT INTO messages (id, org, recipient, text, wa_id, status, broadcast, queued_at)
+				VALUES (?, '2', ?, 'x', ?, ?, ?, ?)`, fmt.Sprint(job, i), fmt.Sprint("5730", j, i), fmt.Sprint("3EB0", job, i), st, job, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO broadcasts (id, org, text, status, total, created_at) VALUES ('empty', '2', 'x', 'done', 0, ?)`, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`PRAGMA user_version = 5`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s := open(t, path)
+	want := map[string]outbox.Counts{"a": {Pending: 2, Sent: 4, Failed: 2}, "b": {Sent: 3, Failed: 2}, "empty": {}}
+	for job, w := range want {
+		if got := counters(t, s.db, job); got != w || got != recount(t, s.db, job) {
+			t.Errorf("%s: counters %+v after the migration, want %+v", job, got, w)
+		}
+	}
+	m := outbox.Message{ID: "a1", Org: "2", WAID: "3EB0a1", Broadcast: "a"}
+	if ok, err := s.MarkSent(ctx, m, clocktest.Origin()); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if got := counters(t, s.db, "a"); got != (outbox.Counts{Pending: 1, Sent: 5, Failed: 2}) {
+		t.Errorf("after an ack on the migrated database: %+v", got)
+	}
+}
