@@ -146,6 +146,9 @@ BEGIN
 		failed_count  = failed_count  + (NEW.status = 'failed')                       - (OLD.status = 'failed')
 	WHERE id = NEW.broadcast;
 END;
+-- Retention deletes a pruned message's dead letters with it: found by
+-- this index rather than by reading every dead letter.
+CREATE INDEX webhook_events_message ON webhook_events (json_extract(data, '$.message_id')) WHERE kind = 'message_status';
 `,
 }
 
