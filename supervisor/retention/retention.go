@@ -118,10 +118,10 @@ func (p *Pruner) Run(ctx context.Context) error {
 }
 
 // Prune deletes, batch by batch, what is older than the cutoff as of the
-// clock's now. Between two batches the store's connection is free: a
-// request waiting for it gets it before the next batch does (database/sql
-// hands a released connection to the oldest waiter), so an enqueue or an
-// API read waits for one batch at most.
+// clock's now. Between two batches the store's connection is free, and
+// database/sql hands a released connection straight to a request already
+// waiting for it, before the next batch can ask: an enqueue or an API read
+// waits behind a batch, never behind a whole prune.
 func (p *Pruner) Prune(ctx context.Context) (Result, error) {
 	now := p.o.Clock.Now()
 	cutoff := Cutoff(now, p.o.Retention)
@@ -154,6 +154,10 @@ func (p *Pruner) walk(ctx context.Context, what string, batch func(after int64) 
 		r.Messages += b.Messages
 		r.Broadcasts += b.Broadcasts
 		r.Events += b.Events
+		if b.Messages+b.Broadcasts+b.Events > 0 {
+			p.o.Log.Debug("retention: batch pruned", "walk", what, "through_seq", b.Next, "messages", b.Messages,
+				"broadcasts", b.Broadcasts, "webhook_events", b.Events)
+		}
 		if p.o.Metrics != nil {
 			p.o.Metrics.Pruned("messages", b.Messages)
 			p.o.Metrics.Pruned("broadcasts", b.Broadcasts)
