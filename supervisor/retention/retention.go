@@ -102,6 +102,11 @@ type Result struct {
 // prune is logged and tried again at the next turn: retention is
 // housekeeping, never a reason to stop the supervisor.
 func (p *Pruner) Run(ctx context.Context) error {
+	if p.o.Retention <= 0 {
+		// Every would be 0: a loop pruning without a pause. Config
+		// validation keeps the retention at 1m or more.
+		return fmt.Errorf("retention: %s is not a retention", p.o.Retention)
+	}
 	for {
 		if _, err := p.Prune(ctx); err != nil && ctx.Err() == nil {
 			p.o.Log.Error("retention: prune failed, trying again at the next turn", "err", err, "every", Every(p.o.Retention))

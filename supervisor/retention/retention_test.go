@@ -202,3 +202,12 @@ func TestEnqueueCommitsWhilePruningIsMidway(t *testing.T) {
 		t.Fatalf("left %+v %v: want the fresh message, still queued", left, err)
 	}
 }
+
+// A zero retention (a wiring bug: config keeps it at 1m or more) is an
+// error, not a loop that prunes without a pause.
+func TestRunRefusesNoRetention(t *testing.T) {
+	p := retention.New(retention.Options{Store: nil, Clock: clock.NewFake(clocktest.Origin()), Log: quiet})
+	if err := p.Run(t.Context()); err == nil {
+		t.Fatal("Run accepted a zero retention")
+	}
+}
