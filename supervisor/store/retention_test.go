@@ -154,6 +154,9 @@ func TestPruneDeletesOnlyWhatOutlivedRetention(t *testing.T) {
 	deadOld, deadNew := other[0], other[1]
 	s.db.ExecContext(ctx, `UPDATE webhook_events SET dead_at = ? WHERE seq = ?`, millis(old), deadOld)
 	s.db.ExecContext(ctx, `UPDATE webhook_events SET dead_at = ? WHERE seq = ?`, millis(late), deadNew)
+	// emit stamps created_at from the wall clock; these events were
+	// committed at o on this test's clock.
+	s.db.ExecContext(ctx, `UPDATE webhook_events SET created_at = ?`, millis(o))
 	events := len(column(t, s, `SELECT seq FROM webhook_events`))
 
 	got, batches := pruneAll(t, s, cutoff, 3)
