@@ -3,6 +3,7 @@ package store
 import (
 	"database/sql"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -74,46 +75,100 @@ func TestBroadcastCountersFollowEveryOutcome(t *testing.T) {
 	check("insert")
 	rng := rand.New(rand.NewPCG(1, 2))
 	at := o
-	all := slices.Concat(jobs["job0"], jobs["job1"], jobs["job2"])
+	// A few messages of each job, so that most steps find their message
+	// in a status the step moves on.
+	all := slices.Concat(jobs["job0"][:12], jobs["job1"][:12], jobs["job2"][:12])
+	moved := map[string]int{}
+	snapshot := func() map[string]outbox.Counts {
+		out := map[string]outbox.Counts{}
+		for id := range jobs {
+			out[id] = counters(t, s.db, id)
+		}
+		return out
+	}
 	for step := range 200 {
 		at = at.Add(time.Second)
 		m := all[rng.IntN(len(all))]
+		before := snapshot()
+		var status string
+		if err := s.db.QueryRowContext(ctx, `SELECT status FROM messages WHERE id = ?`, m.ID).Scan(&status); err != nil {
+			t.Fatal(err)
+		}
+		// Each step moves the message on the way outcomes do, picked at
+		// random among those its status allows, with the host-wide ones
+		// (expiry, a boot's recovery) now and then.
 		var what string
-		switch rng.IntN(8) {
-		case 0, 1:
+		roll := rng.IntN(10)
+		switch {
+		case roll == 9 && step%3 == 0:
+			what = "expire"
+			if _, err := s.ExpireQueued(ctx, o.Add(time.Duration(rng.IntN(6))*time.Second), at); err != nil {
+				t.Fatal(err)
+			}
+		case roll == 9:
+			what = "recover"
+			if _, _, err := s.RecoverSending(ctx, at); err != nil {
+				t.Fatal(err)
+			}
+		case status == "queued" && roll < 8:
 			what = "sending"
-			s.MarkSending(ctx, m, at)
-		case 2:
+			if _, err := s.MarkSending(ctx, m, at); err != nil {
+				t.Fatal(err)
+			}
+		case status == "sending" && roll < 4:
 			what = "sent"
-			s.MarkSent(ctx, m, at)
-		case 3:
+			if _, err := s.MarkSent(ctx, m, at); err != nil {
+				t.Fatal(err)
+			}
+		case status == "sending" && roll < 6:
+			what = "requeue"
+			if _, err := s.Requeue(ctx, m, at); err != nil {
+				t.Fatal(err)
+			}
+		case status == "sending" && roll < 7, status == "sent", status == "delivered":
 			what = "receipt"
 			st := outbox.Delivered
 			if rng.IntN(2) == 0 {
 				st = outbox.Read
 			}
-			s.Receipt(ctx, m.Org, []string{m.WAID}, st, at)
-		case 4:
+			if _, err := s.Receipt(ctx, m.Org, []string{m.WAID}, st, at); err != nil {
+				t.Fatal(err)
+			}
+		default:
 			what = "fail"
-			s.Fail(ctx, m, "server_error_479", at)
-		case 5:
-			what = "requeue"
-			s.Requeue(ctx, m, at)
-		case 6:
-			what = "expire"
-			if rng.IntN(10) == 0 {
-				s.ExpireQueued(ctx, o.Add(time.Duration(rng.IntN(40))*time.Second), at)
+			if err := s.Fail(ctx, m, "server_error_479", at); err != nil {
+				t.Fatal(err)
 			}
-		case 7:
-			what = "recover"
-			if rng.IntN(20) == 0 {
-				s.RecoverSending(ctx, at)
-			}
+		}
+		if !maps.Equal(snapshot(), before) {
+			moved[what]++
 		}
 		check(fmt.Sprintf("step %d (%s %s)", step, what, m.ID))
 		if step == 100 {
+			// Two of job1's messages are being sent when it is cancelled:
+			// one gets no answer and is put back (it fails, cancelled),
+			// the other is left to a boot's recovery (likewise).
+			s.MarkSending(ctx, jobs["job1"][30], at)
+			s.MarkSending(ctx, jobs["job1"][31], at)
+			check("sending before the cancel")
 			s.CancelBroadcast(ctx, "2", "job1", at)
 			check("cancel")
+			if got, err := s.Requeue(ctx, jobs["job1"][30], at); err != nil || got.Status != outbox.Failed {
+				t.Fatalf("requeue in a cancelled job: %+v %v", got, err)
+			}
+			check("requeue in a cancelled job")
+			if _, failed, err := s.RecoverSending(ctx, at); err != nil || !slices.ContainsFunc(failed, func(f outbox.Message) bool {
+				return f.ID == jobs["job1"][31].ID
+			}) {
+				t.Fatalf("recover in a cancelled job: %+v %v", failed, err)
+			}
+			check("recover in a cancelled job")
+		}
+	}
+	t.Logf("steps that changed a count: %v", moved)
+	for _, what := range []string{"sent", "receipt", "fail", "expire"} {
+		if moved[what] == 0 {
+			t.Errorf("no %s step changed a count: the mix does not cover it (%v)", what, moved)
 		}
 	}
 	s.FailPending(ctx, "3", "org_deleted", at)
