@@ -107,6 +107,7 @@ func (p *Pruner) Run(ctx context.Context) error {
 		// validation keeps the retention at 1m or more.
 		return fmt.Errorf("retention: %s is not a retention", p.o.Retention)
 	}
+	p.o.Log.Info("retention: pruning state.db", "retention", p.o.Retention.String(), "every", Every(p.o.Retention).String())
 	for {
 		if _, err := p.Prune(ctx); err != nil && ctx.Err() == nil {
 			p.o.Log.Error("retention: prune failed, trying again at the next turn", "err", err, "every", Every(p.o.Retention))
