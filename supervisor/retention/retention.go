@@ -110,7 +110,7 @@ func (p *Pruner) Run(ctx context.Context) error {
 	p.o.Log.Info("retention: pruning state.db", "retention", p.o.Retention.String(), "every", Every(p.o.Retention).String())
 	for {
 		if _, err := p.Prune(ctx); err != nil && ctx.Err() == nil {
-			p.o.Log.Error("retention: prune failed, trying again at the next turn", "err", err, "every", Every(p.o.Retention))
+			p.o.Log.Error("retention: prune failed, trying again at the next turn", "err", err, "every", Every(p.o.Retention).String())
 		}
 		wake := make(chan struct{})
 		t := p.o.Clock.AfterFunc(Every(p.o.Retention), func() { close(wake) })
