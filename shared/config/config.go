@@ -119,6 +119,9 @@ type Messages struct {
 	StalledAfter    Duration    `toml:"stalled_after"`
 	MaxRecipients   int         `toml:"max_recipients"`
 	RestrictBackoff Duration    `toml:"restrict_backoff"`
+	// Retention is how long final messages, finished broadcasts and dead
+	// letters stay in state.db.
+	Retention Duration `toml:"retention"`
 }
 
 // Webhook is the optional callback that gets the supervisor's events.
@@ -187,6 +190,7 @@ func Default() Config {
 			StalledAfter:    Duration{10 * time.Minute},
 			MaxRecipients:   10000,
 			RestrictBackoff: Duration{time.Hour},
+			Retention:       Duration{720 * time.Hour},
 		},
 		Webhook: Webhook{GiveUpAfter: Duration{24 * time.Hour}},
 	}
@@ -262,6 +266,7 @@ func (c *Config) Validate() error {
 		{"messages.stalled_after", positive(c.Messages.StalledAfter)},
 		{"messages.max_recipients", between(c.Messages.MaxRecipients, 1, 100000)},
 		{"messages.restrict_backoff", positive(c.Messages.RestrictBackoff)},
+		{"messages.retention", atLeastDuration(c.Messages.Retention, MinRetention)},
 		{"webhook.url", optionalURL(c.Webhook.URL)},
 		{"webhook.secret_file", secretWith(c.Webhook.URL, c.Webhook.SecretFile)},
 		{"webhook.give_up_after", positive(c.Webhook.GiveUpAfter)},
@@ -414,6 +419,18 @@ func typingRange(r [2]Duration) error {
 func positive(d Duration) error {
 	if d.Duration <= 0 {
 		return fmt.Errorf("%s must be greater than zero", d.Duration)
+	}
+	return nil
+}
+
+// MinRetention is the shortest messages.retention: a message's outcome
+// stays readable for a client that polls it, and pruning (every tenth of
+// the retention) never runs more often than every 6 s.
+const MinRetention = time.Minute
+
+func atLeastDuration(d Duration, min time.Duration) error {
+	if d.Duration < min {
+		return fmt.Errorf("%s is below the minimum %s", d.Duration, min)
 	}
 	return nil
 }

@@ -83,6 +83,8 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"per egress":     "[workers]\nmax_live_per_egress = 0\n",
 		"memory limit":   "[workers]\nmemory_limit = \"12 MB\"\n",
 		"memory tiny":    "[workers]\nmemory_limit = \"4MiB\"\n",
+		"retention":      "[messages]\nretention = \"59s\"\n",
+		"no retention":   "[messages]\nretention = \"0s\"\n",
 	}
 	want := map[string]string{
 		"unknown top":    "colour",
@@ -108,6 +110,8 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"per egress":     "workers.max_live_per_egress",
 		"memory limit":   "workers.memory_limit",
 		"memory tiny":    "at least 8MiB",
+		"retention":      "messages.retention: 59s is below the minimum 1m0s",
+		"no retention":   "messages.retention",
 	}
 	for name, body := range cases {
 		_, err := Load(write(t, body))

@@ -34,6 +34,7 @@ type Metrics struct {
 	webhookDeliveries *prometheus.CounterVec
 	webhookQueue      prometheus.Gauge
 	webhookDead       prometheus.Gauge
+	pruned            *prometheus.CounterVec
 
 	orgStatus       *prometheus.GaugeVec
 	workerRSS       *prometheus.GaugeVec
@@ -107,9 +108,14 @@ func New(reg prometheus.Registerer, maxLive int) *Metrics {
 			Help: "Webhook delivery attempts, by result (delivered, failed, dead)."}, []string{"result"}),
 		webhookQueue: gauge("webhook_queue_depth", "Webhook events waiting for delivery (dead letters not included)."),
 		webhookDead:  gauge("webhook_dead_letters", "Webhook events given up after webhook.give_up_after, until retried."),
+		pruned: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "pruned_rows_total",
+			Help: "Rows deleted from state.db after messages.retention, by kind (messages, broadcasts, webhook_events)."}, []string{"kind"}),
 	}
 	for _, result := range []string{"delivered", "failed", "dead"} {
 		m.webhookDeliveries.WithLabelValues(result)
+	}
+	for _, kind := range []string{"messages", "broadcasts", "webhook_events"} {
+		m.pruned.WithLabelValues(kind)
 	}
 	m.perOrg = []interface {
 		DeletePartialMatch(prometheus.Labels) int
@@ -123,7 +129,7 @@ func New(reg prometheus.Registerer, maxLive int) *Metrics {
 		m.orgStatus, m.workerRSS, m.outboxDepth, m.badMACErrors, m.badMACTrips, m.qrCodes,
 		m.messagesSent, m.messagesFailed, m.sessionsCleared, m.logouts, m.workerRestarts, m.decryptFailures,
 		m.sendSeconds, m.broadcastsActive, m.broadcastsStalled, m.sendRestricted,
-		m.webhookDeliveries, m.webhookQueue, m.webhookDead,
+		m.webhookDeliveries, m.webhookQueue, m.webhookDead, m.pruned,
 	)
 	m.workersMax.Set(float64(maxLive))
 	m.workersLive.WithLabelValues("direct")
@@ -267,6 +273,10 @@ func (m *Metrics) SetWebhookQueue(waiting, dead int) {
 	m.webhookQueue.Set(float64(waiting))
 	m.webhookDead.Set(float64(dead))
 }
+
+// Pruned counts n rows of kind (messages, broadcasts, webhook_events)
+// deleted after messages.retention.
+func (m *Metrics) Pruned(kind string, n int) { m.pruned.WithLabelValues(kind).Add(float64(n)) }
 
 // PersistError counts a commit to state.db that failed.
 func (m *Metrics) PersistError() { m.persistErrors.Inc() }

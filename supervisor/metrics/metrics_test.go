@@ -42,6 +42,8 @@ func populate(m *Metrics, org string) {
 	m.MessageFailed(org, "expired")
 	m.SetOutboxDepth(org, 4)
 	m.DecryptFailure(org, "no_session")
+	m.Pruned("messages", 500)
+	m.Pruned("messages", 20)
 }
 
 func TestStatusIsOneHot(t *testing.T) {
@@ -89,6 +91,8 @@ func TestValues(t *testing.T) {
 		"messages_failed_total":             {m.messagesFailed.WithLabelValues("2", "expired"), 1},
 		"outbox_depth":                      {m.outboxDepth.WithLabelValues("2"), 4},
 		"decrypt_failures_total no_session": {m.decryptFailures.WithLabelValues("2", "no_session"), 1},
+		"pruned_rows_total messages":        {m.pruned.WithLabelValues("messages"), 520},
+		"pruned_rows_total broadcasts":      {m.pruned.WithLabelValues("broadcasts"), 0},
 	} {
 		if got := testutil.ToFloat64(c.c); got != c.want {
 			t.Errorf("%s = %v, want %v", name, got, c.want)
@@ -173,7 +177,7 @@ func TestNamesFromTheDesign(t *testing.T) {
 		"badmac_trips_total", "sessions_cleared_total", "logouts_total", "worker_restarts_total",
 		"worker_rss_bytes", "qr_codes_total", "messages_sent_total", "messages_failed_total",
 		"outbox_depth", "start_queue_depth", "worker_start_seconds", "decrypt_failures_total", "persist_errors_total",
-		"send_seconds", "broadcasts_active", "broadcasts_stalled", "send_restricted"} {
+		"send_seconds", "broadcasts_active", "broadcasts_stalled", "send_restricted", "pruned_rows_total"} {
 		if !slices.Contains(names, "wa_sidecar_"+n) {
 			t.Errorf("wa_sidecar_%s missing", n)
 		}

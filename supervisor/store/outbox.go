@@ -131,10 +131,7 @@ func (s *Store) InsertBroadcast(ctx context.Context, b outbox.Broadcast, msgs []
 	if err != nil {
 		return outbox.Broadcast{}, false, fmt.Errorf("queue broadcast for %s: %w", b.Org, err)
 	}
-	if !created {
-		out.Counts, err = jobCounts(ctx, s.db, out.ID)
-	}
-	return out, created, err
+	return out, created, nil
 }
 
 // Message returns one message of org.

@@ -29,6 +29,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lockfile"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/metrics"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/retention"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/statusapi"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
 )
@@ -198,6 +199,16 @@ func serve(configPath string, stderr io.Writer) error {
 	if hooks != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error { hooks.Run(ctx); return nil }, func(error) { cancel() })
+	}
+	{
+		// Housekeeping of state.db: at boot and then every tenth of
+		// messages.retention, in small transactions beside the API and the
+		// senders.
+		pruner := retention.New(retention.Options{
+			Retention: cfg.Messages.Retention.Duration, Store: st, Log: log, Metrics: m,
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { return pruner.Run(ctx) }, func(error) { cancel() })
 	}
 	g.Add(func() error { return serveHTTP(apiSrv, apiLn) }, func(error) { shutdownHTTP(apiSrv) })
 	g.Add(func() error { return serveHTTP(metricsSrv, metricsLn) }, func(error) { shutdownHTTP(metricsSrv) })
