@@ -1,9 +1,11 @@
 package statusapi
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -72,5 +74,51 @@ func TestTooLargeBodyAlwaysReadsItsAnswer(t *testing.T) {
 			}
 			readJSONError(t, resp, http.StatusRequestEntityTooLarge, "too_large")
 		}
+	}
+}
+
+// Go's server answers a request whose header is too large, or that it cannot
+// parse, before any handler runs, in plain text; README promises JSON for
+// every error.
+func TestErrorsBeforeTheHandlerAreJSON(t *testing.T) {
+	base := serveLoopback(t)
+	for try := range 3 {
+		req, err := http.NewRequest("GET", base+"/v1/orgs", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("x-api-key", testKey)
+		req.Header.Set("X-Padding", strings.Repeat("p", 2<<20))
+		req.Close = true
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("try %d: %v", try+1, err)
+		}
+		readJSONError(t, resp, http.StatusRequestHeaderFieldsTooLarge, "headers_too_large")
+	}
+
+	for _, raw := range []string{
+		"GET /v1/orgs HTTP/1.1\r\nHost: localhost\r\nBroken header\r\n\r\n",
+		"GET /v1/orgs HTTP/1.1\r\n\r\n", // no Host
+		"POST /v1/orgs/2/stop HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"GET /v1/orgs HTTP/7.1\r\nHost: localhost\r\n\r\n",
+	} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, raw); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		want := map[int]string{400: "bad_request", 501: "not_implemented", 505: "http_version_not_supported"}[resp.StatusCode]
+		if want == "" {
+			t.Fatalf("%q: status %d", raw, resp.StatusCode)
+		}
+		readJSONError(t, resp, resp.StatusCode, want)
+		c.Close()
 	}
 }
