@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
+	"github.com/wa-sidecar/wa-sidecar/shared/private"
 )
 
 // entry is one archived auth directory.
@@ -29,13 +30,13 @@ type entry struct {
 	at     time.Time // from the name's unix-ms, so a copied tree keeps its order
 }
 
-// move renames authRoot/<org> to authRoot/<org>_<reason>_<unix-ms> and
-// fsyncs authRoot so the rename survives a power loss. A missing directory
-// is not an error: it returns "", nil, because a never-linked organization
-// has nothing to archive. If the target exists (two moves in the same
-// millisecond) the millisecond is bumped until the name is free. When only
-// the fsync fails the directory has moved, so its new path comes back with
-// the error.
+// move renames authRoot/<org> to authRoot/<org>_<reason>_<unix-ms>, makes
+// it 0700 and fsyncs authRoot so the rename survives a power loss. A
+// missing directory is not an error: it returns "", nil, because a
+// never-linked organization has nothing to archive. If the target exists
+// (two moves in the same millisecond) the millisecond is bumped until the
+// name is free. When only the chmod or the fsync fails the directory has
+// moved, so its new path comes back with the error.
 func move(authRoot, org, reason string, now time.Time) (string, error) {
 	if err := validate(org, reason); err != nil {
 		return "", err
@@ -61,6 +62,11 @@ func move(authRoot, org, reason string, now time.Time) (string, error) {
 		}
 		if err := os.Rename(src, dst); err != nil {
 			return "", fmt.Errorf("archive %s: %w", org, err)
+		}
+		// The keys stay private however an older version left the
+		// directory: an archive is kept for weeks.
+		if err := os.Chmod(dst, private.DirMode); err != nil {
+			return dst, fmt.Errorf("archive %s: moved to %s but %w", org, dst, err)
 		}
 		if err := syncDir(authRoot); err != nil {
 			return dst, fmt.Errorf("archive %s: moved to %s but %w", org, dst, err)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -188,5 +189,28 @@ func TestInvalidInputRejected(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "2")); err != nil {
 		t.Fatal("a rejected Move moved the store")
+	}
+}
+
+// An auth directory an older version made 0755 under umask 022 is kept for
+// weeks as an archive: its keys must not stay readable by every user.
+func TestArchiveIsPrivate(t *testing.T) {
+	old := syscall.Umask(0o022)
+	t.Cleanup(func() { syscall.Umask(old) })
+	root := t.TempDir()
+	store(t, root, "2")
+	if err := os.Chmod(filepath.Join(root, "2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewDir(root).Move("2", "corrupted", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Fatalf("archive %s is %04o, want 0700", p, fi.Mode().Perm())
 	}
 }
