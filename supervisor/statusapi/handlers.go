@@ -20,12 +20,6 @@ import (
 // text, later) is far smaller.
 const maxBody = 64 << 10
 
-// maxDiscard bounds what is read and thrown away of a body found too large.
-// Closing a connection with unread data in its receive buffer sends a TCP
-// reset, which can destroy the 413 before the client reads it; past this
-// bound a caller sending that much gets the reset.
-const maxDiscard = 8 << 20
-
 // handlerFunc answers one request with a status and a JSON body, or an error
 // that writeError turns into the error shape.
 type handlerFunc func(r *http.Request) (int, any, error)
@@ -38,20 +32,13 @@ func (s *server) handle(fn handlerFunc) http.HandlerFunc { return s.handleUpTo(m
 // handleUpTo is handle with its own bound on the body.
 func (s *server) handleUpTo(limit int64, fn handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body := r.Body
-		r.Body = http.MaxBytesReader(w, body, limit)
-		status, answer, err := fn(r)
-		if ae := (*apiError)(nil); errors.As(err, &ae) && ae.status == http.StatusRequestEntityTooLarge {
-			// The caller is still sending; what it sent is read, not
-			// answered, so that the connection ends with a FIN after the
-			// 413. A read error only means there is nothing left to read.
-			_, _ = io.CopyN(io.Discard, body, maxDiscard)
-		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		status, body, err := fn(r)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		s.writeJSON(w, r, status, answer)
+		s.writeJSON(w, r, status, body)
 	}
 }
 
