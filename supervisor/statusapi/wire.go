@@ -60,8 +60,12 @@ func (c *jsonErrorConn) CloseWrite() error {
 // jsonServerError turns one of net/http's plain-text answers into JSON.
 func jsonServerError(p []byte) ([]byte, bool) {
 	const proto = "HTTP/1.1 "
+	// The prefix first: most writes are the bodies of answers.
+	if !bytes.HasPrefix(p, []byte(proto)) {
+		return nil, false
+	}
 	head, body, ok := bytes.Cut(p, []byte(plainErrorHeaders))
-	if !ok || !bytes.HasPrefix(head, []byte(proto)) || len(head) < len(proto)+3 {
+	if !ok || len(head) < len(proto)+3 {
 		return nil, false
 	}
 	status, err := strconv.Atoi(string(head[len(proto) : len(proto)+3]))
