@@ -20,23 +20,24 @@ import (
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
+	"github.com/wa-sidecar/wa-sidecar/shared/private"
 )
 
-// Archive is one archived auth directory.
-type Archive struct {
-	Path   string
-	Reason string
-	At     time.Time // from the name's unix-ms, so a copied tree keeps its order
+// entry is one archived auth directory.
+type entry struct {
+	path   string
+	reason string
+	at     time.Time // from the name's unix-ms, so a copied tree keeps its order
 }
 
-// Move renames authRoot/<org> to authRoot/<org>_<reason>_<unix-ms> and
-// fsyncs authRoot so the rename survives a power loss. A missing directory
-// is not an error: it returns "", nil, because a never-linked organization
-// has nothing to archive. If the target exists (two moves in the same
-// millisecond) the millisecond is bumped until the name is free. When only
-// the fsync fails the directory has moved, so its new path comes back with
-// the error.
-func Move(authRoot, org, reason string, now time.Time) (string, error) {
+// move renames authRoot/<org> to authRoot/<org>_<reason>_<unix-ms>, makes
+// it 0700 and fsyncs authRoot so the rename survives a power loss. A
+// missing directory is not an error: it returns "", nil, because a
+// never-linked organization has nothing to archive. If the target exists
+// (two moves in the same millisecond) the millisecond is bumped until the
+// name is free. When only the chmod or the fsync fails the directory has
+// moved, so its new path comes back with the error.
+func move(authRoot, org, reason string, now time.Time) (string, error) {
 	if err := validate(org, reason); err != nil {
 		return "", err
 	}
@@ -62,6 +63,11 @@ func Move(authRoot, org, reason string, now time.Time) (string, error) {
 		if err := os.Rename(src, dst); err != nil {
 			return "", fmt.Errorf("archive %s: %w", org, err)
 		}
+		// The keys stay private however an older version left the
+		// directory: an archive is kept for weeks.
+		if err := os.Chmod(dst, private.DirMode); err != nil {
+			return dst, fmt.Errorf("archive %s: moved to %s but %w", org, dst, err)
+		}
 		if err := syncDir(authRoot); err != nil {
 			return dst, fmt.Errorf("archive %s: moved to %s but %w", org, dst, err)
 		}
@@ -69,62 +75,14 @@ func Move(authRoot, org, reason string, now time.Time) (string, error) {
 	}
 }
 
-// List returns org's archives, newest first. It matches exactly
-// org + "_" + reason + "_" + digits, so org "a" never sees the archives of
-// org "a_b" or "ab". A missing authRoot has no archives.
-func List(authRoot, org string) ([]Archive, error) {
-	if err := orgid.Validate(org); err != nil {
-		return nil, fmt.Errorf("archive: %w", err)
-	}
-	entries, err := os.ReadDir(authRoot)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("archive %s: %w", org, err)
-	}
-	var out []Archive
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		reason, ms, ok := parse(org, e.Name())
-		if !ok {
-			continue
-		}
-		out = append(out, Archive{Path: filepath.Join(authRoot, e.Name()), Reason: reason, At: time.UnixMilli(ms)})
-	}
-	newestFirst(out)
-	return out, nil
-}
-
 // newestFirst sorts archives by their time, newest first.
-func newestFirst(archives []Archive) {
-	slices.SortFunc(archives, func(a, b Archive) int {
-		if c := b.At.Compare(a.At); c != 0 {
+func newestFirst(archives []entry) {
+	slices.SortFunc(archives, func(a, b entry) int {
+		if c := b.at.Compare(a.at); c != 0 {
 			return c
 		}
-		return strings.Compare(b.Path, a.Path)
+		return strings.Compare(b.path, a.path)
 	})
-}
-
-// Prune keeps the newest keep archives of org (all reasons together) and
-// removes the older ones, returning the paths it removed. On an error it
-// returns what it removed so far.
-func Prune(authRoot, org string, keep int) ([]string, error) {
-	archives, err := List(authRoot, org)
-	if err != nil {
-		return nil, err
-	}
-	keep = max(keep, 0)
-	var removed []string
-	for _, a := range archives[min(keep, len(archives)):] {
-		if err := os.RemoveAll(a.Path); err != nil {
-			return removed, fmt.Errorf("archive %s: prune: %w", org, err)
-		}
-		removed = append(removed, a.Path)
-	}
-	return removed, nil
 }
 
 func validate(org, reason string) error {
@@ -139,27 +97,6 @@ func validate(org, reason string) error {
 
 func name(org, reason string, ms int64) string {
 	return org + "_" + reason + "_" + strconv.FormatInt(ms, 10)
-}
-
-// parse reports whether dir is an archive of org and, if so, its reason and
-// unix-ms.
-func parse(org, dir string) (reason string, ms int64, ok bool) {
-	rest, found := strings.CutPrefix(dir, org+"_")
-	if !found {
-		return "", 0, false
-	}
-	for _, r := range orgid.ArchiveReasons {
-		digits, found := strings.CutPrefix(rest, r+"_")
-		if !found || digits == "" || strings.Trim(digits, "0123456789") != "" {
-			continue
-		}
-		ms, err := strconv.ParseInt(digits, 10, 64)
-		if err != nil {
-			return "", 0, false
-		}
-		return r, ms, true
-	}
-	return "", 0, false
 }
 
 // syncDir makes a rename in dir durable: without it the directory entry may

@@ -23,20 +23,20 @@ import (
 type Dir struct {
 	root  string
 	mu    sync.Mutex
-	index map[string][]Archive // nil until first used
+	index map[string][]entry // nil until first used
 }
 
 // NewDir returns the archive index of root.
 func NewDir(root string) *Dir { return &Dir{root: root} }
 
-// Move archives org's auth directory; see Move.
+// Move archives org's auth directory; see move.
 func (d *Dir) Move(org, reason string, now time.Time) (string, error) {
-	path, err := Move(d.root, org, reason, now)
+	path, err := move(d.root, org, reason, now)
 	if path != "" {
 		d.mu.Lock()
 		if d.index != nil {
 			if _, r, ms, ok := parseAny(filepath.Base(path)); ok {
-				d.index[org] = append(d.index[org], Archive{Path: path, Reason: r, At: time.UnixMilli(ms)})
+				d.index[org] = append(d.index[org], entry{path: path, reason: r, at: time.UnixMilli(ms)})
 			}
 		}
 		d.mu.Unlock()
@@ -44,8 +44,9 @@ func (d *Dir) Move(org, reason string, now time.Time) (string, error) {
 	return path, err
 }
 
-// Prune keeps org's newest keep archives and removes the older ones,
-// returning the paths it removed; see Prune.
+// Prune keeps org's newest keep archives (all reasons together) and
+// removes the older ones, returning the paths it removed. On an error it
+// returns what it removed so far.
 func (d *Dir) Prune(org string, keep int) ([]string, error) {
 	if err := orgid.Validate(org); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
@@ -62,14 +63,14 @@ func (d *Dir) Prune(org string, keep int) ([]string, error) {
 	var removed []string
 	var err error
 	for _, a := range archives[min(keep, len(archives)):] {
-		if err = os.RemoveAll(a.Path); err != nil {
+		if err = os.RemoveAll(a.path); err != nil {
 			err = fmt.Errorf("archive %s: prune: %w", org, err)
 			break
 		}
-		removed = append(removed, a.Path)
+		removed = append(removed, a.path)
 	}
 	d.mu.Lock()
-	d.index[org] = slices.DeleteFunc(d.index[org], func(a Archive) bool { return slices.Contains(removed, a.Path) })
+	d.index[org] = slices.DeleteFunc(d.index[org], func(a entry) bool { return slices.Contains(removed, a.path) })
 	d.mu.Unlock()
 	return removed, err
 }
@@ -83,13 +84,13 @@ func (d *Dir) load() error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("archive: read %s: %w", d.root, err)
 	}
-	d.index = map[string][]Archive{}
+	d.index = map[string][]entry{}
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
 		}
 		if org, reason, ms, ok := parseAny(e.Name()); ok {
-			d.index[org] = append(d.index[org], Archive{Path: filepath.Join(d.root, e.Name()), Reason: reason, At: time.UnixMilli(ms)})
+			d.index[org] = append(d.index[org], entry{path: filepath.Join(d.root, e.Name()), reason: reason, at: time.UnixMilli(ms)})
 		}
 	}
 	return nil

@@ -43,8 +43,7 @@ func TestDirPrunesFromItsIndex(t *testing.T) {
 	if removed, err := d.Prune("a", 2); err != nil || !slices.Equal(removed, []string{made[1]}) {
 		t.Fatalf("second prune: %v %v", removed, err)
 	}
-	left, _ := List(root, "a")
-	if len(left) != 2 || left[0].Path != newest || left[1].Path != made[2] {
+	if left := onDisk(t, root, "a"); !slices.Equal(left, []string{newest, made[2]}) {
 		t.Fatalf("left %v", left)
 	}
 }

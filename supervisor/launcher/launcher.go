@@ -151,9 +151,6 @@ type Process struct {
 // PID is the worker's process ID.
 func (p *Process) PID() int { return p.pid }
 
-// Exited reports whether the worker process has ended.
-func (p *Process) Exited() bool { return p.client.Exited() }
-
 // killDeadline bounds go-plugin's Kill: it first asks the plugin to shut
 // down over gRPC with no deadline, which a frozen worker (stopped, or stuck
 // in a system call) never answers.

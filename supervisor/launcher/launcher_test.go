@@ -233,13 +233,13 @@ func TestLaunchPingKill(t *testing.T) {
 	if resp.Connected {
 		t.Fatal("a worker that was never started reports connected")
 	}
-	if p.Exited() {
+	if p.client.Exited() {
 		t.Fatal("exited before Kill")
 	}
 
 	p.Kill()
 	waitGone(t, p.PID(), 10*time.Second)
-	if !p.Exited() {
+	if !p.client.Exited() {
 		t.Fatal("Exited false after Kill")
 	}
 	p.Kill() // must neither panic on the closed channel nor block

@@ -156,14 +156,8 @@ func (q *Queue) Started(t Ticket) {
 // Depth is the number of waiting requests.
 func (q *Queue) Depth() int { return len(q.waiting) }
 
-// Live is the number of slots in use host-wide.
-func (q *Queue) Live() int { return len(q.held) }
-
 // LiveByEgress is the number of slots in use on each egress that has any.
 func (q *Queue) LiveByEgress() map[string]int { return maps.Clone(q.perEgress) }
-
-// LiveOn is the number of slots in use on one egress.
-func (q *Queue) LiveOn(egress string) int { return q.perEgress[egress] }
 
 // Holds reports whether t holds a slot (admitted or started).
 func (q *Queue) Holds(t Ticket) bool {

@@ -43,10 +43,13 @@ func newGuard(listen string, origins []string) guard {
 }
 
 // crossSite refuses a request from a browser page whose origin is not
-// listed; server-side callers (Django, the CLI) send no Origin.
+// listed; server-side callers (Django, the CLI) send no Origin. Header
+// values are compared as HTTP tokens, without case: a client that sends
+// "CROSS-SITE" must not pass where "cross-site" is refused.
 func (g guard) crossSite(r *http.Request) *apiError {
 	origin := r.Header.Get("Origin")
-	if origin == "" && r.Header.Get("Sec-Fetch-Site") != "cross-site" {
+	crossSite := strings.EqualFold(strings.TrimSpace(r.Header.Get("Sec-Fetch-Site")), "cross-site")
+	if origin == "" && !crossSite {
 		return nil
 	}
 	if origin != "" && slices.Contains(g.origins, normalOrigin(origin)) {

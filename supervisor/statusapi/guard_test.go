@@ -122,3 +122,21 @@ func TestTooManyOrgsIs409(t *testing.T) {
 		t.Fatalf("%q does not name the key", e.Error)
 	}
 }
+
+// A client may send the token in any case; only the refusal may not vary.
+func TestSecFetchSiteIsCaseInsensitive(t *testing.T) {
+	g := newGuard("127.0.0.1:8089", nil)
+	for value, refused := range map[string]bool{
+		"cross-site": true, "CROSS-SITE": true, "Cross-Site": true, " cross-site ": true,
+		"same-origin": false, "SAME-ORIGIN": false, "none": false, "same-site": false,
+	} {
+		r, err := http.NewRequest("POST", "http://127.0.0.1:8089/v1/orgs/2/logout", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header.Set("Sec-Fetch-Site", value)
+		if err := g.crossSite(r); (err != nil) != refused {
+			t.Errorf("Sec-Fetch-Site %q: refused = %v, want %v", value, err != nil, refused)
+		}
+	}
+}

@@ -16,8 +16,17 @@ import (
 const socketMode = 0o660
 
 // Listen opens the API's listener: "unix:/path" for a unix socket, anything
-// else as a TCP host:port.
+// else as a TCP host:port. Its connections answer in JSON even what Go's
+// HTTP server refuses before the API's handler runs (see jsonErrorConn).
 func Listen(addr string) (net.Listener, error) {
+	ln, err := listen(addr)
+	if err != nil {
+		return nil, err
+	}
+	return jsonErrorListener{ln}, nil
+}
+
+func listen(addr string) (net.Listener, error) {
 	path, ok := config.IsUnixListen(addr)
 	if !ok {
 		ln, err := net.Listen("tcp", addr)

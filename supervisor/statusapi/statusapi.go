@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"path"
@@ -140,6 +141,9 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 			slog.Int("status", rec.status), slog.String("org", r.PathValue("id")),
 			slog.Duration("took", time.Since(start)))
 	}()
+	body := &countingBody{ReadCloser: r.Body}
+	r.Body = body
+	defer discardRest(r, body)
 	// ServeMux would redirect a path with "." or ".." segments to another
 	// resource; a caller building such paths has a bug worth surfacing.
 	if p := r.URL.EscapedPath(); !canonical(p) {
@@ -179,6 +183,40 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(rec, r)
+}
+
+// maxDiscard bounds what discardRest reads; a caller sending more than
+// this past the answer may see the reset.
+const maxDiscard = 8 << 20
+
+// countingBody counts what was read of a request body.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+// discardRest reads and throws away what the caller is still sending once
+// the answer is decided: a 413, or a 401 or 415 given before the body was
+// looked at. Go's server reads at most 256 KiB of a body the handler left;
+// closing the connection with more in its receive buffer sends a TCP reset,
+// which can destroy the answer before the client reads it. A caller that
+// sent Expect: 100-continue and was never asked for its body has sent
+// nothing: reading would ask for what the answer refuses. A read error
+// only means there is nothing left to read.
+func discardRest(r *http.Request, body *countingBody) {
+	// The server inspects r.Body after the handler: its own reader tells
+	// it that a 100 Continue was never sent, so the body never comes.
+	r.Body = body.ReadCloser
+	if body.n == 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, body.ReadCloser, maxDiscard)
 }
 
 func canonical(p string) bool {

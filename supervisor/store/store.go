@@ -17,11 +17,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
 
+	"github.com/wa-sidecar/wa-sidecar/shared/private"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
@@ -44,7 +44,12 @@ type Store struct {
 // Open opens (creating if needed) the database at path and brings its
 // schema up to date.
 func Open(path string) (*Store, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	// state.db holds proxy passwords and its -wal recent changes: owner
+	// only, whatever the umask, also for files an older version left.
+	if err := private.Dir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("state store: %w", err)
+	}
+	if err := private.SQLite(path); err != nil {
 		return nil, fmt.Errorf("state store: %w", err)
 	}
 	// WAL lets the API's readers and the runners' writers work at once;
@@ -69,10 +74,6 @@ func Open(path string) (*Store, error) {
 	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, err
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("state store %s: %w", path, err)
 	}
 	return s, nil
 }

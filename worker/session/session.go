@@ -20,12 +20,14 @@ import (
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
+	walog "go.mau.fi/whatsmeow/util/log"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/contract"
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
 	"github.com/wa-sidecar/wa-sidecar/shared/fingerprint"
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
 	phonenumber "github.com/wa-sidecar/wa-sidecar/shared/phone"
+	"github.com/wa-sidecar/wa-sidecar/shared/private"
 	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 	"github.com/wa-sidecar/wa-sidecar/worker/badmac"
 	"github.com/wa-sidecar/wa-sidecar/worker/emulatorlink"
@@ -39,6 +41,25 @@ import (
 // busy_timeout, concurrent store writes failed decryption with SQLITE_BUSY
 // and messages were lost.
 const storeDSN = "file:%s?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
+
+// openStore opens authDir/whatsmeow.db, creating both. The store holds the
+// device's keys and the message texts in flight: directory 0700, database
+// with its -wal/-shm 0600 whatever the umask, also when an older version
+// left them readable.
+func openStore(ctx context.Context, authDir string, log walog.Logger) (*sqlstore.Container, error) {
+	if err := private.Dir(authDir); err != nil {
+		return nil, fmt.Errorf("create auth dir: %w", err)
+	}
+	path := filepath.Join(authDir, "whatsmeow.db")
+	if err := private.SQLite(path); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	container, err := sqlstore.New(ctx, "sqlite", fmt.Sprintf(storeDSN, path), log)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return container, nil
+}
 
 // Options are what a Session needs from the process around it.
 type Options struct {
@@ -134,17 +155,14 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 		s.scrub.scrub(req.Proxy)
 	}
 
-	if err := os.MkdirAll(req.AuthDir, 0o700); err != nil {
-		return nil, fmt.Errorf("start %s: create auth dir: %w", req.OrganizationId, err)
-	}
 	// Before NewClient and before any connect: the registration payload is
 	// built from these globals.
 	devicefp.Apply(fp)
 
 	waLog := s.opts.Detector.WhatsmeowLogger(s.log)
-	container, err := sqlstore.New(ctx, "sqlite", fmt.Sprintf(storeDSN, filepath.Join(req.AuthDir, "whatsmeow.db")), waLog.Sub("Store"))
+	container, err := openStore(ctx, req.AuthDir, waLog.Sub("Store"))
 	if err != nil {
-		return nil, fmt.Errorf("start %s: open store: %w", req.OrganizationId, err)
+		return nil, fmt.Errorf("start %s: %w", req.OrganizationId, err)
 	}
 	device, err := container.GetFirstDevice(ctx)
 	if err != nil {

@@ -82,7 +82,9 @@ func TestServersBoundEveryPhase(t *testing.T) {
 func TestSocketDir(t *testing.T) {
 	state := t.TempDir()
 	run := filepath.Join(state, "run")
-	os.MkdirAll(run, 0o700)
+	// As an older version may have left it: readable by every user.
+	os.MkdirAll(run, 0o755)
+	os.Chmod(run, 0o755)
 	ln, err := net.Listen("unix", filepath.Join(run, "plugin123"))
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +99,9 @@ func TestSocketDir(t *testing.T) {
 	entries, _ := os.ReadDir(run)
 	if len(entries) != 1 || entries[0].Name() != "keep" {
 		t.Fatalf("left %v", entries)
+	}
+	if fi, err := os.Stat(run); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("run: %v %v, want mode 0700", fi, err)
 	}
 	long := filepath.Join(t.TempDir(), strings.Repeat("d", 90))
 	if _, err := socketDirOf(long); err == nil || !strings.Contains(err.Error(), "too long") {

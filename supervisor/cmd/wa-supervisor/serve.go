@@ -23,6 +23,7 @@ import (
 
 	"github.com/wa-sidecar/wa-sidecar/shared/config"
 	"github.com/wa-sidecar/wa-sidecar/shared/logline"
+	"github.com/wa-sidecar/wa-sidecar/shared/private"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/archive"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/launcher"
@@ -77,7 +78,9 @@ func serve(configPath string, stderr io.Writer) error {
 		log.Warn("no API key configured: the status API accepts every local caller (dev mode)", "listen", cfg.API.Listen)
 	}
 	authRoot := filepath.Join(cfg.StateDir, "auth_sessions")
-	if err := os.MkdirAll(authRoot, 0o700); err != nil {
+	// 0700 also when an older version made it under a looser umask: it
+	// holds every organization's keys.
+	if err := private.Dir(authRoot); err != nil {
 		return fmt.Errorf("state_dir: %w", err)
 	}
 	st, err := store.Open(filepath.Join(cfg.StateDir, "supervisor", "state.db"))
@@ -283,7 +286,7 @@ func socketDirOf(stateDir string) (string, error) {
 	if fi, err := os.Lstat(dir); err == nil && !fi.IsDir() {
 		return "", fmt.Errorf("state_dir: %s is not a directory; move it aside", dir)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := private.Dir(dir); err != nil {
 		return "", fmt.Errorf("state_dir: %w", err)
 	}
 	entries, err := os.ReadDir(dir)
