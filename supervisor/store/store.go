@@ -43,7 +43,11 @@ type Store struct {
 
 // Open opens (creating if needed) the database at path and brings its
 // schema up to date.
-func Open(path string) (*Store, error) {
+func Open(path string) (*Store, error) { return openDriver(path, "sqlite") }
+
+// openDriver is Open through the database/sql driver registered as driver:
+// tests put one in front of SQLite's to count the statements a call makes.
+func openDriver(path, driver string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("state store: %w", err)
 	}
@@ -57,7 +61,7 @@ func Open(path string) (*Store, error) {
 	}
 	q.Set("_txlock", "immediate")
 	dsn := (&url.URL{Scheme: "file", Opaque: (&url.URL{Path: path}).EscapedPath(), RawQuery: q.Encode()}).String()
-	db, err := sql.Open("sqlite", dsn)
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("state store %s: %w", path, err)
 	}

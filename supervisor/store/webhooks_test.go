@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -127,4 +128,77 @@ func TestEventHeads(t *testing.T) {
 	if len(heads) != 3 || heads[1].ID != evs[4].ID {
 		t.Fatalf("after org b's head died: %+v", heads)
 	}
+}
+
+// A dispatcher round reads every organization's head in one statement,
+// however many organizations have events waiting: with one query per
+// organization, 1,000 organizations meant 1,000 statements a round on the
+// connection every commit needs.
+func TestEventHeadsIsOneQuery(t *testing.T) {
+	s := openCounting(t)
+	s.EnableEvents(false, nil)
+	var evs []webhook.Event
+	for i := range 30 {
+		org := fmt.Sprintf("org%02d", i)
+		for range 3 {
+			evs = append(evs, webhook.NewEvent(webhook.StatusChanged, org, "connected", "", t0, nil))
+		}
+	}
+	if err := s.AddEvents(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	before := statements.Load()
+	heads, err := s.EventHeads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := statements.Load() - before; n != 1 {
+		t.Fatalf("reading 30 organizations' heads took %d statements, want 1", n)
+	}
+	if len(heads) != 30 {
+		t.Fatalf("%d heads, want 30", len(heads))
+	}
+	for i, h := range heads {
+		if h.ID != evs[3*i].ID {
+			t.Fatalf("head %d is %s of %s, want the organization's first event %s", i, h.ID, h.Org, evs[3*i].ID)
+		}
+	}
+}
+
+// The queue's counts are kept as events come, die, are retried and go,
+// by triggers in the transactions that change the queue.
+func TestEventCountsAreKept(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s.EnableEvents(false, nil)
+	counts := func(wantWaiting, wantDead int) {
+		t.Helper()
+		waiting, dead, err := s.EventCounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waiting != wantWaiting || dead != wantDead {
+			t.Fatalf("counts waiting %d dead %d, want %d and %d", waiting, dead, wantWaiting, wantDead)
+		}
+	}
+	counts(0, 0)
+	evs := []webhook.Event{
+		webhook.NewEvent(webhook.StatusChanged, "a", "connected", "", t0, nil),
+		webhook.NewEvent(webhook.StatusChanged, "a", "connected", "", t0, nil),
+		webhook.NewEvent(webhook.StatusChanged, "b", "connected", "", t0, nil),
+	}
+	s.AddEvents(ctx, evs...)
+	counts(3, 0)
+	heads, _ := s.EventHeads(ctx)
+	s.EventFailed(ctx, heads[0].Seq, 1, t0.Add(time.Second), "HTTP 500")
+	counts(3, 0)
+	s.EventDead(ctx, heads[0].Seq, 2, t0, "HTTP 500")
+	counts(2, 1)
+	if _, err := s.RetryDeadEvent(ctx, evs[0].ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	counts(3, 0)
+	s.EventDelivered(ctx, heads[0].Seq)
+	s.EventDelivered(ctx, heads[1].Seq)
+	counts(1, 0)
+
 }
