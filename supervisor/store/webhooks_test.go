@@ -1,12 +1,14 @@
 package store
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
 )
@@ -38,7 +40,7 @@ func TestOutcomesCommitTheirEvents(t *testing.T) {
 	s.InsertMessage(ctx, single)
 	mustSending(t, s, "s1", t0)
 	s.MarkSent(ctx, single, t0)
-	s.Receipt(ctx, "2", []string{single.WAID}, outbox.Read, t0)
+	s.Receipt(ctx, "2", []string{single.WAID}, outbox.Read, t0, t0)
 	job := msg("j1", "2", "573042", t0)
 	job.Broadcast = "job"
 	s.InsertBroadcast(ctx, outbox.Broadcast{ID: "job", Org: "2", Text: "x", Total: 1, CreatedAt: t0}, []outbox.Message{job})
@@ -201,4 +203,71 @@ func TestEventCountsAreKept(t *testing.T) {
 	s.EventDelivered(ctx, heads[1].Seq)
 	counts(1, 0)
 
+}
+
+// A receipt's event is stamped with the time the supervisor recorded it,
+// to the millisecond, and carries WhatsApp's time (whole seconds from the
+// recipient's phone) in data.wa_timestamp: a receiver sorting by timestamp
+// sees sent, delivered, read in that order, not delivered first.
+func TestReceiptEventsAreStampedWhenRecorded(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s.EnableEvents(false, nil)
+	origin := clocktest.Origin().Truncate(time.Second)
+	sentAt := origin.Add(400 * time.Millisecond)
+	m := msg("s1", "2", "573041", origin)
+	s.InsertMessage(ctx, m)
+	mustSending(t, s, "s1", origin)
+	if _, err := s.MarkSent(ctx, m, sentAt); err != nil {
+		t.Fatal(err)
+	}
+	// WhatsApp says the phone got it in the same second, 0.4 s "before"
+	// the ack was recorded; the supervisor hears it 250 ms after the ack.
+	deliveredWA, deliveredAt := origin, sentAt.Add(250*time.Millisecond)
+	readWA, readAt := origin.Add(time.Second), origin.Add(1789*time.Millisecond)
+	if _, err := s.Receipt(ctx, "2", []string{m.WAID}, outbox.Delivered, deliveredWA, deliveredAt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Receipt(ctx, "2", []string{m.WAID}, outbox.Read, readWA, readAt); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM webhook_events ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := scanEvents(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type body struct {
+		Status    string
+		Timestamp string
+		Data      map[string]string
+	}
+	var got []body
+	for _, e := range evs {
+		var b body
+		if err := json.Unmarshal(e.Body(), &b); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, b)
+	}
+	stamp := func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+	want := []body{
+		{Status: "sent", Timestamp: stamp(sentAt)},
+		{Status: "delivered", Timestamp: stamp(deliveredAt), Data: map[string]string{"wa_timestamp": stamp(deliveredWA)}},
+		{Status: "read", Timestamp: stamp(readAt), Data: map[string]string{"wa_timestamp": stamp(readWA)}},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d events, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Status != w.Status || g.Timestamp != w.Timestamp || g.Data["wa_timestamp"] != w.Data["wa_timestamp"] {
+			t.Fatalf("event %d: status %s timestamp %s wa_timestamp %q; want %s %s %q",
+				i, g.Status, g.Timestamp, g.Data["wa_timestamp"], w.Status, w.Timestamp, w.Data["wa_timestamp"])
+		}
+		if i > 0 && g.Timestamp < got[i-1].Timestamp {
+			t.Fatalf("a receiver sorting by timestamp puts %s before %s", g.Status, got[i-1].Status)
+		}
+	}
 }
