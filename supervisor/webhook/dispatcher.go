@@ -67,8 +67,9 @@ type Dispatcher struct {
 	// round begins after it, so that every organization with an event due
 	// gets its turn before any gets a second one.
 	last string
-	// countedAt spaces the counts for the gauges: a full count of a large
-	// backlog is not worth doing at every round.
+	// countedAt spaces the counts for the gauges: reading them is cheap
+	// (the store keeps them), but a round is one query, and a statement
+	// more at every round would double that for a gauge.
 	countedAt time.Time
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
 )
@@ -98,7 +99,7 @@ func TestOrganizationsTakeTurns(t *testing.T) {
 // The choice of what starts is round-robin from the organization after the
 // last one started, skipping the busy, the held and those not yet due.
 func TestPickRoundRobin(t *testing.T) {
-	now := time.Unix(1_000_000, 0)
+	now := clocktest.Origin()
 	heads := []webhook.Event{{Org: "a"}, {Org: "b"}, {Org: "c", NextAt: now.Add(3 * time.Second)}, {Org: "d"}, {Org: "z"}}
 	start, wait := webhook.Pick(heads, "b", map[string]bool{"d": true}, map[string]time.Time{"a": now.Add(time.Second)}, 2, now)
 	var got []string
