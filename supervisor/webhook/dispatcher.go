@@ -20,7 +20,9 @@ import (
 // Store is where events wait; *store.Store implements it.
 type Store interface {
 	// EventHeads returns each organization's oldest event that is not a
-	// dead letter: only it may be delivered, which keeps the order.
+	// dead letter (only it may be delivered, which keeps the order), in
+	// the order of the organizations' IDs (pick takes turns in it), in
+	// one query.
 	EventHeads(ctx context.Context) ([]Event, error)
 	EventDelivered(ctx context.Context, seq int64) error
 	EventFailed(ctx context.Context, seq int64, attempts int, next time.Time, lastErr string) error
