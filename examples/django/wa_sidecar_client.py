@@ -167,8 +167,13 @@ def _org(org, *rest):
 def verify_webhook(secret, body, signature_header, now=None, tolerance=300):
     """Whether a webhook request was signed by wa-sidecar, recently.
 
-    secret is the content of the sidecar's webhook.secret_file (bytes),
-    body the raw request body (Django: request.body, before any parsing),
+    secret is the content of the sidecar's webhook.secret_file (bytes or
+    str). The sidecar trims white space around the file's content (the
+    newline echo or an editor leaves), and so does this check: a secret
+    read with open(path, "rb").read() works as it is. Keep the secret
+    printable ASCII (openssl rand -hex 32): the sidecar also trims Unicode
+    spaces, this check only ASCII ones. body is the raw request body
+    (Django: request.body, before any parsing),
     signature_header the X-Wa-Sidecar-Signature value:
     "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>".
 
@@ -176,7 +181,14 @@ def verify_webhook(secret, body, signature_header, now=None, tolerance=300):
     once it is more than tolerance seconds away from now, in either
     direction. Several v1 entries are allowed (one per secret while a
     secret is being rotated); one match is enough.
+
+    The body's "timestamp" is when the sidecar recorded the event (UTC,
+    RFC 3339 with milliseconds: it sorts as a string too); a time WhatsApp
+    reported, such as a receipt's, is in data["wa_timestamp"].
     """
+    if isinstance(secret, str):
+        secret = secret.encode()
+    secret = secret.strip()  # as the sidecar reads webhook.secret_file
     timestamp, signatures = "", []
     for part in (signature_header or "").split(","):
         key, _, value = part.strip().partition("=")

@@ -324,7 +324,9 @@ func (c *Config) APIKey() (string, error) {
 }
 
 // WebhookSecret reads the key that signs webhook bodies from
-// webhook.secret_file.
+// webhook.secret_file, with surrounding white space trimmed (the newline
+// that echo or an editor leaves is not part of it): receivers must trim
+// the same way, as README and the Python client say.
 func (c *Config) WebhookSecret() ([]byte, error) {
 	b, err := os.ReadFile(c.Webhook.SecretFile)
 	if err != nil {

@@ -2,9 +2,11 @@ package outbox
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
+	"github.com/wa-sidecar/wa-sidecar/supervisor/backoff"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
 )
 
@@ -46,18 +48,28 @@ func (o *Outbox) sweep() {
 var receiptStatus = map[string]Status{"delivered": Delivered, "read": Read, "played": Read}
 
 // Receipt records that the recipient's phone received or read messages.
+// It runs on the worker's event stream and returns once the receipt is
+// committed: a failed commit is retried (commit), which holds the stream
+// back meanwhile, so the worker's later events wait in its bounded queue
+// instead of overtaking a receipt that is not recorded yet.
 func (o *Outbox) Receipt(org string, waIDs []string, typ string, at time.Time) {
 	status, ok := receiptStatus[typ]
 	if !ok {
 		return
 	}
+	now := o.clock.Now()
 	if at.IsZero() {
 		// A receipt without its time: now is the best known.
-		at = o.clock.Now()
+		at = now
 	}
-	changed, err := o.store.Receipt(context.Background(), org, waIDs, status, at)
+	var changed []Message
+	err := o.commit(org, "a receipt", func() error {
+		var err error
+		changed, err = o.store.Receipt(context.Background(), org, waIDs, status, at, now)
+		return err
+	})
 	if err != nil {
-		o.log.Error("recording a receipt failed", "org", org, "err", err)
+		o.log.Error("a receipt is lost: its commit kept failing", "org", org, "receipt", typ, "messages", len(waIDs), "err", err)
 		return
 	}
 	for _, m := range changed {
@@ -68,7 +80,8 @@ func (o *Outbox) Receipt(org string, waIDs []string, typ string, at time.Time) {
 // Heard records a message the organization received: its text goes to the
 // webhook as message_received (when webhook.incoming is on), and its sender
 // becomes a known contact, so the new-chat restriction does not hold
-// messages to them.
+// messages to them. Like Receipt, it retries a failed commit before it
+// returns to the worker's event stream.
 //
 // Only a direct message makes a contact (a group member is not a chat), and
 // only from a phone-number JID: a LID is not a number this outbox sends to.
@@ -83,8 +96,9 @@ func (o *Outbox) Heard(org, sender, chat, id, text string) {
 	if text != "" {
 		e := webhook.NewEvent(webhook.MessageReceived, org, "", "", o.clock.Now(),
 			map[string]string{"from": from, "chat": chat, "text": text, "message_id": id})
-		if err := o.store.AddEvents(context.Background(), e); err != nil {
-			o.log.Error("recording a received message for the webhook failed", "org", org, "err", err)
+		err := o.commit(org, "a received message", func() error { return o.store.AddEvents(context.Background(), e) })
+		if err != nil {
+			o.log.Error("a received message is lost for the webhook: its commit kept failing", "org", org, "message_id", id, "err", err)
 		}
 	}
 	if number == "" || server != "s.whatsapp.net" || (chatServer != "s.whatsapp.net" && chatServer != "lid") {
@@ -92,6 +106,53 @@ func (o *Outbox) Heard(org, sender, chat, id, text string) {
 	}
 	if err := o.store.AddContact(context.Background(), org, number); err != nil {
 		o.log.Error("remembering a contact failed", "org", org, "err", err)
+	}
+}
+
+// Retries of a failed commit of what a worker streamed: WhatsApp has been
+// acknowledged already (whatsmeow acks a message once it is decrypted), so
+// a commit given up is an event lost. A minute covers a busy or briefly
+// failing disk; a store failing for longer fails /readyz anyway.
+const (
+	commitFirstRetry = 100 * time.Millisecond
+	commitMaxRetry   = 5 * time.Second
+	commitGiveUpAt   = time.Minute
+)
+
+// commit runs fn until it succeeds, waiting between attempts on the
+// outbox's clock; it gives up after commitGiveUpAt or when the outbox
+// stops, with fn's last error.
+func (o *Outbox) commit(org, what string, fn func() error) error {
+	start := o.clock.Now()
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			if attempt > 1 {
+				o.log.Info("recorded "+what+" after failed commits", "org", org, "attempts", attempt)
+			}
+			return nil
+		}
+		if o.clock.Now().Sub(start) >= commitGiveUpAt {
+			return fmt.Errorf("recording %s: gave up after %d attempts: %w", what, attempt, err)
+		}
+		wait := backoff.Delay(commitFirstRetry, commitMaxRetry, attempt)
+		o.log.Warn("recording "+what+" failed; retried", "org", org, "attempt", attempt, "retry_in", wait.String(), "err", err)
+		if !o.pause(wait) {
+			return fmt.Errorf("recording %s: the outbox stopped: %w", what, err)
+		}
+	}
+}
+
+// pause waits d on the outbox's clock; false when the outbox stopped first.
+func (o *Outbox) pause(d time.Duration) bool {
+	due := make(chan struct{})
+	t := o.clock.AfterFunc(d, func() { close(due) })
+	select {
+	case <-due:
+		return true
+	case <-o.done:
+		t.Stop()
+		return false
 	}
 }
 

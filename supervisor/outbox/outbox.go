@@ -32,7 +32,7 @@ type Store interface {
 	MarkSent(ctx context.Context, m Message, at time.Time) (bool, error)
 	Requeue(ctx context.Context, m Message, at time.Time) (Message, error)
 	Fail(ctx context.Context, m Message, reason string, at time.Time) error
-	Receipt(ctx context.Context, org string, waIDs []string, status Status, at time.Time) ([]Message, error)
+	Receipt(ctx context.Context, org string, waIDs []string, status Status, at, now time.Time) ([]Message, error)
 	AddContact(ctx context.Context, org, phone string) error
 	Restrict(ctx context.Context, org string, until, at time.Time) error
 	AddEvents(ctx context.Context, events ...webhook.Event) error

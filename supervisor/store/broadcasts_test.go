@@ -131,7 +131,7 @@ func TestBroadcastCountersFollowEveryOutcome(t *testing.T) {
 			if rng.IntN(2) == 0 {
 				st = outbox.Read
 			}
-			if _, err := s.Receipt(ctx, m.Org, []string{m.WAID}, st, at); err != nil {
+			if _, err := s.Receipt(ctx, m.Org, []string{m.WAID}, st, at, at); err != nil {
 				t.Fatal(err)
 			}
 		default:

@@ -150,6 +150,29 @@ END;
 -- this index rather than by reading every dead letter.
 CREATE INDEX webhook_events_message ON webhook_events (json_extract(data, '$.message_id')) WHERE kind = 'message_status';
 `,
+	7: `
+-- The webhook queue's gauges, kept by triggers in the transactions that
+-- change the queue: counting a backlog of millions every few seconds would
+-- scan the whole table on the one connection every commit needs.
+CREATE TABLE webhook_counts (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	waiting INTEGER NOT NULL,
+	dead    INTEGER NOT NULL
+) STRICT;
+INSERT INTO webhook_counts (id, waiting, dead)
+	SELECT 1, coalesce(sum(dead_at = 0), 0), coalesce(sum(dead_at > 0), 0) FROM webhook_events;
+CREATE TRIGGER webhook_counts_insert AFTER INSERT ON webhook_events BEGIN
+	UPDATE webhook_counts SET waiting = waiting + (NEW.dead_at = 0), dead = dead + (NEW.dead_at > 0) WHERE id = 1;
+END;
+CREATE TRIGGER webhook_counts_delete AFTER DELETE ON webhook_events BEGIN
+	UPDATE webhook_counts SET waiting = waiting - (OLD.dead_at = 0), dead = dead - (OLD.dead_at > 0) WHERE id = 1;
+END;
+CREATE TRIGGER webhook_counts_dead AFTER UPDATE OF dead_at ON webhook_events
+	WHEN (OLD.dead_at = 0) != (NEW.dead_at = 0) BEGIN
+	UPDATE webhook_counts SET waiting = waiting + (NEW.dead_at = 0) - (OLD.dead_at = 0),
+		dead = dead + (NEW.dead_at > 0) - (OLD.dead_at > 0) WHERE id = 1;
+END;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

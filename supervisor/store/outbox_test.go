@@ -100,7 +100,7 @@ func TestReceiptsMoveForwardOnly(t *testing.T) {
 	s.InsertMessage(ctx, m)
 	mustSending(t, s, "a", t0)
 	// The receipt overtakes the ack.
-	changed, err := s.Receipt(ctx, "2", []string{"3EB0a"}, outbox.Delivered, t0.Add(time.Second))
+	changed, err := s.Receipt(ctx, "2", []string{"3EB0a"}, outbox.Delivered, t0.Add(time.Second), t0.Add(time.Second))
 	if err != nil || len(changed) != 1 {
 		t.Fatalf("receipt: %v %v", changed, err)
 	}
@@ -113,11 +113,11 @@ func TestReceiptsMoveForwardOnly(t *testing.T) {
 	if got.Status != outbox.Delivered || !got.SentAt.Equal(t0.Add(500*time.Millisecond)) {
 		t.Fatalf("after a receipt and a late ack: %+v", got)
 	}
-	s.Receipt(ctx, "2", []string{"3EB0a"}, outbox.Read, t0.Add(2*time.Second))
-	if changed, _ := s.Receipt(ctx, "2", []string{"3EB0a"}, outbox.Delivered, t0.Add(3*time.Second)); len(changed) != 0 {
+	s.Receipt(ctx, "2", []string{"3EB0a"}, outbox.Read, t0.Add(2*time.Second), t0.Add(2*time.Second))
+	if changed, _ := s.Receipt(ctx, "2", []string{"3EB0a"}, outbox.Delivered, t0.Add(3*time.Second), t0.Add(3*time.Second)); len(changed) != 0 {
 		t.Fatal("a delivery receipt moved a read message back")
 	}
-	if changed, _ := s.Receipt(ctx, "other", []string{"3EB0a"}, outbox.Read, t0); len(changed) != 0 {
+	if changed, _ := s.Receipt(ctx, "other", []string{"3EB0a"}, outbox.Read, t0, t0); len(changed) != 0 {
 		t.Fatal("another organization's receipt matched")
 	}
 }
@@ -214,7 +214,7 @@ func TestJobFinishesWithItsLastMessage(t *testing.T) {
 	}
 	s.Fail(ctx, msgs[1], "server_error_479", t0)
 	mustSending(t, s, "m3", t0)
-	s.Receipt(ctx, "2", []string{msgs[2].WAID}, outbox.Delivered, t0.Add(time.Second))
+	s.Receipt(ctx, "2", []string{msgs[2].WAID}, outbox.Delivered, t0.Add(time.Second), t0.Add(time.Second))
 	if st := status(); st != outbox.JobDone {
 		t.Fatalf("job %s after its last message was delivered", st)
 	}

@@ -189,8 +189,11 @@ func (s *Store) finishDrained(ctx context.Context, tx *sql.Tx, job string, at ti
 }
 
 // Receipt moves org's messages with these WhatsApp IDs forward to status
-// (delivered or read), never back; it returns the messages it changed.
-func (s *Store) Receipt(ctx context.Context, org string, waIDs []string, status outbox.Status, at time.Time) ([]outbox.Message, error) {
+// (delivered or read), never back; it returns the messages it changed. at
+// is WhatsApp's time, kept as the message's delivered_at or read_at and in
+// the event's data; now, when the supervisor recorded the receipt, is the
+// event's timestamp.
+func (s *Store) Receipt(ctx context.Context, org string, waIDs []string, status outbox.Status, at, now time.Time) ([]outbox.Message, error) {
 	if len(waIDs) == 0 {
 		return nil, nil
 	}
@@ -217,11 +220,11 @@ func (s *Store) Receipt(ctx context.Context, org string, waIDs []string, status 
 			return err
 		}
 		for _, m := range out {
-			if err := s.emit(ctx, tx, messageEvent(m, status, "", at)); err != nil {
+			if err := s.emit(ctx, tx, receiptEvent(m, status, at, now)); err != nil {
 				return err
 			}
 			if m.Broadcast != "" {
-				if _, err := s.finishDrained(ctx, tx, m.Broadcast, at); err != nil {
+				if _, err := s.finishDrained(ctx, tx, m.Broadcast, now); err != nil {
 					return err
 				}
 			}
@@ -355,6 +358,17 @@ func (s *Store) RecoverSending(ctx context.Context, at time.Time) (int, []outbox
 func messageEvent(m outbox.Message, status outbox.Status, reason string, at time.Time) webhook.Event {
 	return webhook.NewEvent(webhook.MessageStatus, m.Org, string(status), reason, at, map[string]string{
 		"message_id": m.ID, "wa_message_id": m.WAID, "to": m.To, "broadcast_id": m.Broadcast,
+	})
+}
+
+// receiptEvent is a message_status event for a receipt: its timestamp is
+// now, when the supervisor recorded it, and WhatsApp's time (whole seconds
+// from the recipient's phone, which a receiver sorting by timestamp put
+// before the sent event) goes in data as wa_timestamp.
+func receiptEvent(m outbox.Message, status outbox.Status, at, now time.Time) webhook.Event {
+	return webhook.NewEvent(webhook.MessageStatus, m.Org, string(status), "", now, map[string]string{
+		"message_id": m.ID, "wa_message_id": m.WAID, "to": m.To, "broadcast_id": m.Broadcast,
+		"wa_timestamp": at.UTC().Format(webhook.TimestampFormat),
 	})
 }
 

@@ -125,10 +125,10 @@ func TestPruneDeletesOnlyWhatOutlivedRetention(t *testing.T) {
 	}
 	oldRead := insert("old-read", o)
 	sent(oldRead, old)
-	s.Receipt(ctx, "2", []string{oldRead.WAID}, outbox.Read, o.Add(time.Hour))
+	s.Receipt(ctx, "2", []string{oldRead.WAID}, outbox.Read, o.Add(time.Hour), o.Add(time.Hour))
 	readLate := insert("read-late", o)
 	sent(readLate, old)
-	s.Receipt(ctx, "2", []string{readLate.WAID}, outbox.Read, late)
+	s.Receipt(ctx, "2", []string{readLate.WAID}, outbox.Read, late, late)
 	insert("old-queued", o)
 	mustSending(t, s, insert("old-sending", o).ID, old)
 

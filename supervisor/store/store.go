@@ -43,7 +43,11 @@ type Store struct {
 
 // Open opens (creating if needed) the database at path and brings its
 // schema up to date.
-func Open(path string) (*Store, error) {
+func Open(path string) (*Store, error) { return openDriver(path, "sqlite") }
+
+// openDriver is Open through the database/sql driver registered as driver:
+// tests put one in front of SQLite's to count the statements a call makes.
+func openDriver(path, driver string) (*Store, error) {
 	// state.db holds proxy passwords and its -wal recent changes: owner
 	// only, whatever the umask, also for files an older version left.
 	if err := private.Dir(filepath.Dir(path)); err != nil {
@@ -62,7 +66,7 @@ func Open(path string) (*Store, error) {
 	}
 	q.Set("_txlock", "immediate")
 	dsn := (&url.URL{Scheme: "file", Opaque: (&url.URL{Path: path}).EscapedPath(), RawQuery: q.Encode()}).String()
-	db, err := sql.Open("sqlite", dsn)
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("state store %s: %w", path, err)
 	}

@@ -185,12 +185,14 @@ func TestDeadLetterAndRetry(t *testing.T) {
 	}
 }
 
-// give_up_after counts from when the event was committed, not from the
-// time it reports: a day-old receipt that arrives now is retried, not dead.
+// give_up_after counts from when the supervisor recorded the event, not
+// from WhatsApp's time in its data: a receipt for a phone that was offline
+// for two days, recorded now, is retried, not dead.
 func TestGiveUpCountsFromTheCommit(t *testing.T) {
 	r := newReceiver(t, 503)
 	st, d, _ := run(t, r.srv.URL, time.Hour)
-	old := webhook.NewEvent(webhook.MessageStatus, "a", "read", "", time.Now().Add(-48*time.Hour), nil)
+	old := webhook.NewEvent(webhook.MessageStatus, "a", "read", "", time.Now(),
+		map[string]string{"wa_timestamp": time.Now().Add(-48 * time.Hour).UTC().Format(webhook.TimestampFormat)})
 	st.AddEvents(context.Background(), old)
 	eventually(t, "the old event delivered after its failure", func() bool { return slices.Equal(r.delivered(), []string{old.ID}) })
 	if dead, _ := d.Dead(context.Background(), 10); len(dead) != 0 {

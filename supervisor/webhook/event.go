@@ -33,7 +33,11 @@ type Event struct {
 	Kind   string
 	Status string
 	Reason string
-	At     time.Time
+	// At is when the supervisor recorded the event, on its own clock: the
+	// body's timestamp, which receivers sort by. A time WhatsApp reported
+	// (a receipt's, whole seconds on the phone's side) goes in Data, so
+	// that a delivered receipt never sorts before its message's sent.
+	At time.Time
 	// Data is the event's own fields as JSON.
 	Data json.RawMessage
 
@@ -66,6 +70,11 @@ type Payload struct {
 	Data           json.RawMessage `json:"data"`
 }
 
+// TimestampFormat is how times appear in bodies: RFC 3339 in UTC with
+// exactly three decimals, so that timestamps also sort as strings (with
+// RFC3339Nano, "10:00:00Z" sorted after "10:00:00.123Z").
+const TimestampFormat = "2006-01-02T15:04:05.000Z07:00"
+
 // Body is the event as POSTed; the same event always gives the same bytes.
 func (e Event) Body() []byte {
 	data := e.Data
@@ -73,6 +82,6 @@ func (e Event) Body() []byte {
 		data = json.RawMessage("{}")
 	}
 	b, _ := json.Marshal(Payload{ID: e.ID, Event: e.Kind, OrganizationID: e.Org, Status: e.Status, Reason: e.Reason,
-		Timestamp: e.At.UTC().Format(time.RFC3339Nano), Data: data})
+		Timestamp: e.At.UTC().Format(TimestampFormat), Data: data})
 	return b
 }
