@@ -97,6 +97,9 @@ type Broadcast struct {
 	Text           string
 	Status         JobStatus
 	IdempotencyKey string
+	// RecipientsHash names the job's normalised recipient list
+	// (RecipientsHash): a reused idempotency key matches only the same list.
+	RecipientsHash string
 	Total          int
 	CreatedAt      time.Time
 	StartedAt      time.Time

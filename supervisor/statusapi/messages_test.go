@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/config"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/metrics"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
@@ -39,6 +41,11 @@ func outboxServer(tb testing.TB, maxRecipients int) (*httptest.Server, *outbox.O
 	tb.Helper()
 	st, err := store.Open(filepath.Join(tb.TempDir(), "state.db"))
 	if err != nil {
+		tb.Fatal(err)
+	}
+	// The outbox takes messages only for organizations registered in
+	// state.db, as the fleet's start commits them.
+	if err := st.SaveOrg(tb.Context(), lifecycle.Record{ID: "2", Status: state.Queued, Run: true}, nil, time.Now()); err != nil {
 		tb.Fatal(err)
 	}
 	cfg := config.Default().Messages

@@ -12,7 +12,7 @@ import (
 )
 
 const broadcastColumns = `seq, id, org, text, status, coalesce(idempotency_key, ''), total, created_at,
-	started_at, finished_at, progress_at`
+	started_at, finished_at, progress_at, recipients_hash`
 
 func scanBroadcast(row scanner) (outbox.Broadcast, error) {
 	var (
@@ -20,7 +20,8 @@ func scanBroadcast(row scanner) (outbox.Broadcast, error) {
 		status                            string
 		created, started, finished, moved int64
 	)
-	err := row.Scan(&b.Seq, &b.ID, &b.Org, &b.Text, &status, &b.IdempotencyKey, &b.Total, &created, &started, &finished, &moved)
+	err := row.Scan(&b.Seq, &b.ID, &b.Org, &b.Text, &status, &b.IdempotencyKey, &b.Total, &created, &started, &finished, &moved,
+		&b.RecipientsHash)
 	b.Status = outbox.JobStatus(status)
 	b.CreatedAt, b.StartedAt, b.FinishedAt, b.ProgressAt = fromMillis(created), fromMillis(started), fromMillis(finished), fromMillis(moved)
 	return b, err

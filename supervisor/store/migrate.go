@@ -116,6 +116,16 @@ ALTER TABLE orgs ADD COLUMN proxy TEXT NOT NULL DEFAULT '';
 -- the time it reports (a receipt from a phone that was offline for a day).
 ALTER TABLE webhook_events ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
 `,
+	6: `
+-- A message WhatsApp refused with 463 waits restrict_backoff itself, even
+-- to a known contact: resent at the pacing rate it would hold every later
+-- message back and hammer the restriction (unix ms, 0 = may go).
+ALTER TABLE messages ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
+-- A broadcast's idempotency key matches a retry only with the same
+-- recipients: the hash of its normalised list ('' on jobs from before it,
+-- whose hash is taken from their messages when first needed).
+ALTER TABLE broadcasts ADD COLUMN recipients_hash TEXT NOT NULL DEFAULT '';
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -7,11 +7,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
 )
 
 func msg(id, org, to string, at time.Time) outbox.Message {
 	return outbox.Message{ID: id, Org: org, To: to, Text: "t " + id, WAID: "3EB0" + id, QueuedAt: at}
+}
+
+// openOutbox opens a state.db with organizations 2 and other registered:
+// the outbox takes messages only for registered organizations.
+func openOutbox(t *testing.T) *Store {
+	t.Helper()
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	register(t, s, "2", "other")
+	return s
+}
+
+func register(t *testing.T, s *Store, orgs ...string) {
+	t.Helper()
+	for _, org := range orgs {
+		if err := s.SaveOrg(ctx, lifecycle.Record{ID: org, Status: state.Queued, Run: true}, nil, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func mustSending(t *testing.T, s *Store, id string, at time.Time) {
@@ -22,7 +42,7 @@ func mustSending(t *testing.T, s *Store, id string, at time.Time) {
 }
 
 func TestIdempotentInsert(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	m := msg("a", "2", "573001", t0)
 	m.IdempotencyKey = "k"
 	first, created, err := s.InsertMessage(ctx, m)
@@ -45,7 +65,7 @@ func TestIdempotentInsert(t *testing.T) {
 }
 
 func TestNextMessageOrder(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	b := outbox.Broadcast{ID: "job", Org: "2", Text: "hi", Total: 2, CreatedAt: t0}
 	if _, _, err := s.InsertBroadcast(ctx, b, []outbox.Message{msg("j1", "2", "573011", t0), msg("j2", "2", "573012", t0)}); err != nil {
 		t.Fatal(err)
@@ -55,7 +75,7 @@ func TestNextMessageOrder(t *testing.T) {
 	}
 	next := func(jobs []string, restricted bool) string {
 		t.Helper()
-		m, ok, err := s.NextMessage(ctx, "2", jobs, restricted)
+		m, ok, err := s.NextMessage(ctx, "2", jobs, restricted, t0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +115,7 @@ func TestNextMessageOrder(t *testing.T) {
 }
 
 func TestReceiptsMoveForwardOnly(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	m := msg("a", "2", "573001", t0)
 	s.InsertMessage(ctx, m)
 	mustSending(t, s, "a", t0)
@@ -105,7 +125,7 @@ func TestReceiptsMoveForwardOnly(t *testing.T) {
 		t.Fatalf("receipt: %v %v", changed, err)
 	}
 	// The send's answer was lost: the message stays delivered.
-	if got, err := s.Requeue(ctx, m, t0.Add(time.Second)); err != nil || got.Status != outbox.Delivered {
+	if got, err := s.Requeue(ctx, m, t0.Add(time.Second), time.Time{}); err != nil || got.Status != outbox.Delivered {
 		t.Fatalf("requeue after the receipt: %+v %v", got, err)
 	}
 	s.MarkSent(ctx, m, t0.Add(500*time.Millisecond))
@@ -123,7 +143,7 @@ func TestReceiptsMoveForwardOnly(t *testing.T) {
 }
 
 func TestExpireRecoverAndCounts(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	for i := range 4 {
 		s.InsertMessage(ctx, msg(fmt.Sprint(i), "2", "573001", t0.Add(time.Duration(i)*time.Hour)))
 	}
@@ -150,7 +170,7 @@ func TestExpireRecoverAndCounts(t *testing.T) {
 }
 
 func TestBroadcastLifecycle(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	b := outbox.Broadcast{ID: "job", Org: "2", Text: "hi", Total: 3, CreatedAt: t0, IdempotencyKey: "k"}
 	msgs := []outbox.Message{msg("m1", "2", "573011", t0), msg("m2", "2", "573012", t0), msg("m3", "2", "573013", t0)}
 	got, created, err := s.InsertBroadcast(ctx, b, msgs)
@@ -179,7 +199,7 @@ func TestBroadcastLifecycle(t *testing.T) {
 	}
 	// The message being sent at the cancel had no answer: it is not put
 	// back in a cancelled job's line.
-	if got, err := s.Requeue(ctx, msgs[1], t0.Add(5*time.Second)); err != nil || got.Status != outbox.Failed || got.Reason != "cancelled" {
+	if got, err := s.Requeue(ctx, msgs[1], t0.Add(5*time.Second), time.Time{}); err != nil || got.Status != outbox.Failed || got.Reason != "cancelled" {
 		t.Fatalf("requeue into a cancelled job: %+v %v", got, err)
 	}
 	if open, _ := s.OpenJobs(ctx); len(open) != 0 {
@@ -193,7 +213,7 @@ func TestBroadcastLifecycle(t *testing.T) {
 // A job is done in the transaction of its last message, whichever way the
 // message ends: an ack, a failure, or a receipt that overtook a lost ack.
 func TestJobFinishesWithItsLastMessage(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	msgs := []outbox.Message{msg("m1", "2", "573011", t0), msg("m2", "2", "573012", t0), msg("m3", "2", "573013", t0)}
 	for i := range msgs {
 		msgs[i].Broadcast = "job"
@@ -230,7 +250,7 @@ func TestJobFinishesWithItsLastMessage(t *testing.T) {
 // finishes the drained ones, and a crash's sending message of a cancelled
 // job fails instead of going again.
 func TestBootRepairsJobs(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	a := msg("a1", "2", "573021", t0)
 	a.Broadcast = "drained"
 	s.InsertBroadcast(ctx, outbox.Broadcast{ID: "drained", Org: "2", Text: "x", Total: 1, CreatedAt: t0}, []outbox.Message{a})
@@ -256,7 +276,7 @@ func TestBootRepairsJobs(t *testing.T) {
 
 // An attempt counts as the organization's last send, answered or not.
 func TestAttemptIsTheLastSend(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	m := msg("a", "2", "573031", t0)
 	s.InsertMessage(ctx, m)
 	if ok, err := s.MarkSending(ctx, m, t0.Add(time.Minute)); !ok || err != nil {
