@@ -37,21 +37,45 @@ type worker struct {
 type result struct {
 	code int32
 	err  error
+	// before, when set, runs before the answer (outside the worker's lock):
+	// it may block, as a send in flight does, or change the world meanwhile.
+	before func(req *pb.SendTextRequest)
 }
 
 func (w *worker) SendText(_ context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.calls = append(w.calls, req)
 	w.at = append(w.at, w.clk.Now())
+	r, scripted := result{}, false
 	if rs := w.script[req.To]; len(rs) > 0 {
 		w.script[req.To] = rs[1:]
-		if rs[0].err != nil {
-			return nil, rs[0].err
-		}
-		return &pb.SendTextResponse{Id: req.Id, ServerError: rs[0].code}, nil
+		r, scripted = rs[0], true
+	}
+	w.mu.Unlock()
+	if r.before != nil {
+		r.before(req)
+	}
+	switch {
+	case !scripted:
+	case r.err != nil:
+		return nil, r.err
+	case r.code != 0:
+		return &pb.SendTextResponse{Id: req.Id, ServerError: r.code}, nil
 	}
 	return &pb.SendTextResponse{Id: req.Id, ServerTimestampUnixMs: 1}, nil
+}
+
+// sentWith counts the sends of one WhatsApp message ID.
+func (w *worker) sentWith(waID string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, c := range w.calls {
+		if c.Id == waID {
+			n++
+		}
+	}
+	return n
 }
 
 func (w *worker) arm(to string, rs ...result) {
