@@ -287,3 +287,123 @@ func TestAttemptIsTheLastSend(t *testing.T) {
 		t.Fatalf("senders %+v %v", senders, err)
 	}
 }
+
+// A message requeued after a 463 waits until its notBefore, even to a
+// known contact during the restriction; the messages behind it go on.
+func TestHeldMessageWaitsItsTurn(t *testing.T) {
+	s := openOutbox(t)
+	s.AddContact(ctx, "2", "573051")
+	s.AddContact(ctx, "2", "573052")
+	refused, later := msg("a", "2", "573051", t0), msg("b", "2", "573052", t0)
+	s.InsertMessage(ctx, refused)
+	s.InsertMessage(ctx, later)
+	mustSending(t, s, "a", t0)
+	until := t0.Add(time.Hour)
+	if got, err := s.Requeue(ctx, refused, t0, until); err != nil || got.Status != outbox.Queued {
+		t.Fatalf("requeue: %+v %v", got, err)
+	}
+	for _, c := range []struct {
+		at   time.Time
+		want string
+	}{{t0.Add(time.Minute), "b"}, {until, "a"}} {
+		m, ok, err := s.NextMessage(ctx, "2", nil, true, c.at)
+		if err != nil || !ok || m.ID != c.want {
+			t.Fatalf("next at %s: %q %v %v, want %q", c.at.Sub(t0), m.ID, ok, err, c.want)
+		}
+	}
+}
+
+// Fail reports whether it failed the message: one that left pending
+// another way (a receipt showed it arrived) is returned as it is, and its
+// caller must not count a second outcome.
+func TestFailReportsWhetherItFailed(t *testing.T) {
+	s := openOutbox(t)
+	m := msg("a", "2", "573061", t0)
+	s.InsertMessage(ctx, m)
+	mustSending(t, s, "a", t0)
+	s.Receipt(ctx, "2", []string{m.WAID}, outbox.Delivered, t0)
+	got, changed, err := s.Fail(ctx, m, "no_answer", t0)
+	if err != nil || changed || got.Status != outbox.Delivered {
+		t.Fatalf("fail after a receipt: %+v %v %v", got, changed, err)
+	}
+	other := msg("b", "2", "573062", t0)
+	s.InsertMessage(ctx, other)
+	if got, changed, err := s.Fail(ctx, other, "expired", t0); err != nil || !changed || got.Status != outbox.Failed {
+		t.Fatalf("fail of a queued message: %+v %v %v", got, changed, err)
+	}
+	if _, changed, _ := s.Fail(ctx, other, "expired", t0); changed {
+		t.Fatal("a failed message failed twice")
+	}
+}
+
+// The tombstone's transaction fails the organization's queued messages
+// and cancels its jobs: no crash between the delete and the failing
+// leaves one queued, and a message for the organization after it is
+// refused. A message being sent is left to its answer: an ack records it
+// sent; no answer fails it as org_deleted, and so does a crash.
+func TestTombstoneFailsQueuedMessagesInItsTransaction(t *testing.T) {
+	s := openOutbox(t)
+	s.EnableEvents(false, nil)
+	flying, acked, queued := msg("f", "2", "573071", t0), msg("k", "2", "573072", t0), msg("q", "2", "573073", t0)
+	job := msg("j", "2", "573074", t0)
+	job.Broadcast = "job"
+	for _, m := range []outbox.Message{flying, acked, queued} {
+		s.InsertMessage(ctx, m)
+	}
+	s.InsertBroadcast(ctx, outbox.Broadcast{ID: "job", Org: "2", Text: "x", Total: 1, CreatedAt: t0}, []outbox.Message{job})
+	mustSending(t, s, "f", t0)
+	mustSending(t, s, "k", t0)
+	if err := s.SaveOrg(ctx, lifecycle.Record{ID: "2", Status: state.Stopped, Deleted: true}, nil, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]outbox.Status{"f": outbox.Sending, "k": outbox.Sending, "q": outbox.Failed, "j": outbox.Failed} {
+		if m, _ := s.Message(ctx, "2", id); m.Status != want || (want == outbox.Failed && m.Reason != outbox.ReasonOrgDeleted) {
+			t.Fatalf("message %s is %s (%s) after the tombstone, want %s", id, m.Status, m.Reason, want)
+		}
+	}
+	if st, _ := s.JobStatus(ctx, "job"); st != outbox.JobCancelled {
+		t.Fatalf("job %s after the tombstone", st)
+	}
+	if _, _, err := s.InsertMessage(ctx, msg("late", "2", "573075", t0)); !errors.Is(err, outbox.ErrUnknownOrg) {
+		t.Fatalf("a message after the tombstone: %v", err)
+	}
+	if _, _, err := s.InsertBroadcast(ctx, outbox.Broadcast{ID: "late", Org: "2", Text: "x", Total: 1, CreatedAt: t0},
+		[]outbox.Message{msg("late", "2", "573075", t0)}); !errors.Is(err, outbox.ErrUnknownOrg) {
+		t.Fatalf("a broadcast after the tombstone: %v", err)
+	}
+	if sent, err := s.MarkSent(ctx, acked, t0.Add(2*time.Second)); err != nil || !sent {
+		t.Fatalf("the ack of a message in flight at the delete: %v %v", sent, err)
+	}
+	if got, err := s.Requeue(ctx, flying, t0.Add(2*time.Second), time.Time{}); err != nil ||
+		got.Status != outbox.Failed || got.Reason != outbox.ReasonOrgDeleted {
+		t.Fatalf("no answer after the delete: %+v %v", got, err)
+	}
+	// A crash with a message in flight: the boot fails it too, and
+	// whatever an older version left queued for an unregistered org.
+	s.db.ExecContext(ctx, `UPDATE messages SET status = 'sending' WHERE id = 'f'`)
+	s.db.ExecContext(ctx, `INSERT INTO messages (id, org, recipient, text, wa_id, status, queued_at) VALUES ('old', 'gone', '573076', 't', '3EB0old', 'queued', 1)`)
+	n, failed, err := s.RecoverSending(ctx, t0.Add(3*time.Second))
+	if err != nil || n != 0 || len(failed) != 2 {
+		t.Fatalf("recover: %d %+v %v", n, failed, err)
+	}
+}
+
+// A job stored before its recipients hash was kept gets it from its
+// messages when its key is reused, and keeps it.
+func TestOldBroadcastGetsItsRecipientsHash(t *testing.T) {
+	s := openOutbox(t)
+	b := outbox.Broadcast{ID: "job", Org: "2", Text: "x", Total: 2, CreatedAt: t0, IdempotencyKey: "k"}
+	to := []string{"573082", "573081"}
+	s.InsertBroadcast(ctx, b, []outbox.Message{msg("m1", "2", to[0], t0), msg("m2", "2", to[1], t0)})
+	s.db.ExecContext(ctx, `UPDATE broadcasts SET recipients_hash = '' WHERE id = 'job'`)
+	b.ID, b.RecipientsHash = "job2", "new"
+	got, created, err := s.InsertBroadcast(ctx, b, nil)
+	if err != nil || created || got.ID != "job" || got.RecipientsHash != outbox.RecipientsHash(to) {
+		t.Fatalf("reused key on an old job: %+v %v %v", got, created, err)
+	}
+	var kept string
+	s.db.QueryRowContext(ctx, `SELECT recipients_hash FROM broadcasts WHERE id = 'job'`).Scan(&kept)
+	if kept != got.RecipientsHash {
+		t.Fatalf("hash kept %q", kept)
+	}
+}
