@@ -226,10 +226,13 @@ func (s *sender) send(ctx context.Context, m Message, unpace func()) {
 		// The refused message waits restrict_backoff itself, whatever
 		// the contact: a known contact's message would otherwise be
 		// picked again at once and resent at the pacing rate, holding
-		// every later message back.
+		// every later message back. The restriction is committed first:
+		// a crash between the two then costs at most one more send of
+		// this message after the restart, never sends to new contacts
+		// during the restriction.
 		until := now.Add(o.cfg.RestrictBackoff.Duration)
-		s.requeueUntil(ctx, m, now, until)
 		o.settle(ctx, m, "restrict", func() error { return o.store.Restrict(ctx, s.org, until, now) })
+		s.requeueUntil(ctx, m, now, until)
 		o.mu.Lock()
 		s.restricted = until
 		o.mu.Unlock()
