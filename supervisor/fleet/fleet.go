@@ -48,8 +48,10 @@ type LaunchFunc func(ctx context.Context, org string) (Worker, error)
 
 // Store is where the organizations' records are committed.
 type Store interface {
-	// SaveOrg commits a record with the webhook events of its change.
-	SaveOrg(ctx context.Context, r lifecycle.Record, events []webhook.Event) error
+	// SaveOrg commits a record with the webhook events of its change, at
+	// at. A tombstone fails the organization's queued messages in the same
+	// transaction: no crash between the two leaves one to send.
+	SaveOrg(ctx context.Context, r lifecycle.Record, events []webhook.Event, at time.Time) error
 	DeleteOrg(ctx context.Context, id string) error
 }
 

@@ -150,7 +150,7 @@ type memStore struct {
 	events []webhook.Event
 }
 
-func (s *memStore) SaveOrg(ctx context.Context, r lifecycle.Record, events []webhook.Event) error {
+func (s *memStore) SaveOrg(ctx context.Context, r lifecycle.Record, events []webhook.Event, _ time.Time) error {
 	s.mu.Lock()
 	gate := s.gate
 	if gate != nil {

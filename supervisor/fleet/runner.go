@@ -176,7 +176,7 @@ func (r *runner) handle(e envelope) {
 		if f.webhooks {
 			events = stepEvents(r.id, prev, res.Org, res.Effects, now)
 		}
-		if !r.commit(res.Org.Record, events) {
+		if !r.commit(res.Org.Record, events, now) {
 			if picked {
 				// Never registered: the reservation goes back.
 				f.fps.free(r.id)
@@ -232,7 +232,7 @@ func (r *runner) pickFingerprint() string {
 // visible meanwhile, /readyz fails and every failure is counted. It gives
 // up only when the fleet shuts down: the change was never shown, and the
 // next boot starts from what was saved.
-func (r *runner) commit(rec lifecycle.Record, events []webhook.Event) bool {
+func (r *runner) commit(rec lifecycle.Record, events []webhook.Event, at time.Time) bool {
 	f := r.f
 	failing := false
 	defer func() {
@@ -242,7 +242,7 @@ func (r *runner) commit(rec lifecycle.Record, events []webhook.Event) bool {
 	}()
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := f.store.SaveOrg(ctx, rec, events)
+		err := f.store.SaveOrg(ctx, rec, events, at)
 		cancel()
 		if err == nil {
 			if failing {

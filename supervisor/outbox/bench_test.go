@@ -25,6 +25,7 @@ func benchOutbox(b *testing.B) *outbox.Outbox {
 	if err != nil {
 		b.Fatal(err)
 	}
+	register(b, st, "2")
 	cfg := config.Default().Messages
 	cfg.MaxRecipients = 100000
 	o := outbox.New(outbox.Options{

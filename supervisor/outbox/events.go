@@ -156,12 +156,18 @@ func (o *Outbox) pause(d time.Duration) bool {
 	}
 }
 
-// OrgDeleted fails what the organization still had to send.
+// OrgDeleted follows the deletion of an organization, committed already:
+// the store failed its queued messages and cancelled its jobs in the
+// tombstone's own transaction, so that no crash or racing POST leaves one
+// queued. A message being sent then is left to its answer, which the
+// worker's close brings: an ack records it sent (it reached WhatsApp),
+// anything else fails it as org_deleted. Memory follows the store here.
 func (o *Outbox) OrgDeleted(org string) {
-	n, err := o.store.FailPending(context.Background(), org, "org_deleted", o.clock.Now())
+	now := o.clock.Now()
+	c, err := o.store.OrgCounts(context.Background(), org, dayStart(now))
 	if err != nil {
-		o.log.Error("failing a deleted organization's messages failed", "org", org, "err", err)
-		return
+		// The counts stay as they were until the next restart reloads them.
+		o.log.Error("reading a deleted organization's message counts failed", "org", org, "err", err)
 	}
 	o.mu.Lock()
 	for id, j := range o.jobs {
@@ -169,13 +175,17 @@ func (o *Outbox) OrgDeleted(org string) {
 			delete(o.jobs, id)
 		}
 	}
-	c := o.counts.of(org, o.clock.Now())
-	c.Queued = 0
-	c.FailedToday += n
+	var failed int
+	if err == nil {
+		cur := o.counts.of(org, now)
+		failed = max(0, c.FailedToday-cur.FailedToday)
+		*cur = c
+	}
+	depth := o.counts.of(org, now).Queued
 	o.mu.Unlock()
-	o.metrics.SetOutboxDepth(org, 0)
-	if n > 0 {
-		o.log.Info("organization deleted: its unsent messages failed", "org", org, "messages", n)
+	o.metrics.SetOutboxDepth(org, depth)
+	if failed > 0 {
+		o.log.Info("organization deleted: its unsent messages failed", "org", org, "messages", failed)
 	}
 	o.kickJobs()
 }

@@ -7,9 +7,14 @@
 // sending (committed), asks the worker to send it with that ID, and records
 // the server's answer. A crash between the two commits leaves it sending,
 // and it is sent again with the same ID, which the recipient's phone shows
-// once. Pacing (min_interval, a per-minute token bucket, jitter, typing)
-// and a refusal's meaning (463: hold new contacts; others: fail) are
-// decided by pure code in policy.go.
+// once.
+//
+// The rules are pure code in this package's policy.go, with the time as a
+// parameter: pacing (min_interval, a per-minute token bucket, jitter), a
+// refusal's meaning (463: hold the message and new contacts; others:
+// fail), what a message without an answer becomes, when a broadcast is
+// done and how often its progress is reported. Package store only runs
+// the SQL, applying those rules inside the transactions that need them.
 package outbox
 
 import (
@@ -97,6 +102,9 @@ type Broadcast struct {
 	Text           string
 	Status         JobStatus
 	IdempotencyKey string
+	// RecipientsHash names the job's normalised recipient list
+	// (RecipientsHash): a reused idempotency key matches only the same list.
+	RecipientsHash string
 	Total          int
 	CreatedAt      time.Time
 	StartedAt      time.Time

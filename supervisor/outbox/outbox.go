@@ -27,20 +27,20 @@ type Store interface {
 	InsertBroadcast(ctx context.Context, b Broadcast, msgs []Message) (Broadcast, bool, error)
 	Message(ctx context.Context, org, id string) (Message, error)
 	Messages(ctx context.Context, org string, f Filter) ([]Message, error)
-	NextMessage(ctx context.Context, org string, jobs []string, restricted bool) (Message, bool, error)
+	NextMessage(ctx context.Context, org string, jobs []string, restricted bool, now time.Time) (Message, bool, error)
 	MarkSending(ctx context.Context, m Message, at time.Time) (bool, error)
 	MarkSent(ctx context.Context, m Message, at time.Time) (bool, error)
-	Requeue(ctx context.Context, m Message, at time.Time) (Message, error)
-	Fail(ctx context.Context, m Message, reason string, at time.Time) error
+	Requeue(ctx context.Context, m Message, at, notBefore time.Time) (Message, error)
+	Fail(ctx context.Context, m Message, reason string, at time.Time) (Message, bool, error)
 	Receipt(ctx context.Context, org string, waIDs []string, status Status, at, now time.Time) ([]Message, error)
 	AddContact(ctx context.Context, org, phone string) error
 	Restrict(ctx context.Context, org string, until, at time.Time) error
 	AddEvents(ctx context.Context, events ...webhook.Event) error
 	Senders(ctx context.Context) (map[string]SenderState, error)
 	ExpireQueued(ctx context.Context, before, now time.Time) ([]Message, error)
-	FailPending(ctx context.Context, org, reason string, at time.Time) (int, error)
 	RecoverSending(ctx context.Context, at time.Time) (int, []Message, error)
 	OutboxCounts(ctx context.Context, dayStart time.Time) (map[string]state.Outbox, error)
+	OrgCounts(ctx context.Context, org string, dayStart time.Time) (state.Outbox, error)
 	Broadcast(ctx context.Context, org, id string) (Broadcast, error)
 	Broadcasts(ctx context.Context, org string, limit int) ([]Broadcast, error)
 	OpenJobs(ctx context.Context) ([]Broadcast, error)
@@ -74,6 +74,8 @@ type Metrics interface {
 	ObserveSend(d time.Duration)
 	SetBroadcasts(active, stalled int)
 	SetSendRestricted(org string, restricted bool)
+	// PersistError counts a commit state.db refused (disk full, I/O).
+	PersistError()
 }
 
 // Options wire an Outbox.
@@ -104,6 +106,9 @@ type Outbox struct {
 	jobs    map[string]*JobView
 	counts  counts
 	closed  bool
+	// persist is the outcome of the last message write: a full disk or
+	// an I/O error fails /readyz until a write goes through again.
+	persist persistState
 
 	jobsWake chan struct{}
 	done     chan struct{}
@@ -145,17 +150,17 @@ func uniform(min, max time.Duration) time.Duration {
 // broadcast scheduler.
 func (o *Outbox) Start(ctx context.Context) error {
 	now := o.clock.Now()
-	n, cancelled, err := o.store.RecoverSending(ctx, now)
+	n, failed, err := o.store.RecoverSending(ctx, now)
 	if err != nil {
 		return err
 	}
 	if n > 0 {
 		o.log.Warn("messages left sending by a crash go again with the same WhatsApp ID; recipients see each once", "messages", n)
 	}
-	for _, m := range cancelled {
-		o.metrics.MessageFailed(m.Org, "cancelled")
-		o.log.Info("a message a crash left sending belongs to a cancelled broadcast: failed, not sent again",
-			"org", m.Org, "message", m.ID, "broadcast", m.Broadcast)
+	for _, m := range failed {
+		o.metrics.MessageFailed(m.Org, m.Reason)
+		o.log.Info("a message left pending by a crash belongs to a cancelled broadcast or a deleted organization: failed, not sent",
+			"org", m.Org, "message", m.ID, "broadcast", m.Broadcast, "reason", m.Reason)
 	}
 	if err := o.store.FinishDrained(ctx, now); err != nil {
 		return err
@@ -263,7 +268,7 @@ func (o *Outbox) Send(ctx context.Context, org string, r SendRequest) (Message, 
 	now := o.clock.Now()
 	m, created, err := o.store.InsertMessage(ctx, Message{ID: newID("msg_"), Org: org, To: r.To, Text: r.Text,
 		WAID: newWAID(), IdempotencyKey: r.IdempotencyKey, QueuedAt: now})
-	if err != nil {
+	if err = o.wrote(org, err); err != nil {
 		return Message{}, false, err
 	}
 	if !created {
@@ -333,18 +338,21 @@ func (o *Outbox) CreateBroadcast(ctx context.Context, org string, r BroadcastReq
 		return Broadcast{}, false, &InputError{Field: "recipients", Msg: fmt.Sprintf("has %d numbers; messages.max_recipients allows %d", len(recipients), o.cfg.MaxRecipients)}
 	}
 	now := o.clock.Now()
-	b := Broadcast{ID: newID("bc_"), Org: org, Text: r.Text, IdempotencyKey: r.IdempotencyKey, Total: len(recipients), CreatedAt: now}
+	b := Broadcast{ID: newID("bc_"), Org: org, Text: r.Text, IdempotencyKey: r.IdempotencyKey, Total: len(recipients), CreatedAt: now,
+		RecipientsHash: RecipientsHash(recipients)}
 	msgs := make([]Message, len(recipients))
 	for i, to := range recipients {
 		msgs[i] = Message{ID: newID("msg_"), Org: org, To: to, Text: r.Text, WAID: newWAID(), Broadcast: b.ID, QueuedAt: now}
 	}
 	want := b
 	b, created, err := o.store.InsertBroadcast(ctx, b, msgs)
-	if err != nil {
+	if err = o.wrote(org, err); err != nil {
 		return b, false, err
 	}
 	if !created {
-		if b.Text != want.Text || b.Total != want.Total {
+		// The hash, not the count: the same number of other recipients
+		// is another job, and returning the first would drop them.
+		if b.Text != want.Text || b.RecipientsHash != want.RecipientsHash {
 			return Broadcast{}, false, &ConflictError{Msg: fmt.Sprintf("idempotency_key %q was used for broadcast %s with another text or other recipients", r.IdempotencyKey, b.ID)}
 		}
 		return b, false, nil

@@ -14,8 +14,10 @@ import (
 
 	"github.com/wa-sidecar/wa-sidecar/shared/config"
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
 )
@@ -35,21 +37,45 @@ type worker struct {
 type result struct {
 	code int32
 	err  error
+	// before, when set, runs before the answer (outside the worker's lock):
+	// it may block, as a send in flight does, or change the world meanwhile.
+	before func(req *pb.SendTextRequest)
 }
 
 func (w *worker) SendText(_ context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.calls = append(w.calls, req)
 	w.at = append(w.at, w.clk.Now())
+	r, scripted := result{}, false
 	if rs := w.script[req.To]; len(rs) > 0 {
 		w.script[req.To] = rs[1:]
-		if rs[0].err != nil {
-			return nil, rs[0].err
-		}
-		return &pb.SendTextResponse{Id: req.Id, ServerError: rs[0].code}, nil
+		r, scripted = rs[0], true
+	}
+	w.mu.Unlock()
+	if r.before != nil {
+		r.before(req)
+	}
+	switch {
+	case !scripted:
+	case r.err != nil:
+		return nil, r.err
+	case r.code != 0:
+		return &pb.SendTextResponse{Id: req.Id, ServerError: r.code}, nil
 	}
 	return &pb.SendTextResponse{Id: req.Id, ServerTimestampUnixMs: 1}, nil
+}
+
+// sentWith counts the sends of one WhatsApp message ID.
+func (w *worker) sentWith(waID string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, c := range w.calls {
+		if c.Id == waID {
+			n++
+		}
+	}
+	return n
 }
 
 func (w *worker) arm(to string, rs ...result) {
@@ -68,8 +94,9 @@ func (w *worker) sent() []*pb.SendTextRequest {
 }
 
 type metrics struct {
-	mu     sync.Mutex
-	failed map[string]int
+	mu            sync.Mutex
+	failed        map[string]int
+	persistErrors int
 }
 
 func (m *metrics) SetOutboxDepth(string, int)     {}
@@ -77,6 +104,11 @@ func (m *metrics) MessageSent(string)             {}
 func (m *metrics) ObserveSend(time.Duration)      {}
 func (m *metrics) SetBroadcasts(int, int)         {}
 func (m *metrics) SetSendRestricted(string, bool) {}
+func (m *metrics) PersistError() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.persistErrors++
+}
 func (m *metrics) MessageFailed(org, reason string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -124,6 +156,7 @@ func newHarnessWith(t *testing.T, cfg config.Messages, path string, wrap func(*s
 	if err != nil {
 		t.Fatal(err)
 	}
+	register(t, st, "2")
 	h := &harness{t: t, st: st, clk: clock.NewFake(clocktest.Origin()),
 		m: &metrics{}, cfg: cfg, on: map[string]bool{}}
 	h.w = &worker{clk: h.clk}
@@ -140,6 +173,17 @@ func newHarnessWith(t *testing.T, cfg config.Messages, path string, wrap func(*s
 	}
 	t.Cleanup(func() { h.o.Stop(); st.Close() })
 	return h
+}
+
+// register makes orgs registered organizations: the outbox takes messages
+// only for those.
+func register(t testing.TB, st *store.Store, orgs ...string) {
+	t.Helper()
+	for _, org := range orgs {
+		if err := st.SaveOrg(bg, lifecycle.Record{ID: org, Status: state.Queued, Run: true}, nil, clocktest.Origin()); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func (h *harness) connect(org string, on bool) {
@@ -365,6 +409,7 @@ func TestCrashLeftSendingGoesAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	register(t, st, "2")
 	st.InsertMessage(bg, outbox.Message{ID: "msg_x", Org: "2", To: "573000000012", Text: "x", WAID: "3EB0AA", QueuedAt: clocktest.Origin()})
 	st.MarkSending(bg, outbox.Message{ID: "msg_x", Org: "2"}, clocktest.Origin())
 	st.Close()
@@ -383,8 +428,8 @@ type afterPick struct {
 	fn   func(outbox.Message)
 }
 
-func (a *afterPick) NextMessage(ctx context.Context, org string, jobs []string, restricted bool) (outbox.Message, bool, error) {
-	m, ok, err := a.Store.NextMessage(ctx, org, jobs, restricted)
+func (a *afterPick) NextMessage(ctx context.Context, org string, jobs []string, restricted bool, now time.Time) (outbox.Message, bool, error) {
+	m, ok, err := a.Store.NextMessage(ctx, org, jobs, restricted, now)
 	if ok {
 		a.once.Do(func() { a.fn(m) })
 	}
@@ -399,7 +444,7 @@ func TestMessageGoneWhileWaitingIsNotSent(t *testing.T) {
 	h := newHarnessWith(t, testMessages(), "", func(s *store.Store) outbox.Store {
 		st = s
 		return &afterPick{Store: s, fn: func(m outbox.Message) {
-			if err := s.Fail(bg, m, "expired", clocktest.Origin()); err != nil {
+			if _, _, err := s.Fail(bg, m, "expired", clocktest.Origin()); err != nil {
 				t.Error(err)
 			}
 		}}

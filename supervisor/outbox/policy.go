@@ -1,8 +1,12 @@
 package outbox
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -179,3 +183,50 @@ func planJobs(jobs []JobView, maxJobs int, canSend func(org string) bool, now ti
 
 // ErrNotFound answers a message or broadcast that the organization does not have.
 var ErrNotFound = errors.New("not found")
+
+// ErrUnknownOrg refuses a message or broadcast for an organization that is
+// not registered: never started, or deleted (a POST that raced the DELETE).
+var ErrUnknownOrg = errors.New("organization is not registered")
+
+// ReasonOrgDeleted fails the messages of a deleted organization.
+const ReasonOrgDeleted = "org_deleted"
+
+// RequeueOutcome decides what a message whose send had no known outcome
+// becomes: back in line, or failed when nobody may send it any more (its
+// organization was deleted, its broadcast cancelled).
+func RequeueOutcome(orgRegistered, jobCancelled bool) (Status, string) {
+	switch {
+	case !orgRegistered:
+		return Failed, ReasonOrgDeleted
+	case jobCancelled:
+		return Failed, "cancelled"
+	}
+	return Queued, ""
+}
+
+// JobFinished reports whether a job is done: it is open and none of its
+// messages is pending any more. The store asks it in the transaction of
+// each message that ends, so no crash leaves a job open with nothing to send.
+func JobFinished(status JobStatus, anyPending bool) bool {
+	return status.Active() && !anyPending
+}
+
+// ProgressEvery spaces a job's broadcast_progress events.
+const ProgressEvery = 10 * time.Second
+
+// ProgressEventDue reports whether a job whose last broadcast_progress
+// event was at last (zero: none yet) may have another at at.
+func ProgressEventDue(last, at time.Time) bool {
+	return last.IsZero() || !at.Before(last.Add(ProgressEvery))
+}
+
+// RecipientsHash names a broadcast's recipient list: sorted and without
+// duplicates, so the same numbers in another order are the same list.
+// A reused idempotency key returns the first job only for the same list.
+func RecipientsHash(recipients []string) string {
+	to := slices.Clone(recipients)
+	slices.Sort(to)
+	to = slices.Compact(to)
+	sum := sha256.Sum256([]byte(strings.Join(to, "\n")))
+	return hex.EncodeToString(sum[:])
+}

@@ -205,3 +205,57 @@ func TestIDs(t *testing.T) {
 		t.Fatal("ids repeat")
 	}
 }
+
+// The rules the store applies in its transactions, moved here so that the
+// store is only SQL.
+func TestJobRules(t *testing.T) {
+	for _, c := range []struct {
+		status  JobStatus
+		pending bool
+		want    bool
+	}{
+		{JobSending, false, true}, {JobStalled, false, true}, {JobQueued, false, true},
+		{JobSending, true, false}, {JobDone, false, false}, {JobCancelled, false, false},
+	} {
+		if got := JobFinished(c.status, c.pending); got != c.want {
+			t.Errorf("JobFinished(%s, pending %v) = %v", c.status, c.pending, got)
+		}
+	}
+	for _, c := range []struct {
+		last, at time.Time
+		want     bool
+	}{
+		{time.Time{}, t0, true}, {t0, t0.Add(ProgressEvery - time.Millisecond), false}, {t0, t0.Add(ProgressEvery), true},
+	} {
+		if got := ProgressEventDue(c.last, c.at); got != c.want {
+			t.Errorf("ProgressEventDue(%s, %s) = %v", c.last, c.at, got)
+		}
+	}
+	for _, c := range []struct {
+		registered, cancelled bool
+		status                Status
+		reason                string
+	}{
+		{true, false, Queued, ""}, {true, true, Failed, "cancelled"},
+		{false, false, Failed, ReasonOrgDeleted}, {false, true, Failed, ReasonOrgDeleted},
+	} {
+		if st, reason := RequeueOutcome(c.registered, c.cancelled); st != c.status || reason != c.reason {
+			t.Errorf("RequeueOutcome(%v, %v) = %s %q", c.registered, c.cancelled, st, reason)
+		}
+	}
+}
+
+// The hash names the set of numbers: order and duplicates do not matter,
+// any other number does.
+func TestRecipientsHash(t *testing.T) {
+	a := RecipientsHash([]string{"573001", "573002"})
+	if b := RecipientsHash([]string{"573002", "573001", "573002"}); a != b {
+		t.Fatal("the same recipients in another order hash differently")
+	}
+	if c := RecipientsHash([]string{"573001", "573003"}); a == c {
+		t.Fatal("other recipients hash the same")
+	}
+	if RecipientsHash([]string{"5730011", "2"}) == RecipientsHash([]string{"573001", "12"}) {
+		t.Fatal("numbers run together")
+	}
+}

@@ -125,7 +125,7 @@ func (s *sender) run() {
 			s.sleep(held)
 			continue
 		}
-		m, ok, err := o.store.NextMessage(ctx, s.org, o.activeJobs(s.org), restricted)
+		m, ok, err := o.store.NextMessage(ctx, s.org, o.activeJobs(s.org), restricted, now)
 		if err != nil {
 			o.log.Error("reading the outbox failed; retrying", "org", s.org, "err", err)
 			s.sleep(time.Second)
@@ -191,7 +191,7 @@ func (s *sender) send(ctx context.Context, m Message, unpace func()) {
 	}
 	started := o.clock.Now()
 	still, err := o.store.MarkSending(ctx, m, started)
-	if err != nil {
+	if err = o.wrote(s.org, err); err != nil {
 		o.log.Error("marking a message sending failed; it stays queued", "org", s.org, "message", m.ID, "err", err)
 		s.sleep(time.Second)
 		return
@@ -223,9 +223,16 @@ func (s *sender) send(ctx context.Context, m Message, unpace func()) {
 	case OutcomeSent:
 		s.sent(ctx, m, now, started)
 	case OutcomeRestricted:
+		// The refused message waits restrict_backoff itself, whatever
+		// the contact: a known contact's message would otherwise be
+		// picked again at once and resent at the pacing rate, holding
+		// every later message back. The restriction is committed first:
+		// a crash between the two then costs at most one more send of
+		// this message after the restart, never sends to new contacts
+		// during the restriction.
 		until := now.Add(o.cfg.RestrictBackoff.Duration)
-		s.requeue(ctx, m, now)
 		o.settle(ctx, m, "restrict", func() error { return o.store.Restrict(ctx, s.org, until, now) })
+		s.requeueUntil(ctx, m, now, until)
 		o.mu.Lock()
 		s.restricted = until
 		o.mu.Unlock()
@@ -264,19 +271,41 @@ func (s *sender) sent(ctx context.Context, m Message, now, started time.Time) {
 	}
 }
 
+// fail gives m up. Only a failure this call committed is counted: a
+// message that left sending another way was counted then, or, when a
+// receipt showed it arrived, is counted as what it became.
 func (s *sender) fail(ctx context.Context, m Message, reason string, now time.Time) {
-	s.o.settle(ctx, m, "fail", func() error { return s.o.store.Fail(ctx, m, reason, now) })
-	s.o.failedMessages([]Message{m}, reason)
+	o := s.o
+	var (
+		got     Message
+		changed bool
+	)
+	o.settle(ctx, m, "fail", func() (err error) {
+		got, changed, err = o.store.Fail(ctx, m, reason, now)
+		return err
+	})
+	switch {
+	case changed:
+		o.failedMessages([]Message{m}, reason)
+	case got.Status == Delivered || got.Status == Read:
+		o.sentMessage(got)
+	}
 }
 
-// requeue puts m back in line. When it did not go back (its broadcast was
-// cancelled meanwhile, or a receipt showed it arrived), it is counted as
-// what it became.
+// requeue puts m back in line.
 func (s *sender) requeue(ctx context.Context, m Message, now time.Time) {
+	s.requeueUntil(ctx, m, now, time.Time{})
+}
+
+// requeueUntil puts m back in line, not to go before notBefore. When it did
+// not go back (its broadcast was cancelled or its organization deleted
+// meanwhile, or a receipt showed it arrived), it is counted as what it
+// became.
+func (s *sender) requeueUntil(ctx context.Context, m Message, now, notBefore time.Time) {
 	o := s.o
 	var got Message
 	o.settle(ctx, m, "requeue", func() (err error) {
-		got, err = o.store.Requeue(ctx, m, now)
+		got, err = o.store.Requeue(ctx, m, now, notBefore)
 		return err
 	})
 	switch got.Status {
@@ -291,7 +320,7 @@ func (s *sender) requeue(ctx context.Context, m Message, now time.Time) {
 // losing it would send the message again.
 func (o *Outbox) settle(ctx context.Context, m Message, what string, commit func() error) {
 	for attempt := 1; ; attempt++ {
-		err := commit()
+		err := o.wrote(m.Org, commit())
 		if err == nil {
 			return
 		}

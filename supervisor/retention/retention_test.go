@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/retention"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
@@ -151,6 +153,9 @@ func TestEnqueueCommitsWhilePruningIsMidway(t *testing.T) {
 	defer st.Close()
 	ctx := t.Context()
 	o := clocktest.Origin()
+	if err := st.SaveOrg(ctx, lifecycle.Record{ID: "2", Status: state.Queued, Run: true}, nil, o); err != nil {
+		t.Fatal(err)
+	}
 	const n = 1000
 	msgs := make([]outbox.Message, n)
 	for i := range msgs {

@@ -55,7 +55,9 @@ func (s *server) classify(r *http.Request, err error) *apiError {
 	switch {
 	case errors.As(err, &ae):
 		return ae
-	case errors.Is(err, lifecycle.ErrUnknownOrg):
+	case errors.Is(err, lifecycle.ErrUnknownOrg), errors.Is(err, outbox.ErrUnknownOrg):
+		// outbox.ErrUnknownOrg: the organization was deleted between the
+		// check and the commit of a message (a POST racing the DELETE).
 		return &apiError{status: http.StatusNotFound, code: "unknown_org",
 			msg: fmt.Sprintf("organization %s is not registered; POST /v1/orgs/%[1]s/start registers it", r.PathValue("id"))}
 	case errors.As(err, &hold):
@@ -74,7 +76,7 @@ func (s *server) classify(r *http.Request, err error) *apiError {
 			msg: "the supervisor is still loading its state; retry in a second", retryAfter: time.Second}
 	case errors.Is(err, fleet.ErrTimeout):
 		return &apiError{status: http.StatusServiceUnavailable, code: "timeout", msg: err.Error(), retryAfter: time.Second}
-	case errors.Is(err, fleet.ErrNotSaved):
+	case errors.Is(err, fleet.ErrNotSaved), errors.Is(err, outbox.ErrNotSaved):
 		return &apiError{status: http.StatusServiceUnavailable, code: "persist_failed", msg: err.Error(),
 			retryAfter: 5 * time.Second}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

@@ -18,6 +18,9 @@ type Outbox interface {
 	Broadcast(ctx context.Context, org, id string) (outbox.Broadcast, error)
 	Broadcasts(ctx context.Context, org string, limit int) ([]outbox.Broadcast, error)
 	CancelBroadcast(ctx context.Context, org, id string) (outbox.Broadcast, error)
+	// Ready is nil while message writes go through, an error wrapping
+	// outbox.ErrNotSaved after the disk refused one until one succeeds.
+	Ready() error
 }
 
 // Bodies of the sending routes are larger than the others': a text may

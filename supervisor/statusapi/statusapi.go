@@ -78,6 +78,18 @@ func New(f Fleet, o Options) http.Handler {
 	return http.HandlerFunc(s.serve)
 }
 
+// ready is nil when the state is loaded and every commit, the
+// organizations' and the messages', goes through.
+func (s *server) ready() error {
+	if err := s.fleet.Ready(); err != nil {
+		return err
+	}
+	if s.outbox != nil {
+		return s.outbox.Ready()
+	}
+	return nil
+}
+
 type server struct {
 	fleet    Fleet
 	outbox   Outbox
@@ -98,7 +110,7 @@ func (s *server) routes() {
 		s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.fleet.Ready(); err != nil {
+		if err := s.ready(); err != nil {
 			s.writeError(w, r, err)
 			return
 		}

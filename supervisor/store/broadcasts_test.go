@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
 )
 
@@ -44,6 +46,7 @@ func counters(t *testing.T, db querier, job string) outbox.Counts {
 // columns equal to a count of the messages, checked after each step.
 func TestBroadcastCountersFollowEveryOutcome(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	register(t, s, "2", "3")
 	s.EnableEvents(false, nil)
 	o := clocktest.Origin()
 	jobs := map[string][]outbox.Message{}
@@ -122,7 +125,7 @@ func TestBroadcastCountersFollowEveryOutcome(t *testing.T) {
 			}
 		case status == "sending" && roll < 6:
 			what = "requeue"
-			if _, err := s.Requeue(ctx, m, at); err != nil {
+			if _, err := s.Requeue(ctx, m, at, time.Time{}); err != nil {
 				t.Fatal(err)
 			}
 		case status == "sending" && roll < 7, status == "sent", status == "delivered":
@@ -136,7 +139,7 @@ func TestBroadcastCountersFollowEveryOutcome(t *testing.T) {
 			}
 		default:
 			what = "fail"
-			if err := s.Fail(ctx, m, "server_error_479", at); err != nil {
+			if _, _, err := s.Fail(ctx, m, "server_error_479", at); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -153,7 +156,7 @@ func TestBroadcastCountersFollowEveryOutcome(t *testing.T) {
 			check("sending before the cancel")
 			s.CancelBroadcast(ctx, "2", "job1", at)
 			check("cancel")
-			if got, err := s.Requeue(ctx, jobs["job1"][30], at); err != nil || got.Status != outbox.Failed {
+			if got, err := s.Requeue(ctx, jobs["job1"][30], at, time.Time{}); err != nil || got.Status != outbox.Failed {
 				t.Fatalf("requeue in a cancelled job: %+v %v", got, err)
 			}
 			check("requeue in a cancelled job")
@@ -171,7 +174,9 @@ func TestBroadcastCountersFollowEveryOutcome(t *testing.T) {
 			t.Errorf("no %s step changed a count: the mix does not cover it (%v)", what, moved)
 		}
 	}
-	s.FailPending(ctx, "3", "org_deleted", at)
+	if err := s.SaveOrg(ctx, lifecycle.Record{ID: "3", Status: state.Stopped, Deleted: true}, nil, at); err != nil {
+		t.Fatal(err)
+	}
 	check("org deleted")
 	if c := counters(t, s.db, "job2"); c.Pending != 0 || c.Failed == 0 {
 		t.Fatalf("an org's deletion left %+v", c)

@@ -76,7 +76,7 @@ func (s *Store) ImportRegistry(ctx context.Context, path string, now time.Time) 
 		// Imported before; only the rename was left undone.
 	case isNoRows(err):
 		for _, r := range recs {
-			if err := saveOrg(ctx, tx, r, true); err != nil {
+			if err := saveOrg(ctx, tx, r, true, now); err != nil {
 				return 0, "", fmt.Errorf("import %s: organization %s: %w", path, r.ID, err)
 			}
 		}

@@ -173,6 +173,16 @@ CREATE TRIGGER webhook_counts_dead AFTER UPDATE OF dead_at ON webhook_events
 		dead = dead + (NEW.dead_at > 0) - (OLD.dead_at > 0) WHERE id = 1;
 END;
 `,
+	8: `
+-- A message WhatsApp refused with 463 waits restrict_backoff itself, even
+-- to a known contact: resent at the pacing rate it would hold every later
+-- message back and hammer the restriction (unix ms, 0 = may go).
+ALTER TABLE messages ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
+-- A broadcast's idempotency key matches a retry only with the same
+-- recipients: the hash of its normalised list ('' on jobs from before it,
+-- whose hash is taken from their messages when first needed).
+ALTER TABLE broadcasts ADD COLUMN recipients_hash TEXT NOT NULL DEFAULT '';
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

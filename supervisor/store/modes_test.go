@@ -37,7 +37,7 @@ func TestStateFilesArePrivateWhateverTheUmask(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "supervisor")
 	path := filepath.Join(dir, "state.db")
 	s := open(t, path)
-	if err := s.SaveOrg(ctx, lifecycle.Record{ID: "2", Status: state.Queued, Run: true, Proxy: "socks5://u:secret@203.0.113.7:1080"}, nil); err != nil {
+	if err := s.SaveOrg(ctx, lifecycle.Record{ID: "2", Status: state.Queued, Run: true, Proxy: "socks5://u:secret@203.0.113.7:1080"}, nil, t0); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
@@ -53,7 +53,7 @@ func TestOpenFixesAnOlderInstallsModes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "supervisor")
 	path := filepath.Join(dir, "state.db")
 	first := open(t, path)
-	if err := first.SaveOrg(ctx, lifecycle.Record{ID: "2", Status: state.Queued}, nil); err != nil {
+	if err := first.SaveOrg(ctx, lifecycle.Record{ID: "2", Status: state.Queued}, nil, t0); err != nil {
 		t.Fatal(err)
 	}
 	// The first store keeps -wal and -shm in place while it is open.

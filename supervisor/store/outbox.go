@@ -54,12 +54,30 @@ func nullable(s string) any {
 	return s
 }
 
+// registered refuses a message or broadcast for an organization that is
+// not registered (never was, or deleted): checked in the transaction that
+// inserts it, so a POST racing a DELETE either commits first, and the
+// tombstone's transaction fails what it queued, or is refused here.
+func registered(ctx context.Context, tx *sql.Tx, org string) error {
+	var ok bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM orgs WHERE id = ? AND deleted = 0)`, org).Scan(&ok); err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("organization %s: %w", org, outbox.ErrUnknownOrg)
+	}
+	return nil
+}
+
 // InsertMessage commits a new queued message, or returns the one already
 // accepted with the same idempotency key (created false).
 func (s *Store) InsertMessage(ctx context.Context, m outbox.Message) (outbox.Message, bool, error) {
 	var out outbox.Message
 	created := false
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := registered(ctx, tx, m.Org); err != nil {
+			return err
+		}
 		if m.IdempotencyKey != "" {
 			old, err := scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE org = ? AND idempotency_key = ?`,
 				m.Org, m.IdempotencyKey))
@@ -97,20 +115,23 @@ func (s *Store) InsertBroadcast(ctx context.Context, b outbox.Broadcast, msgs []
 	var out outbox.Broadcast
 	created := false
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := registered(ctx, tx, b.Org); err != nil {
+			return err
+		}
 		if b.IdempotencyKey != "" {
 			old, err := scanBroadcast(tx.QueryRowContext(ctx, `SELECT `+broadcastColumns+` FROM broadcasts WHERE org = ? AND idempotency_key = ?`,
 				b.Org, b.IdempotencyKey))
 			if err == nil {
-				out = old
-				return nil
+				out, err = withRecipientsHash(ctx, tx, old)
+				return err
 			}
 			if !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
 		}
-		if err := tx.QueryRowContext(ctx, `INSERT INTO broadcasts (id, org, text, status, idempotency_key, total, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`, b.ID, b.Org, b.Text, string(outbox.JobQueued),
-			nullable(b.IdempotencyKey), b.Total, millis(b.CreatedAt)).Scan(&b.Seq); err != nil {
+		if err := tx.QueryRowContext(ctx, `INSERT INTO broadcasts (id, org, text, status, idempotency_key, total, created_at, recipients_hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`, b.ID, b.Org, b.Text, string(outbox.JobQueued),
+			nullable(b.IdempotencyKey), b.Total, millis(b.CreatedAt), b.RecipientsHash).Scan(&b.Seq); err != nil {
 			return err
 		}
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, org, recipient, text, wa_id, status, broadcast, queued_at)
@@ -132,6 +153,34 @@ func (s *Store) InsertBroadcast(ctx context.Context, b outbox.Broadcast, msgs []
 		return outbox.Broadcast{}, false, fmt.Errorf("queue broadcast for %s: %w", b.Org, err)
 	}
 	return out, created, nil
+}
+
+// withRecipientsHash fills in the recipients hash of a job stored before
+// it was kept, from the job's own messages (one per recipient), and stores
+// it: an idempotent retry is then judged by its recipients like any other.
+func withRecipientsHash(ctx context.Context, tx *sql.Tx, b outbox.Broadcast) (outbox.Broadcast, error) {
+	if b.RecipientsHash != "" {
+		return b, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT recipient FROM messages WHERE broadcast = ?`, b.ID)
+	if err != nil {
+		return b, err
+	}
+	defer rows.Close()
+	var to []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			return b, err
+		}
+		to = append(to, r)
+	}
+	if err := rows.Err(); err != nil {
+		return b, err
+	}
+	b.RecipientsHash = outbox.RecipientsHash(to)
+	_, err = tx.ExecContext(ctx, `UPDATE broadcasts SET recipients_hash = ? WHERE id = ?`, b.RecipientsHash, b.ID)
+	return b, err
 }
 
 // Message returns one message of org.
@@ -164,16 +213,17 @@ func (s *Store) Messages(ctx context.Context, org string, f outbox.Filter) ([]ou
 	return scanMessages(rows)
 }
 
-// NextMessage is the oldest message org may send now: single messages
-// before those of the active broadcasts jobs, and, while the organization
-// is restricted, only to contacts it knows.
-func (s *Store) NextMessage(ctx context.Context, org string, jobs []string, restricted bool) (outbox.Message, bool, error) {
-	known := ``
+// NextMessage is the oldest message org may send at now: single messages
+// before those of the active broadcasts jobs, none held back until later
+// (a 463 holds the refused message), and, while the organization is
+// restricted, only to contacts it knows.
+func (s *Store) NextMessage(ctx context.Context, org string, jobs []string, restricted bool, now time.Time) (outbox.Message, bool, error) {
+	known := ` AND not_before <= ?2`
 	if restricted {
-		known = ` AND recipient IN (SELECT phone FROM contacts WHERE org = messages.org)`
+		known += ` AND recipient IN (SELECT phone FROM contacts WHERE org = messages.org)`
 	}
 	m, err := scanMessage(s.db.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages
-		WHERE org = ? AND status = 'queued' AND broadcast IS NULL`+known+` ORDER BY seq LIMIT 1`, org))
+		WHERE org = ?1 AND status = 'queued' AND broadcast IS NULL`+known+` ORDER BY seq LIMIT 1`, org, millis(now)))
 	if err == nil {
 		return m, true, nil
 	}
@@ -184,7 +234,7 @@ func (s *Store) NextMessage(ctx context.Context, org string, jobs []string, rest
 	found := false
 	for _, job := range jobs {
 		m, err := scanMessage(s.db.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages
-			WHERE broadcast = ? AND status = 'queued'`+known+` ORDER BY seq LIMIT 1`, job))
+			WHERE broadcast = ?1 AND status = 'queued'`+known+` ORDER BY seq LIMIT 1`, job, millis(now)))
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
@@ -198,14 +248,30 @@ func (s *Store) NextMessage(ctx context.Context, org string, jobs []string, rest
 	return best, found, nil
 }
 
+const countColumns = `org,
+		sum(status IN ('queued', 'sending')),
+		sum(sent_at >= ?1 AND status IN ('sent', 'delivered', 'read')),
+		sum(status = 'failed' AND failed_at >= ?1)`
+
+// OrgCounts counts one organization's pending messages and those sent and
+// failed since dayStart.
+func (s *Store) OrgCounts(ctx context.Context, org string, dayStart time.Time) (state.Outbox, error) {
+	var c state.Outbox
+	var o sql.NullString
+	var q, sent, failed sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT `+countColumns+` FROM messages WHERE org = ?2`, millis(dayStart), org).
+		Scan(&o, &q, &sent, &failed)
+	if err != nil {
+		return c, fmt.Errorf("count messages of %s: %w", org, err)
+	}
+	c.Queued, c.SentToday, c.FailedToday = int(q.Int64), int(sent.Int64), int(failed.Int64)
+	return c, nil
+}
+
 // OutboxCounts counts every organization's pending messages and those sent
 // and failed since dayStart.
 func (s *Store) OutboxCounts(ctx context.Context, dayStart time.Time) (map[string]state.Outbox, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT org,
-		sum(status IN ('queued', 'sending')),
-		sum(sent_at >= ?1 AND status IN ('sent', 'delivered', 'read')),
-		sum(status = 'failed' AND failed_at >= ?1)
-		FROM messages GROUP BY org`, millis(dayStart))
+	rows, err := s.db.QueryContext(ctx, `SELECT `+countColumns+` FROM messages GROUP BY org`, millis(dayStart))
 	if err != nil {
 		return nil, fmt.Errorf("count messages: %w", err)
 	}

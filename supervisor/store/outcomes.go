@@ -86,26 +86,46 @@ func (s *Store) MarkSent(ctx context.Context, m outbox.Message, at time.Time) (b
 }
 
 // Requeue puts a message whose send had no known outcome back in line,
-// unless its broadcast was cancelled meanwhile: then it fails with reason
-// cancelled, as the job's other unsent messages did. It returns the
-// message as it is now; a message that left sending another way (a
-// receipt overtook the lost answer) is returned unchanged.
-func (s *Store) Requeue(ctx context.Context, m outbox.Message, at time.Time) (outbox.Message, error) {
+// not before notBefore (a 463 holds the refused message itself for
+// restrict_backoff). outbox.RequeueOutcome decides when it fails instead:
+// its organization was deleted meanwhile, or its broadcast cancelled. It
+// returns the message as it is now; a message that left sending another
+// way (a receipt overtook the lost answer) is returned unchanged.
+func (s *Store) Requeue(ctx context.Context, m outbox.Message, at, notBefore time.Time) (outbox.Message, error) {
 	var out outbox.Message
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE messages SET
-			status = CASE WHEN broadcast IN (SELECT id FROM broadcasts WHERE status = 'cancelled') THEN 'failed' ELSE 'queued' END,
-			reason = CASE WHEN broadcast IN (SELECT id FROM broadcasts WHERE status = 'cancelled') THEN 'cancelled' ELSE reason END,
-			failed_at = CASE WHEN broadcast IN (SELECT id FROM broadcasts WHERE status = 'cancelled') THEN ?1 ELSE failed_at END
-			WHERE id = ?2 AND status = 'sending'`, millis(at), m.ID); err != nil {
+		var registered, cancelled bool
+		err := tx.QueryRowContext(ctx, `SELECT
+			EXISTS (SELECT 1 FROM orgs WHERE id = m.org AND deleted = 0),
+			EXISTS (SELECT 1 FROM broadcasts WHERE id = m.broadcast AND status = 'cancelled')
+			FROM messages m WHERE m.id = ?`, m.ID).Scan(&registered, &cancelled)
+		if isNoRows(err) {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
-		var err error
+		status, reason := outbox.RequeueOutcome(registered, cancelled)
+		res, err := tx.ExecContext(ctx, `UPDATE messages SET status = ?1,
+			reason = CASE WHEN ?1 = 'failed' THEN ?2 ELSE reason END,
+			failed_at = CASE WHEN ?1 = 'failed' THEN ?3 ELSE failed_at END,
+			not_before = ?4
+			WHERE id = ?5 AND status = 'sending'`, string(status), reason, millis(at), millis(notBefore), m.ID)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
 		out, err = scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ?`, m.ID))
-		if err != nil || out.Status != outbox.Failed || !out.FailedAt.Equal(at.Truncate(time.Millisecond)) {
+		if err != nil || n == 0 || status != outbox.Failed {
 			return err
 		}
-		return s.emit(ctx, tx, messageEvent(out, outbox.Failed, out.Reason, at))
+		if err := s.emit(ctx, tx, messageEvent(out, outbox.Failed, reason, at)); err != nil {
+			return err
+		}
+		return s.progress(ctx, tx, out.Broadcast, at)
 	})
 	if err != nil {
 		return m, fmt.Errorf("requeue %s: %w", m.ID, err)
@@ -113,30 +133,48 @@ func (s *Store) Requeue(ctx context.Context, m outbox.Message, at time.Time) (ou
 	return out, nil
 }
 
-// Fail gives a pending message up.
-func (s *Store) Fail(ctx context.Context, m outbox.Message, reason string, at time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+// Fail gives a pending message up. It returns the message as it is now and
+// whether this call failed it: one that left pending another way (a
+// receipt showed it arrived, it expired) is not failed again, and its
+// caller must not count it as failed a second time.
+func (s *Store) Fail(ctx context.Context, m outbox.Message, reason string, at time.Time) (outbox.Message, bool, error) {
+	var (
+		out     outbox.Message
+		changed bool
+	)
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'failed', reason = ?, failed_at = ?
 			WHERE id = ? AND status IN ('queued', 'sending')`, reason, millis(at), m.ID)
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
+		n, err := res.RowsAffected()
+		if err != nil {
 			return err
 		}
-		if err := s.emit(ctx, tx, messageEvent(m, outbox.Failed, reason, at)); err != nil {
-			return err
+		if changed = n == 1; changed {
+			if err := s.emit(ctx, tx, messageEvent(m, outbox.Failed, reason, at)); err != nil {
+				return err
+			}
+			if err := s.progress(ctx, tx, m.Broadcast, at); err != nil {
+				return err
+			}
 		}
-		return s.progress(ctx, tx, m.Broadcast, at)
+		out, err = scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ?`, m.ID))
+		return err
 	})
+	if err != nil {
+		return m, false, fmt.Errorf("fail %s: %w", m.ID, err)
+	}
+	return out, changed, nil
 }
 
 // progress notes that a message of job reached its end, and finishes the
-// job when it was the last: in the message's own transaction, so that no
-// crash can leave a job open with nothing left to send.
+// job when outbox.JobFinished says so: in the message's own transaction,
+// so that no crash can leave a job open with nothing left to send.
 //
-// It also reports the job's progress to the webhook, at most once per
-// progressEvery per job.
+// It also reports the job's progress to the webhook when
+// outbox.ProgressEventDue allows another event.
 func (s *Store) progress(ctx context.Context, tx *sql.Tx, job string, at time.Time) error {
 	if job == "" {
 		return nil
@@ -148,12 +186,17 @@ func (s *Store) progress(ctx context.Context, tx *sql.Tx, job string, at time.Ti
 	if err != nil || done || s.events == nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE broadcasts SET progress_event_at = ?1 WHERE id = ?2 AND progress_event_at <= ?3`,
-		millis(at), job, millis(at.Add(-progressEvery)))
-	if err != nil {
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT progress_event_at FROM broadcasts WHERE id = ?`, job).Scan(&last); err != nil {
+		if isNoRows(err) {
+			return nil
+		}
 		return err
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
+	if !outbox.ProgressEventDue(fromMillis(last), at) {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE broadcasts SET progress_event_at = ? WHERE id = ?`, millis(at), job); err != nil {
 		return err
 	}
 	e, err := jobEvent(ctx, tx, webhook.BroadcastProgress, job, at)
@@ -163,19 +206,26 @@ func (s *Store) progress(ctx context.Context, tx *sql.Tx, job string, at time.Ti
 	return s.emit(ctx, tx, e)
 }
 
-// progressEvery spaces a job's broadcast_progress events.
-const progressEvery = 10 * time.Second
-
-// finishDrained marks job done when it is open and none of its messages is
-// pending any more, with its broadcast_done event; it reports whether it did.
+// finishDrained marks job done when outbox.JobFinished says so, with its
+// broadcast_done event; it reports whether it did.
 func (s *Store) finishDrained(ctx context.Context, tx *sql.Tx, job string, at time.Time) (bool, error) {
-	res, err := tx.ExecContext(ctx, `UPDATE broadcasts SET status = 'done', finished_at = ?1
-		WHERE id = ?2 AND status IN ('queued', 'sending', 'stalled')
-		AND NOT EXISTS (SELECT 1 FROM messages WHERE broadcast = ?2 AND status IN ('queued', 'sending'))`, millis(at), job)
+	var (
+		status  string
+		pending bool
+	)
+	err := tx.QueryRowContext(ctx, `SELECT status,
+		EXISTS (SELECT 1 FROM messages WHERE broadcast = ?1 AND status IN ('queued', 'sending'))
+		FROM broadcasts WHERE id = ?1`, job).Scan(&status, &pending)
+	if isNoRows(err) {
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
+	if !outbox.JobFinished(outbox.JobStatus(status), pending) {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE broadcasts SET status = 'done', finished_at = ? WHERE id = ?`, millis(at), job); err != nil {
 		return false, err
 	}
 	if s.events == nil {
@@ -265,81 +315,87 @@ func (s *Store) ExpireQueued(ctx context.Context, before, now time.Time) ([]outb
 	return out, nil
 }
 
-// FailPending fails every pending message of org (it was deleted).
-func (s *Store) FailPending(ctx context.Context, org, reason string, at time.Time) (int, error) {
-	var n int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = 'failed', reason = ?, failed_at = ?
-			WHERE org = ? AND status IN ('queued', 'sending') RETURNING `+messageColumns, reason, millis(at), org)
-		if err != nil {
-			return err
-		}
-		failed, err := scanMessages(rows)
-		if err != nil {
-			return err
-		}
-		n = int64(len(failed))
-		for _, m := range failed {
-			if err := s.emit(ctx, tx, messageEvent(m, outbox.Failed, reason, at)); err != nil {
-				return err
-			}
-		}
-		jobs, err := tx.QueryContext(ctx, `UPDATE broadcasts SET status = 'cancelled', finished_at = ?
-			WHERE org = ? AND status IN ('queued', 'sending', 'stalled') RETURNING id`, millis(at), org)
-		if err != nil {
-			return err
-		}
-		var ids []string
-		for jobs.Next() {
-			var id string
-			if err := jobs.Scan(&id); err != nil {
-				jobs.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		jobs.Close()
-		if err := jobs.Err(); err != nil || s.events == nil {
-			return err
-		}
-		for _, id := range ids {
-			e, err := jobEvent(ctx, tx, webhook.BroadcastDone, id, at)
-			if err != nil {
-				return err
-			}
-			if err := s.emit(ctx, tx, e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+// failDeleted fails org's queued messages and cancels its open jobs as its
+// tombstone is committed, in the same transaction: no crash can leave a
+// deleted organization's message queued for a later registration of the
+// same ID to send. A message being sent is left to its answer (the worker
+// may have delivered it): an ack records it sent, anything else fails it
+// as org_deleted (outbox.RequeueOutcome), and a crash meanwhile too
+// (RecoverSending).
+func (s *Store) failDeleted(ctx context.Context, tx *sql.Tx, org string, at time.Time) error {
+	rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = 'failed', reason = ?, failed_at = ?
+		WHERE org = ? AND status = 'queued' RETURNING `+messageColumns, outbox.ReasonOrgDeleted, millis(at), org)
 	if err != nil {
-		return 0, fmt.Errorf("fail pending messages of %s: %w", org, err)
+		return err
 	}
-	return int(n), nil
+	failed, err := scanMessages(rows)
+	if err != nil {
+		return err
+	}
+	for _, m := range failed {
+		if err := s.emit(ctx, tx, messageEvent(m, outbox.Failed, m.Reason, at)); err != nil {
+			return err
+		}
+	}
+	jobs, err := tx.QueryContext(ctx, `UPDATE broadcasts SET status = 'cancelled', finished_at = ?
+		WHERE org = ? AND status IN ('queued', 'sending', 'stalled') RETURNING id`, millis(at), org)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for jobs.Next() {
+		var id string
+		if err := jobs.Scan(&id); err != nil {
+			jobs.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	jobs.Close()
+	if err := jobs.Err(); err != nil || s.events == nil {
+		return err
+	}
+	for _, id := range ids {
+		e, err := jobEvent(ctx, tx, webhook.BroadcastDone, id, at)
+		if err != nil {
+			return err
+		}
+		if err := s.emit(ctx, tx, e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RecoverSending puts back in line the messages a crash left sending: they
-// may have reached WhatsApp, and go again with the same ID.
-// Those of a cancelled broadcast fail with reason cancelled instead; they
-// are returned.
+// may have reached WhatsApp, and go again with the same ID. Those of a
+// cancelled broadcast fail with reason cancelled instead, and the pending
+// ones of an organization that is no longer registered (deleted while
+// they were sent, or by a version that failed them in a second
+// transaction) with reason org_deleted; the failed ones are returned.
 func (s *Store) RecoverSending(ctx context.Context, at time.Time) (int, []outbox.Message, error) {
 	var n int64
-	var cancelled []outbox.Message
+	var failed []outbox.Message
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = 'failed', reason = 'cancelled', failed_at = ?
-			WHERE status = 'sending' AND broadcast IN (SELECT id FROM broadcasts WHERE status = 'cancelled')
-			RETURNING `+messageColumns, millis(at))
-		if err != nil {
-			return err
-		}
-		if cancelled, err = scanMessages(rows); err != nil {
-			return err
-		}
-		for _, m := range cancelled {
-			if err := s.emit(ctx, tx, messageEvent(m, outbox.Failed, m.Reason, at)); err != nil {
+		for _, q := range []struct{ reason, where string }{
+			{outbox.ReasonOrgDeleted, `status IN ('queued', 'sending') AND org NOT IN (SELECT id FROM orgs WHERE deleted = 0)`},
+			{"cancelled", `status = 'sending' AND broadcast IN (SELECT id FROM broadcasts WHERE status = 'cancelled')`},
+		} {
+			rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = 'failed', reason = ?, failed_at = ?
+				WHERE `+q.where+` RETURNING `+messageColumns, q.reason, millis(at))
+			if err != nil {
 				return err
 			}
+			got, err := scanMessages(rows)
+			if err != nil {
+				return err
+			}
+			for _, m := range got {
+				if err := s.emit(ctx, tx, messageEvent(m, outbox.Failed, m.Reason, at)); err != nil {
+					return err
+				}
+			}
+			failed = append(failed, got...)
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'queued' WHERE status = 'sending'`)
 		if err != nil {
@@ -351,7 +407,7 @@ func (s *Store) RecoverSending(ctx context.Context, at time.Time) (int, []outbox
 	if err != nil {
 		return 0, nil, fmt.Errorf("recover messages: %w", err)
 	}
-	return int(n), cancelled, nil
+	return int(n), failed, nil
 }
 
 // messageEvent is a message_status event: the message reached status.

@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -81,7 +80,7 @@ func eventSeq(t *testing.T, s *Store, id, status string) int64 {
 // messages whatever their age, newer ones, events still waiting for
 // delivery, and the counts of a job it pruned in part.
 func TestPruneDeletesOnlyWhatOutlivedRetention(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	s.EnableEvents(false, nil)
 	o := clocktest.Origin()
 	const ret = 720 * time.Hour
@@ -120,7 +119,7 @@ func TestPruneDeletesOnlyWhatOutlivedRetention(t *testing.T) {
 
 	sent(insert("old-sent", o), old)
 	oldFailed := insert("old-failed", o)
-	if err := s.Fail(ctx, oldFailed, "server_error_479", old); err != nil {
+	if _, _, err := s.Fail(ctx, oldFailed, "server_error_479", old); err != nil {
 		t.Fatal(err)
 	}
 	oldRead := insert("old-read", o)
@@ -194,7 +193,7 @@ func TestPruneDeletesOnlyWhatOutlivedRetention(t *testing.T) {
 // the first batch queued entirely after the cutoff instead of reading the
 // rest of the table.
 func TestPruneStopsAtNewMessages(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	o := clocktest.Origin()
 	for i := range 10 {
 		s.InsertMessage(ctx, msg(fmt.Sprint("m", i), "2", fmt.Sprint("5730", i), o.Add(time.Duration(i)*time.Hour)))

@@ -126,11 +126,17 @@ func (s *Store) LoadOrgs(ctx context.Context) ([]lifecycle.Record, error) {
 }
 
 // SaveOrg writes one organization's record and the webhook events its
-// change causes in one transaction.
-func (s *Store) SaveOrg(ctx context.Context, r lifecycle.Record, events []webhook.Event) error {
+// change causes in one transaction, at at. A tombstone fails the
+// organization's queued messages in that same transaction (failDeleted).
+func (s *Store) SaveOrg(ctx context.Context, r lifecycle.Record, events []webhook.Event, at time.Time) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if err := saveOrg(ctx, tx, r, false); err != nil {
+		if err := saveOrg(ctx, tx, r, false, at); err != nil {
 			return err
+		}
+		if r.Deleted {
+			if err := s.failDeleted(ctx, tx, r.ID, at); err != nil {
+				return err
+			}
 		}
 		return s.emit(ctx, tx, events...)
 	})
@@ -155,7 +161,7 @@ type execer interface {
 
 // saveOrg upserts r; keepExisting leaves a row that is already there alone
 // (the legacy import must never overwrite newer state).
-func saveOrg(ctx context.Context, db execer, r lifecycle.Record, keepExisting bool) error {
+func saveOrg(ctx context.Context, db execer, r lifecycle.Record, keepExisting bool, at time.Time) error {
 	counter, err := json.Marshal(r.BadMAC)
 	if err != nil {
 		return err
@@ -173,7 +179,7 @@ func saveOrg(ctx context.Context, db execer, r lifecycle.Record, keepExisting bo
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) `+conflict,
 		r.ID, string(r.Status), r.Reason, r.Run, r.Linked, r.JID, millis(r.Hold.Until), r.Hold.Reason,
 		string(counter), r.Crashes, r.ArchivePending, r.Deleted, r.Fingerprint, r.FromConfig,
-		millis(r.AddedAt), r.Proxy, time.Now().UnixMilli())
+		millis(r.AddedAt), r.Proxy, millis(at))
 	return err
 }
 

@@ -46,10 +46,10 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dir with space", "state.db")
 	s := open(t, path)
 	want := full()
-	if err := s.SaveOrg(ctx, want, nil); err != nil {
+	if err := s.SaveOrg(ctx, want, nil, t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveOrg(ctx, lifecycle.Record{ID: "2", Status: state.Queued, Run: true}, nil); err != nil {
+	if err := s.SaveOrg(ctx, lifecycle.Record{ID: "2", Status: state.Queued, Run: true}, nil, t0); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -69,10 +69,10 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 func TestSaveReplacesAndDeleteForgets(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "state.db"))
 	r := full()
-	s.SaveOrg(ctx, r, nil)
+	s.SaveOrg(ctx, r, nil, t0)
 	r.Status, r.Hold, r.Deleted = state.Connected, lifecycle.Hold{}, false
 	r.BadMAC = badmac.Counter{}
-	if err := s.SaveOrg(ctx, r, nil); err != nil {
+	if err := s.SaveOrg(ctx, r, nil, t0); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := s.LoadOrgs(ctx)
@@ -96,7 +96,7 @@ func TestConcurrentWritersDoNotFail(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 50 {
-				errs <- s.SaveOrg(ctx, lifecycle.Record{ID: fmt.Sprintf("o%d-%d", g, i), Status: state.Queued, Run: true}, nil)
+				errs <- s.SaveOrg(ctx, lifecycle.Record{ID: fmt.Sprintf("o%d-%d", g, i), Status: state.Queued, Run: true}, nil, t0)
 			}
 		}()
 	}
@@ -164,7 +164,7 @@ func TestImportRegistryOnce(t *testing.T) {
 	os.WriteFile(reg, []byte(registryJSON), 0o600)
 	// An organization the database already has is not overwritten.
 	newer := lifecycle.Record{ID: "2", Status: state.Connected, Run: true, Linked: true}
-	s.SaveOrg(ctx, newer, nil)
+	s.SaveOrg(ctx, newer, nil, t0)
 
 	n, aside, err := s.ImportRegistry(ctx, reg, t0)
 	if err != nil || n != 2 {
@@ -225,14 +225,14 @@ func BenchmarkRegister(b *testing.B) {
 			defer s.Close()
 			tx, _ := s.db.Begin()
 			for i := range existing {
-				if err := saveOrg(ctx, tx, lifecycle.Record{ID: fmt.Sprint("pre", i), Status: state.Stopped}, false); err != nil {
+				if err := saveOrg(ctx, tx, lifecycle.Record{ID: fmt.Sprint("pre", i), Status: state.Stopped}, false, t0); err != nil {
 					b.Fatal(err)
 				}
 			}
 			tx.Commit()
 			b.ResetTimer()
 			for i := range b.N {
-				if err := s.SaveOrg(ctx, lifecycle.Record{ID: fmt.Sprint("new", i), Status: state.Queued, Run: true}, nil); err != nil {
+				if err := s.SaveOrg(ctx, lifecycle.Record{ID: fmt.Sprint("new", i), Status: state.Queued, Run: true}, nil, t0); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
 )
@@ -33,7 +35,7 @@ func kinds(t *testing.T, s *Store) []string {
 // last message brings broadcast_done with it; the dispatcher is told after
 // the commit.
 func TestOutcomesCommitTheirEvents(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	notified := 0
 	s.EnableEvents(false, func() { notified++ })
 	single := msg("s1", "2", "573041", t0)
@@ -61,7 +63,7 @@ func TestOutcomesCommitTheirEvents(t *testing.T) {
 
 // Without webhooks no event is kept: nothing would ever take it out.
 func TestNoEventsWhenOff(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	m := msg("s1", "2", "573041", t0)
 	s.InsertMessage(ctx, m)
 	s.Fail(ctx, m, "expired", t0)
@@ -73,7 +75,7 @@ func TestNoEventsWhenOff(t *testing.T) {
 
 // broadcast_progress goes out at most once per 10 s per job.
 func TestProgressEventsAreSpaced(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	s.EnableEvents(false, nil)
 	var msgs []outbox.Message
 	for i := range 4 {
@@ -94,12 +96,12 @@ func TestProgressEventsAreSpaced(t *testing.T) {
 
 // Deleting an organization cancels its open jobs: each tells the webhook.
 func TestDeleteCancelsJobsWithTheirEvents(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	s.EnableEvents(false, nil)
 	m := msg("j1", "2", "573042", t0)
 	m.Broadcast = "job"
 	s.InsertBroadcast(ctx, outbox.Broadcast{ID: "job", Org: "2", Text: "x", Total: 1, CreatedAt: t0}, []outbox.Message{m})
-	if _, err := s.FailPending(ctx, "2", "org_deleted", t0); err != nil {
+	if err := s.SaveOrg(ctx, lifecycle.Record{ID: "2", Status: state.Stopped, Deleted: true}, nil, t0); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"message_status:failed:org_deleted", "broadcast_done:cancelled:"}
@@ -111,7 +113,7 @@ func TestDeleteCancelsJobsWithTheirEvents(t *testing.T) {
 // Each organization's head is its oldest live event; a dead letter does
 // not hold the organization's later events back.
 func TestEventHeads(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	s.EnableEvents(false, nil)
 	var evs []webhook.Event
 	for _, org := range []string{"b", "a", "c", "a", "b"} {
@@ -210,7 +212,7 @@ func TestEventCountsAreKept(t *testing.T) {
 // recipient's phone) in data.wa_timestamp: a receiver sorting by timestamp
 // sees sent, delivered, read in that order, not delivered first.
 func TestReceiptEventsAreStampedWhenRecorded(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	s := openOutbox(t)
 	s.EnableEvents(false, nil)
 	origin := clocktest.Origin().Truncate(time.Second)
 	sentAt := origin.Add(400 * time.Millisecond)
