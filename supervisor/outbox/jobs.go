@@ -75,8 +75,18 @@ func (o *Outbox) planJobs(ctx context.Context) {
 		views = append(views, *j)
 	}
 	o.mu.Unlock()
+	held := map[string]bool{}
+	for _, v := range views {
+		if _, ok := held[v.Org]; !ok {
+			held[v.Org] = o.scheduleHolds(v.Org, now)
+		}
+	}
+	o.mu.Lock()
+	sinceHeld(views, o.heldAt)
+	o.mu.Unlock()
 	sortJobs(views)
-	for _, c := range planJobs(views, o.cfg.MaxJobs, o.canSend, now, o.cfg.StalledAfter.Duration) {
+	canSend := func(org string) bool { return !held[org] && o.canSend(org) }
+	for _, c := range planJobs(views, o.cfg.MaxJobs, canSend, now, o.cfg.StalledAfter.Duration) {
 		moved, err := o.store.SetJobStatus(ctx, c.ID, c.Status, now)
 		if err != nil {
 			o.log.Error("moving a broadcast failed; tried again shortly", "broadcast", c.ID, "err", err)

@@ -1,0 +1,106 @@
+package outbox
+
+import (
+	"context"
+	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
+)
+
+// The outbox's side of the schedule: the counts and link days it keeps in
+// memory for Schedule's decisions.
+
+// scheduleOf is org's schedule in its timezone.
+func (o *Outbox) scheduleOf(org string) Schedule {
+	z := o.zones[org]
+	if z == nil {
+		z = o.zone
+	}
+	return NewSchedule(o.cfg, z)
+}
+
+// windowLocked is what org may send at now; the caller holds o.mu.
+func (o *Outbox) windowLocked(org string, now time.Time) Window {
+	sch := o.scheduleOf(org)
+	c := o.daily[org]
+	if c == nil {
+		c = &dayCount{}
+		o.daily[org] = c
+	}
+	return sch.At(now, o.firstLink[org], c.at(sch, now))
+}
+
+func (o *Outbox) window(org string, now time.Time) Window {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.windowLocked(org, now)
+}
+
+// countSent counts a message on the local day it was first sent in.
+func (o *Outbox) countSent(org string) {
+	now := o.clock.Now()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.windowLocked(org, now)
+	o.daily[org].n++
+}
+
+// scheduleHolds reports whether org's broadcasts wait for the schedule at
+// now (quiet hours, or the daily limit reached), and remembers that it
+// did: a job is not stalled for the time its organization was held.
+func (o *Outbox) scheduleHolds(org string, now time.Time) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w := o.windowLocked(org, now)
+	if w.Full || w.Quiet {
+		o.heldAt[org] = now
+		return true
+	}
+	return false
+}
+
+// sinceHeld moves each job's last progress to when the schedule last held
+// its organization, if that is later: waiting for the schedule is not a
+// stall.
+func sinceHeld(jobs []JobView, heldAt map[string]time.Time) {
+	for i, j := range jobs {
+		if h := heldAt[j.Org]; h.After(j.ProgressAt) {
+			jobs[i].ProgressAt = h
+		}
+	}
+}
+
+// linkNumber learns when the number of jid first linked to org; false
+// when the store could not tell.
+func (s *sender) linkNumber(ctx context.Context, jid string, now time.Time) bool {
+	o := s.o
+	phone := jidPhone(jid)
+	if phone == "" || phone == s.phone {
+		return true
+	}
+	first, err := o.store.LinkNumber(ctx, s.org, phone, now)
+	if err != nil {
+		o.log.Error("recording the linked number failed; retrying before sending", "org", s.org, "err", err)
+		return false
+	}
+	o.mu.Lock()
+	o.firstLink[s.org] = first
+	s.phone = phone
+	o.mu.Unlock()
+	if w := o.window(s.org, now); w.Limit > 0 {
+		o.log.Info("sending schedule", "org", s.org, "phone", phone, "first_linked", first.UTC().Format(time.RFC3339),
+			"limit_today", w.Limit)
+	}
+	return true
+}
+
+// sending is org's schedule in the status object.
+func (o *Outbox) sending(org string) state.Sending {
+	w := o.window(org, o.clock.Now())
+	out := state.Sending{LimitToday: w.Limit, SentToday: w.Sent}
+	if !w.Next.IsZero() {
+		t := w.Next.UTC()
+		out.NextWindow = &t
+	}
+	return out
+}
