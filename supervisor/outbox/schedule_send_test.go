@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
 )
@@ -145,4 +146,55 @@ func TestDailyCountSurvivesARestart(t *testing.T) {
 	if st := statusOf(h2); st.LimitToday != 3 {
 		t.Fatalf("the second day after the relink: %+v, want the warm-up's day 2 limit 3", st)
 	}
+}
+
+// During quiet hours a broadcast waits and a single message goes; the job
+// that was sending when they began is not reported stalled, however long
+// they last, and it goes on when they end.
+func TestQuietHoursHoldBroadcastsNotSingleMessages(t *testing.T) {
+	cfg := testMessages()
+	start := clocktest.Origin().In(testZone).Truncate(time.Minute).Add(10 * time.Minute)
+	end := start.Add(3 * time.Hour)
+	cfg.QuietHours = start.Format("15:04") + "-" + end.Format("15:04")
+	h := newHarness(t, cfg, "")
+	recipients := make([]string, 400)
+	for i := range recipients {
+		recipients[i] = fmt.Sprintf("573000003%03d", i)
+	}
+	b, _, err := h.o.CreateBroadcast(bg, "2", outbox.BroadcastRequest{Recipients: recipients, Text: "offer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.connect("2", true)
+	h.until("the broadcast sending", func() bool { return len(h.w.sent()) > 0 })
+	h.clk.Advance(start.Sub(h.clk.Now()))
+	h.until("quiet hours", func() bool { return statusOf(h).NextWindow != nil })
+	before := len(h.w.sent())
+	if before >= len(recipients) {
+		t.Fatalf("the broadcast finished before the quiet hours: raise its size")
+	}
+	single := h.send("2", "573000000999", "your code is 1234")
+	h.until("the single message sent", func() bool { return h.status("2", single.ID).Status == outbox.Sent })
+	if st := statusOf(h); st.NextWindow == nil || !st.NextWindow.Equal(end) {
+		t.Fatalf("sending %+v, want the next window at the end of the quiet hours %s", st, end)
+	}
+	for h.clk.Now().Before(end.Add(-time.Minute)) {
+		h.clk.Advance(time.Minute)
+		h.connect("2", true) // plans the jobs again
+		time.Sleep(200 * time.Microsecond)
+		if n := len(h.w.sent()); n > before+1 {
+			t.Fatalf("%d broadcast messages sent during quiet hours", n-before-1)
+		}
+		job, err := h.o.Broadcast(bg, "2", b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job.Status != outbox.JobSending {
+			t.Fatalf("the broadcast is %s at %s while quiet hours hold it, want sending", job.Status, h.clk.Now())
+		}
+	}
+	h.until("the broadcast going on after the quiet hours", func() bool {
+		h.connect("2", true)
+		return len(h.w.sent()) > before+3
+	})
 }
