@@ -12,11 +12,11 @@ import (
 
 // scheduleOf is org's schedule in its timezone.
 func (o *Outbox) scheduleOf(org string) Schedule {
-	z := o.zones[org]
-	if z == nil {
-		z = o.zone
+	s := o.sched
+	if z := o.zones[org]; z != nil {
+		s.Zone = z
 	}
-	return NewSchedule(o.cfg, z)
+	return s
 }
 
 // windowLocked is what org may send at now; the caller holds o.mu.

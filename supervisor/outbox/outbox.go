@@ -106,8 +106,10 @@ type Outbox struct {
 	clock   clock.Clock
 	log     *slog.Logger
 	rand    func(min, max time.Duration) time.Duration
-	zone    *time.Location
-	zones   map[string]*time.Location
+	// sched is the schedule in messages.timezone; zones the [[org]]
+	// timezone overrides.
+	sched Schedule
+	zones map[string]*time.Location
 
 	mu      sync.Mutex
 	senders map[string]*sender
@@ -147,7 +149,7 @@ func New(o Options) *Outbox {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Outbox{
 		cfg: o.Config, store: o.Store, fleet: o.Fleet, metrics: o.Metrics, clock: o.Clock, log: o.Log, rand: o.Rand,
-		zone: o.Zone, zones: o.OrgZones,
+		sched: NewSchedule(o.Config, o.Zone), zones: o.OrgZones,
 		senders: map[string]*sender{}, jobs: map[string]*JobView{},
 		daily: map[string]*dayCount{}, firstLink: map[string]time.Time{}, heldAt: map[string]time.Time{},
 		jobsWake: make(chan struct{}, 1), done: make(chan struct{}), ctx: ctx, cancel: cancel,
