@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/shared/state"
 )
 
 // During quiet hours a broadcast waits while a single (transactional)
@@ -61,4 +63,57 @@ func TestQuietHoursHoldBroadcastsWhileSingleMessagesGo(t *testing.T) {
 	if e.logs.contains("broadcast stalled") {
 		t.Fatal("a stall was reported for a broadcast held by quiet hours")
 	}
+}
+
+// The daily limit holds the rest of the day's messages, across a restart of
+// the supervisor: the count is read back from state.db.
+func TestDailyLimitHoldsAcrossARestart(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, options{set: map[string]string{"daily_limit = 0": "daily_limit = 2\nwarmup_days = 0"}})
+	e.link("dl", "573007915341")
+	ctx := context.Background()
+	for i := range 4 {
+		if _, err := e.api.Send(ctx, "dl", fmt.Sprintf("57300134100%d", i), "hello", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := func() int {
+		list, err := e.api.Messages(ctx, "dl", "", 10, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, m := range list.Messages {
+			if m.SentAt != nil {
+				n++
+			}
+		}
+		return n
+	}
+	e.eventually(30*time.Second, "two messages sent", func() error {
+		if n := sent(); n != 2 {
+			return fmt.Errorf("%d sent", n)
+		}
+		return nil
+	})
+	y, m, d := time.Now().UTC().Date()
+	midnight := time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
+	check := func(when string) {
+		t.Helper()
+		s := e.status("dl").Sending
+		// The sends may have straddled midnight: then the day is new.
+		if s.NextWindow != nil && s.NextWindow.After(midnight) {
+			t.Skip("the wall clock passed midnight UTC during the test")
+		}
+		if s.LimitToday != 2 || s.SentToday != 2 || s.NextWindow == nil || !s.NextWindow.Equal(midnight) {
+			t.Fatalf("%s: sending %+v, want 2 of 2 sent, next window %s", when, s, midnight)
+		}
+	}
+	check("after the sends")
+	e.stop()
+	e.startSupervisor()
+	e.waitStatus("dl", state.Connected, 30*time.Second)
+	check("after a restart")
+	// min_interval is 200ms: a third send would come within a second.
+	e.throughout(time.Now().Add(3*time.Second), "a third message sent on a day whose limit was reached", func() bool { return sent() > 2 })
 }
