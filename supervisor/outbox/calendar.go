@@ -46,28 +46,28 @@ func (o *Outbox) countSent(org string) {
 }
 
 // scheduleHolds reports whether org's broadcasts wait for the schedule at
-// now (quiet hours, or the daily limit reached), and remembers that it
-// did: a job is not stalled for the time its organization was held.
+// now: quiet hours, or the daily limit reached.
 func (o *Outbox) scheduleHolds(org string, now time.Time) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	w := o.windowLocked(org, now)
-	if w.Full || w.Quiet {
-		o.heldAt[org] = now
-		return true
-	}
-	return false
+	w := o.window(org, now)
+	return w.Full || w.Quiet
 }
 
-// sinceHeld moves each job's last progress to when the schedule last held
-// its organization, if that is later: waiting for the schedule is not a
-// stall.
-func sinceHeld(jobs []JobView, heldAt map[string]time.Time) {
-	for i, j := range jobs {
-		if h := heldAt[j.Org]; h.After(j.ProgressAt) {
-			jobs[i].ProgressAt = h
+// yieldHeld sends the sending jobs of organizations the schedule holds
+// back to queued: a job that waits out the quiet hours gives its turn
+// (one of max_jobs, host-wide) to another organization's, and is not
+// reported stalled; it takes a turn again, with fresh progress, when its
+// organization may send. It returns the other jobs and the changes.
+func yieldHeld(jobs []JobView, held map[string]bool) ([]JobView, []JobChange) {
+	var rest []JobView
+	var changes []JobChange
+	for _, j := range jobs {
+		if j.Status == JobSending && held[j.Org] {
+			changes = append(changes, JobChange{ID: j.ID, Status: JobQueued})
+			j.Status = JobQueued
 		}
+		rest = append(rest, j)
 	}
+	return rest, changes
 }
 
 // linkNumber learns when the number of jid first linked to org; false

@@ -116,11 +116,9 @@ type Outbox struct {
 	jobs    map[string]*JobView
 	counts  counts
 	// daily is each organization's messages sent in its local day;
-	// firstLink when its current number first linked (the warm-up);
-	// heldAt when the schedule was last seen holding its broadcasts.
+	// firstLink when its current number first linked (the warm-up).
 	daily     map[string]*dayCount
 	firstLink map[string]time.Time
-	heldAt    map[string]time.Time
 	closed    bool
 	// persist is the outcome of the last message write: a full disk or
 	// an I/O error fails /readyz until a write goes through again.
@@ -151,7 +149,7 @@ func New(o Options) *Outbox {
 		cfg: o.Config, store: o.Store, fleet: o.Fleet, metrics: o.Metrics, clock: o.Clock, log: o.Log, rand: o.Rand,
 		sched: NewSchedule(o.Config, o.Zone), zones: o.OrgZones,
 		senders: map[string]*sender{}, jobs: map[string]*JobView{},
-		daily: map[string]*dayCount{}, firstLink: map[string]time.Time{}, heldAt: map[string]time.Time{},
+		daily: map[string]*dayCount{}, firstLink: map[string]time.Time{},
 		jobsWake: make(chan struct{}, 1), done: make(chan struct{}), ctx: ctx, cancel: cancel,
 	}
 }

@@ -151,3 +151,22 @@ func TestScheduleCountsTheLocalDay(t *testing.T) {
 		t.Error("jidPhone")
 	}
 }
+
+func TestYieldHeldGivesTheTurnUp(t *testing.T) {
+	jobs := []JobView{
+		{ID: "a", Org: "quiet", Status: JobSending},
+		{ID: "b", Org: "open", Status: JobSending},
+		{ID: "c", Org: "quiet", Status: JobQueued},
+		{ID: "d", Org: "quiet", Status: JobStalled},
+	}
+	rest, changes := yieldHeld(jobs, map[string]bool{"quiet": true})
+	if len(changes) != 1 || changes[0] != (JobChange{ID: "a", Status: JobQueued}) {
+		t.Fatalf("changes %v, want only the held sending job queued", changes)
+	}
+	if len(rest) != 4 || rest[0].Status != JobQueued || rest[1].Status != JobSending || rest[3].Status != JobStalled {
+		t.Fatalf("jobs after %v", rest)
+	}
+	if jobs[0].Status != JobSending {
+		t.Fatal("yieldHeld changed its input")
+	}
+}
