@@ -122,6 +122,14 @@ type Messages struct {
 	// Retention is how long final messages, finished broadcasts and dead
 	// letters stay in state.db.
 	Retention Duration `toml:"retention"`
+	// DailyLimit is how many messages an organization sends in one local
+	// day (0 = no limit); a newly linked number ramps up to it from
+	// WarmupFirstDay over WarmupDays (0 = no ramp).
+	DailyLimit     int    `toml:"daily_limit"`
+	WarmupDays     int    `toml:"warmup_days"`
+	WarmupFirstDay int    `toml:"warmup_first_day"`
+	QuietHours     string `toml:"quiet_hours"`
+	Timezone       string `toml:"timezone"`
 }
 
 // Webhook is the optional callback that gets the supervisor's events.
@@ -149,6 +157,8 @@ type Org struct {
 	// Proxy is where the organization's worker connects through; empty:
 	// direct. It applies from the organization's next start.
 	Proxy string `toml:"proxy"`
+	// Timezone overrides messages.timezone for this organization.
+	Timezone string `toml:"timezone"`
 }
 
 // Default returns the configuration used for every key the file leaves out.
@@ -191,6 +201,10 @@ func Default() Config {
 			MaxRecipients:   10000,
 			RestrictBackoff: Duration{time.Hour},
 			Retention:       Duration{720 * time.Hour},
+			DailyLimit:      1000,
+			WarmupDays:      14,
+			WarmupFirstDay:  30,
+			Timezone:        "UTC",
 		},
 		Webhook: Webhook{GiveUpAfter: Duration{24 * time.Hour}},
 	}
@@ -267,6 +281,11 @@ func (c *Config) Validate() error {
 		{"messages.max_recipients", between(c.Messages.MaxRecipients, 1, 100000)},
 		{"messages.restrict_backoff", positive(c.Messages.RestrictBackoff)},
 		{"messages.retention", atLeastDuration(c.Messages.Retention, MinRetention)},
+		{"messages.daily_limit", atLeast(c.Messages.DailyLimit, 0)},
+		{"messages.warmup_days", atLeast(c.Messages.WarmupDays, 0)},
+		{"messages.warmup_first_day", atLeast(c.Messages.WarmupFirstDay, 1)},
+		{"messages.quiet_hours", quietHours(c.Messages.QuietHours)},
+		{"messages.timezone", timezone(c.Messages.Timezone)},
 		{"webhook.url", optionalURL(c.Webhook.URL)},
 		{"webhook.secret_file", secretWith(c.Webhook.URL, c.Webhook.SecretFile)},
 		{"webhook.give_up_after", positive(c.Webhook.GiveUpAfter)},
@@ -292,6 +311,11 @@ func (c *Config) Validate() error {
 		seen[o.ID] = true
 		if err := proxy.Validate(o.Proxy); err != nil {
 			return fmt.Errorf("org[%d].proxy: %w", i, err)
+		}
+		if o.Timezone != "" {
+			if err := timezone(o.Timezone); err != nil {
+				return fmt.Errorf("org[%d].timezone: %w", i, err)
+			}
 		}
 	}
 	return nil

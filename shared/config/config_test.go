@@ -85,6 +85,14 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"memory tiny":    "[workers]\nmemory_limit = \"4MiB\"\n",
 		"retention":      "[messages]\nretention = \"59s\"\n",
 		"no retention":   "[messages]\nretention = \"0s\"\n",
+		"daily limit":    "[messages]\ndaily_limit = -1\n",
+		"warmup days":    "[messages]\nwarmup_days = -1\n",
+		"warmup first":   "[messages]\nwarmup_first_day = 0\n",
+		"quiet shape":    "[messages]\nquiet_hours = \"21:00\"\n",
+		"quiet hour":     "[messages]\nquiet_hours = \"25:00-08:00\"\n",
+		"quiet empty":    "[messages]\nquiet_hours = \"08:00-08:00\"\n",
+		"timezone":       "[messages]\ntimezone = \"Mars/Olympus\"\n",
+		"org timezone":   "[[org]]\nid = \"2\"\ntimezone = \"Bogota\"\n",
 	}
 	want := map[string]string{
 		"unknown top":    "colour",
@@ -112,6 +120,14 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"memory tiny":    "at least 8MiB",
 		"retention":      "messages.retention: 59s is below the minimum 1m0s",
 		"no retention":   "messages.retention",
+		"daily limit":    "messages.daily_limit",
+		"warmup days":    "messages.warmup_days",
+		"warmup first":   "messages.warmup_first_day",
+		"quiet shape":    "messages.quiet_hours",
+		"quiet hour":     "messages.quiet_hours",
+		"quiet empty":    "messages.quiet_hours",
+		"timezone":       "messages.timezone",
+		"org timezone":   "org[0].timezone",
 	}
 	for name, body := range cases {
 		_, err := Load(write(t, body))
@@ -174,5 +190,23 @@ func TestLoadRefusesImpossibleProxies(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("%s: %v, want %q", proxyURL, err, want)
 		}
+	}
+}
+
+func TestQuietHoursAndZones(t *testing.T) {
+	q, err := ParseQuietHours("21:30-08:00")
+	if err != nil || q != (QuietHours{Start: 21*60 + 30, End: 8 * 60, Set: true}) {
+		t.Errorf("21:30-08:00 = %+v, %v", q, err)
+	}
+	if q, err := ParseQuietHours(""); err != nil || q.Set {
+		t.Errorf(`"" = %+v, %v`, q, err)
+	}
+	cfg, err := Load(write(t, "[messages]\ntimezone = \"Europe/Berlin\"\n[[org]]\nid = \"2\"\ntimezone = \"America/Bogota\"\n[[org]]\nid = \"3\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, orgs, err := cfg.Zones()
+	if err != nil || def.String() != "Europe/Berlin" || orgs["2"].String() != "America/Bogota" || orgs["3"] != nil {
+		t.Errorf("zones %v %v %v", def, orgs, err)
 	}
 }

@@ -71,6 +71,18 @@ type Snapshot struct {
 	// SendRestrictedUntil is set while WhatsApp's new-chat restriction
 	// (463) holds messages to contacts never messaged before.
 	SendRestrictedUntil *time.Time `json:"send_restricted_until"`
+	Sending             Sending    `json:"sending"`
+}
+
+// Sending is the organization's sending schedule today: its daily limit (0
+// = none; lower while a new number warms up), the messages sent in its
+// local day, and when what the schedule holds may go again (the next local
+// day once the limit is reached; the end of the quiet hours for
+// broadcasts), null when nothing is held.
+type Sending struct {
+	LimitToday int        `json:"limit_today"`
+	SentToday  int        `json:"sent_today"`
+	NextWindow *time.Time `json:"next_window"`
 }
 
 // Outbox is an organization's messages in the status object: those

@@ -85,7 +85,7 @@ type Metrics interface {
 // and of who wrote in. Its methods must not block for long: they run on
 // the organizations' runners and event streams.
 type Listener interface {
-	OrgStatus(org string, connected bool)
+	OrgStatus(org string, connected bool, jid string)
 	OrgDeleted(org string)
 	Receipt(org string, waIDs []string, typ string, at time.Time)
 	Heard(org, sender, chat, id, text string)

@@ -315,7 +315,7 @@ func (r *runner) publish(prev lifecycle.Org) {
 		f.metrics.SetStatus(r.id, o.Status)
 	}
 	if l := f.listener; l != nil {
-		l.OrgStatus(r.id, o.Status == state.Connected && !o.Deleted)
+		l.OrgStatus(r.id, o.Status == state.Connected && !o.Deleted, o.JID)
 		if o.Deleted && !prev.Deleted {
 			l.OrgDeleted(r.id)
 		}

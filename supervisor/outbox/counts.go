@@ -57,6 +57,7 @@ func (o *Outbox) Counts(org string) state.Outbox {
 // object; it reads memory only, so a status poll never waits on the store.
 func (o *Outbox) Decorate(s *state.Snapshot) {
 	s.Outbox = o.Counts(s.OrganizationID)
+	s.Sending = o.sending(s.OrganizationID)
 	if until := o.Restricted(s.OrganizationID); !until.IsZero() {
 		t := until.UTC()
 		s.SendRestrictedUntil = &t
@@ -89,6 +90,7 @@ func (o *Outbox) settled(org string, sent bool) {
 
 func (o *Outbox) sentMessage(m Message) {
 	o.settled(m.Org, true)
+	o.countSent(m.Org)
 	o.metrics.MessageSent(m.Org)
 	o.jobProgress(context.Background(), m.Broadcast)
 }

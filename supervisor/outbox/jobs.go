@@ -75,8 +75,17 @@ func (o *Outbox) planJobs(ctx context.Context) {
 		views = append(views, *j)
 	}
 	o.mu.Unlock()
+	held := map[string]bool{}
+	for _, v := range views {
+		if _, ok := held[v.Org]; !ok {
+			held[v.Org] = o.scheduleHolds(v.Org, now)
+		}
+	}
 	sortJobs(views)
-	for _, c := range planJobs(views, o.cfg.MaxJobs, o.canSend, now, o.cfg.StalledAfter.Duration) {
+	views, changes := yieldHeld(views, held)
+	canSend := func(org string) bool { return !held[org] && o.canSend(org) }
+	changes = append(changes, planJobs(views, o.cfg.MaxJobs, canSend, now, o.cfg.StalledAfter.Duration)...)
+	for _, c := range changes {
 		moved, err := o.store.SetJobStatus(ctx, c.ID, c.Status, now)
 		if err != nil {
 			o.log.Error("moving a broadcast failed; tried again shortly", "broadcast", c.ID, "err", err)
@@ -104,6 +113,11 @@ func (o *Outbox) planJobs(ctx context.Context) {
 			o.log.Warn("broadcast stalled: no message sent for stalled_after; it yields its turn until its organization can send",
 				"org", j.Org, "broadcast", c.ID, "stalled_after", o.cfg.StalledAfter.Duration.String())
 		case JobQueued:
+			if held[j.Org] {
+				o.log.Info("broadcast waits for the schedule (quiet hours or the daily limit) and gives its turn up",
+					"org", j.Org, "broadcast", c.ID)
+				break
+			}
 			o.log.Info("broadcast waits for a turn: more were sending than messages.max_jobs", "org", j.Org, "broadcast", c.ID)
 		case JobSending:
 			o.log.Info("broadcast sending", "org", j.Org, "broadcast", c.ID)

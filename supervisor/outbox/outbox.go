@@ -48,6 +48,9 @@ type Store interface {
 	JobStatus(ctx context.Context, id string) (JobStatus, error)
 	FinishDrained(ctx context.Context, at time.Time) error
 	CancelBroadcast(ctx context.Context, org, id string, at time.Time) (Broadcast, []Message, error)
+	SentSince(ctx context.Context, since time.Time) (map[string][]SentCount, error)
+	LinkNumber(ctx context.Context, org, phone string, at time.Time) (time.Time, error)
+	LinkedNumbers(ctx context.Context) (map[string]time.Time, error)
 }
 
 // SenderState is an organization's sending memory.
@@ -88,6 +91,9 @@ type Options struct {
 	Log     *slog.Logger
 	// Rand picks a duration in [min, max] (jitter, typing); nil = uniform.
 	Rand func(min, max time.Duration) time.Duration
+	// Zone is messages.timezone (nil = UTC); OrgZones the [[org]] overrides.
+	Zone     *time.Location
+	OrgZones map[string]*time.Location
 }
 
 // Outbox accepts messages and broadcasts and runs one sender per
@@ -100,12 +106,20 @@ type Outbox struct {
 	clock   clock.Clock
 	log     *slog.Logger
 	rand    func(min, max time.Duration) time.Duration
+	// sched is the schedule in messages.timezone; zones the [[org]]
+	// timezone overrides.
+	sched Schedule
+	zones map[string]*time.Location
 
 	mu      sync.Mutex
 	senders map[string]*sender
 	jobs    map[string]*JobView
 	counts  counts
-	closed  bool
+	// daily is each organization's messages sent in its local day;
+	// firstLink when its current number first linked (the warm-up).
+	daily     map[string]*dayCount
+	firstLink map[string]time.Time
+	closed    bool
 	// persist is the outcome of the last message write: a full disk or
 	// an I/O error fails /readyz until a write goes through again.
 	persist persistState
@@ -133,7 +147,9 @@ func New(o Options) *Outbox {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Outbox{
 		cfg: o.Config, store: o.Store, fleet: o.Fleet, metrics: o.Metrics, clock: o.Clock, log: o.Log, rand: o.Rand,
+		sched: NewSchedule(o.Config, o.Zone), zones: o.OrgZones,
 		senders: map[string]*sender{}, jobs: map[string]*JobView{},
+		daily: map[string]*dayCount{}, firstLink: map[string]time.Time{},
 		jobsWake: make(chan struct{}, 1), done: make(chan struct{}), ctx: ctx, cancel: cancel,
 	}
 }
@@ -173,6 +189,14 @@ func (o *Outbox) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	sent, err := o.store.SentSince(ctx, now.Add(-48*time.Hour))
+	if err != nil {
+		return err
+	}
+	linked, err := o.store.LinkedNumbers(ctx)
+	if err != nil {
+		return err
+	}
 	if err := o.loadJobs(ctx); err != nil {
 		return err
 	}
@@ -184,6 +208,14 @@ func (o *Outbox) Start(ctx context.Context) error {
 		return errStopped
 	}
 	o.counts = newCounts(now, counts)
+	for org, q := range sent {
+		sch := o.scheduleOf(org)
+		start, _ := sch.LocalDay(now)
+		o.daily[org] = &dayCount{day: start, n: sch.sentIn(q, now)}
+	}
+	for org, at := range linked {
+		o.firstLink[org] = at
+	}
 	for org, st := range senders {
 		o.senderLocked(org).restore(st, now)
 		o.metrics.SetSendRestricted(org, now.Before(st.RestrictedUntil))

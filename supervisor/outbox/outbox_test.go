@@ -138,6 +138,9 @@ func testMessages() config.Messages {
 	c.MaxJobs = 1
 	c.StalledAfter.Duration = 5 * time.Minute
 	c.RestrictBackoff.Duration = time.Hour
+	// The schedule has its own tests; the others send more than a
+	// warm-up's first day.
+	c.DailyLimit = 0
 	return c
 }
 
@@ -149,6 +152,13 @@ func newHarness(t *testing.T, cfg config.Messages, path string) *harness {
 // newHarnessWith lets a test put itself between the outbox and its store.
 func newHarnessWith(t *testing.T, cfg config.Messages, path string, wrap func(*store.Store) outbox.Store) *harness {
 	t.Helper()
+	return newHarnessFrom(t, cfg, path, wrap, clocktest.Origin())
+}
+
+// newHarnessFrom starts the fake clock at start: a restart goes on from
+// where the last harness's clock was.
+func newHarnessFrom(t *testing.T, cfg config.Messages, path string, wrap func(*store.Store) outbox.Store, start time.Time) *harness {
+	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "state.db")
 	}
@@ -157,11 +167,11 @@ func newHarnessWith(t *testing.T, cfg config.Messages, path string, wrap func(*s
 		t.Fatal(err)
 	}
 	register(t, st, "2")
-	h := &harness{t: t, st: st, clk: clock.NewFake(clocktest.Origin()),
+	h := &harness{t: t, st: st, clk: clock.NewFake(start),
 		m: &metrics{}, cfg: cfg, on: map[string]bool{}}
 	h.w = &worker{clk: h.clk}
 	h.o = outbox.New(outbox.Options{
-		Config: cfg, Store: wrap(st), Metrics: h.m, Clock: h.clk, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Config: cfg, Store: wrap(st), Metrics: h.m, Clock: h.clk, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Zone: testZone,
 		Fleet: outbox.FleetFunc(func(org string) (outbox.Worker, bool) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
@@ -190,7 +200,7 @@ func (h *harness) connect(org string, on bool) {
 	h.mu.Lock()
 	h.on[org] = on
 	h.mu.Unlock()
-	h.o.OrgStatus(org, on)
+	h.o.OrgStatus(org, on, "573009990000:1@s.whatsapp.net")
 }
 
 func (h *harness) send(org, to, text string) outbox.Message {

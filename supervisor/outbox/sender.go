@@ -26,6 +26,12 @@ type sender struct {
 	// next attempt back after one, whatever wakes the loop.
 	unknown   int
 	notBefore time.Time
+	// jid is the connected device; phone the number whose first link
+	// the warm-up counts from, once the store told.
+	jid   string
+	phone string
+	// heldUntil is the end of the daily-limit hold last logged.
+	heldUntil time.Time
 }
 
 func (o *Outbox) senderLocked(org string) *sender {
@@ -54,12 +60,16 @@ func (s *sender) wakeUp() {
 	}
 }
 
-// OrgStatus tells the outbox an organization's status: its sender runs
-// while it is connected and stops at its next step otherwise.
-func (o *Outbox) OrgStatus(org string, connected bool) {
+// OrgStatus tells the outbox an organization's status and, while it is
+// connected, its device JID: its sender runs while it is connected and
+// stops at its next step otherwise.
+func (o *Outbox) OrgStatus(org string, connected bool, jid string) {
 	o.mu.Lock()
 	s := o.senderLocked(org)
 	s.connected = connected
+	if connected {
+		s.jid = jid
+	}
 	start := connected && !s.running && !o.closed
 	if start {
 		s.running = true
@@ -120,23 +130,46 @@ func (s *sender) run() {
 		o.mu.Lock()
 		restricted := now.Before(s.restricted)
 		held := s.notBefore.Sub(now)
+		jid := s.jid
 		o.mu.Unlock()
 		if held > 0 {
 			s.sleep(held)
 			continue
 		}
-		m, ok, err := o.store.NextMessage(ctx, s.org, o.activeJobs(s.org), restricted, now)
+		if !s.linkNumber(ctx, jid, now) {
+			s.sleep(time.Second)
+			continue
+		}
+		win := o.window(s.org, now)
+		if win.Full {
+			// Nothing more today, whatever wakes the loop: each wake
+			// decides again and sleeps again.
+			s.limitReached(win)
+			s.sleep(win.Next.Sub(now))
+			continue
+		}
+		jobs := o.activeJobs(s.org)
+		if win.Quiet {
+			// Quiet hours: broadcasts wait, single messages go.
+			jobs = nil
+		}
+		m, ok, err := o.store.NextMessage(ctx, s.org, jobs, restricted, now)
 		if err != nil {
 			o.log.Error("reading the outbox failed; retrying", "org", s.org, "err", err)
 			s.sleep(time.Second)
 			continue
 		}
 		if !ok {
+			wait := time.Hour
 			if restricted {
-				s.sleep(s.restricted.Sub(now))
+				wait = s.restricted.Sub(now)
+			}
+			if win.Quiet {
+				wait = min(wait, win.Next.Sub(now))
+			}
+			s.sleep(wait)
+			if restricted {
 				s.liftRestriction()
-			} else {
-				s.sleep(time.Hour)
 			}
 			continue
 		}
@@ -158,6 +191,18 @@ func (s *sender) run() {
 			return
 		}
 		s.send(ctx, m, cancel)
+	}
+}
+
+// limitReached logs the daily limit once per hold.
+func (s *sender) limitReached(w Window) {
+	s.o.mu.Lock()
+	first := !w.Next.Equal(s.heldUntil)
+	s.heldUntil = w.Next
+	s.o.mu.Unlock()
+	if first {
+		s.o.log.Info("daily limit reached: the rest waits for the next local day", "org", s.org,
+			"limit", w.Limit, "sent", w.Sent, "until", w.Next.UTC().Format(time.RFC3339))
 	}
 }
 

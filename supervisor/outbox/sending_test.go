@@ -219,6 +219,8 @@ func TestDeleteDuringSendKeepsTheAck(t *testing.T) {
 	if m := h.status("2", flying.ID); m.Status != outbox.Sent {
 		t.Fatalf("the message WhatsApp acked is %s (%s)", m.Status, m.Reason)
 	}
+	// The counts follow the commit, in memory, a moment later.
+	h.until("the ack counted", func() bool { return h.o.Counts("2").Queued == 0 })
 	if c := h.o.Counts("2"); c.Queued != 0 || c.SentToday != 1 || c.FailedToday != 1 {
 		t.Fatalf("counts %+v", c)
 	}

@@ -183,6 +183,38 @@ ALTER TABLE messages ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
 -- whose hash is taken from their messages when first needed).
 ALTER TABLE broadcasts ADD COLUMN recipients_hash TEXT NOT NULL DEFAULT '';
 `,
+	9: `
+-- messages.daily_limit counts each message once, on the day it was first
+-- sent, per UTC quarter hour (every zone's midnight falls on one, so any
+-- organization's local day is a sum of them, whatever its timezone). The
+-- trigger counts in the transaction that sets sent_at, and retention can
+-- prune the messages without changing today's count. Two days are kept.
+CREATE TABLE sent_quarters (
+	org     TEXT NOT NULL,
+	quarter INTEGER NOT NULL,
+	n       INTEGER NOT NULL,
+	PRIMARY KEY (org, quarter)
+) STRICT, WITHOUT ROWID;
+INSERT INTO sent_quarters (org, quarter, n)
+	SELECT org, sent_at - sent_at % 900000, count(*) FROM messages
+	WHERE sent_at > CAST(unixepoch('now', '-2 days') AS INTEGER) * 1000 GROUP BY 1, 2;
+CREATE TRIGGER sent_quarters_count AFTER UPDATE OF sent_at ON messages
+	WHEN OLD.sent_at = 0 AND NEW.sent_at > 0 BEGIN
+	INSERT INTO sent_quarters (org, quarter, n) VALUES (NEW.org, NEW.sent_at - NEW.sent_at % 900000, 1)
+		ON CONFLICT (org, quarter) DO UPDATE SET n = n + 1;
+	DELETE FROM sent_quarters WHERE org = NEW.org AND quarter < NEW.sent_at - 172800000;
+END;
+-- The warm-up counts from the day a number first linked on this host: a
+-- relink of the same number (after a Bad MAC trip) keeps its first day.
+-- last_linked_at tells which of an organization's numbers is its current one.
+CREATE TABLE linked_numbers (
+	org             TEXT NOT NULL,
+	phone           TEXT NOT NULL,
+	first_linked_at INTEGER NOT NULL,
+	last_linked_at  INTEGER NOT NULL,
+	PRIMARY KEY (org, phone)
+) STRICT;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -9,6 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	// The IANA zone database is built in, so that messages.timezone works
+	// on a host without tzdata (a minimal container); about 450 KB.
+	_ "time/tzdata"
 )
 
 const usage = `usage: wa-supervisor [command] [-config FILE] [args]

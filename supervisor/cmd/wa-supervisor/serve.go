@@ -113,9 +113,13 @@ func serve(configPath string, stderr io.Writer) error {
 		return err
 	}
 
+	zone, orgZones, err := cfg.Zones()
+	if err != nil {
+		return err
+	}
 	var fl *fleet.Fleet
 	ob := outbox.New(outbox.Options{
-		Config: cfg.Messages, Store: st, Metrics: m, Log: log,
+		Config: cfg.Messages, Store: st, Metrics: m, Log: log, Zone: zone, OrgZones: orgZones,
 		Fleet: outbox.FleetFunc(func(org string) (outbox.Worker, bool) {
 			w, ok := fl.ConnectedWorker(org)
 			return w, ok

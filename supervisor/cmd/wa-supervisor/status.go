@@ -49,11 +49,24 @@ func printTable(out io.Writer, snaps []state.Snapshot, now time.Time) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ORG\tSTATUS\tSINCE\tJID\tBAD MAC\tCOOLDOWN\tOUTBOX")
 	for _, s := range snaps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%d queued, %d sent, %d failed\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%d queued, %d sent, %d failed%s\n",
 			s.OrganizationID, s.Status, since(s, now), orDash(s.JID), s.BadMAC.Count, s.BadMAC.Trips,
-			cooldownLeft(s.CooldownUntil, now), s.Outbox.Queued, s.Outbox.SentToday, s.Outbox.FailedToday)
+			cooldownLeft(s.CooldownUntil, now), s.Outbox.Queued, s.Outbox.SentToday, s.Outbox.FailedToday, dailyLimit(s.Sending, now))
 	}
 	return tw.Flush()
+}
+
+// dailyLimit shows the local day's sends against its limit, and how long
+// the schedule holds what waits; nothing when there is no limit.
+func dailyLimit(s state.Sending, now time.Time) string {
+	if s.LimitToday == 0 {
+		return ""
+	}
+	out := fmt.Sprintf("; limit %d/%d today", s.SentToday, s.LimitToday)
+	if s.NextWindow != nil {
+		out += ", waits " + cooldownLeft(s.NextWindow, now)
+	}
+	return out
 }
 
 // compareIDs puts numeric IDs (Django's primary keys) in numeric order, so

@@ -66,6 +66,20 @@ ORG  STATUS     SINCE  JID  BAD MAC  COOLDOWN  OUTBOX
 b1   stopped    -      -    0/0      -         0 queued, 0 sent, 0 failed
 `,
 	}, {
+		name: "a daily limit reached waits for the next local day",
+		snaps: []state.Snapshot{
+			{OrganizationID: "2", Status: state.Connected, ConnectedSince: at(-time.Minute),
+				Outbox:  state.Outbox{Queued: 4, SentToday: 30},
+				Sending: state.Sending{LimitToday: 30, SentToday: 30, NextWindow: at(5*time.Hour + 10*time.Minute)}},
+			{OrganizationID: "3", Status: state.Connected, ConnectedSince: at(-time.Minute),
+				Sending: state.Sending{LimitToday: 1000, SentToday: 7}},
+		},
+		want: `
+ORG  STATUS     SINCE  JID  BAD MAC  COOLDOWN  OUTBOX
+2    connected  1m0s   -    0/0      -         4 queued, 30 sent, 0 failed; limit 30/30 today, waits 5h10m
+3    connected  1m0s   -    0/0      -         0 queued, 0 sent, 0 failed; limit 7/1000 today
+`,
+	}, {
 		name:  "a clock that stepped back",
 		snaps: []state.Snapshot{{OrganizationID: "2", Status: state.Connected, ConnectedSince: at(time.Minute)}},
 		want: `
