@@ -18,6 +18,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
+	"github.com/wa-sidecar/wa-sidecar/shared/phone"
 	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 )
 
@@ -122,6 +123,9 @@ type Messages struct {
 	// Retention is how long final messages, finished broadcasts and dead
 	// letters stay in state.db.
 	Retention Duration `toml:"retention"`
+	// DefaultCountry is the ISO 3166 region whose numbers callers may
+	// write without their country code; "" = numbers are international.
+	DefaultCountry string `toml:"default_country"`
 }
 
 // Webhook is the optional callback that gets the supervisor's events.
@@ -149,6 +153,9 @@ type Org struct {
 	// Proxy is where the organization's worker connects through; empty:
 	// direct. It applies from the organization's next start.
 	Proxy string `toml:"proxy"`
+	// DefaultCountry overrides messages.default_country for this
+	// organization's numbers.
+	DefaultCountry string `toml:"default_country"`
 }
 
 // Default returns the configuration used for every key the file leaves out.
@@ -267,6 +274,7 @@ func (c *Config) Validate() error {
 		{"messages.max_recipients", between(c.Messages.MaxRecipients, 1, 100000)},
 		{"messages.restrict_backoff", positive(c.Messages.RestrictBackoff)},
 		{"messages.retention", atLeastDuration(c.Messages.Retention, MinRetention)},
+		{"messages.default_country", phone.CheckRegion(c.Messages.DefaultCountry)},
 		{"webhook.url", optionalURL(c.Webhook.URL)},
 		{"webhook.secret_file", secretWith(c.Webhook.URL, c.Webhook.SecretFile)},
 		{"webhook.give_up_after", positive(c.Webhook.GiveUpAfter)},
@@ -293,8 +301,24 @@ func (c *Config) Validate() error {
 		if err := proxy.Validate(o.Proxy); err != nil {
 			return fmt.Errorf("org[%d].proxy: %w", i, err)
 		}
+		if err := phone.CheckRegion(o.DefaultCountry); err != nil {
+			return fmt.Errorf("org[%d].default_country: %w", i, err)
+		}
 	}
 	return nil
+}
+
+// DefaultCountries maps the organizations listed with their own
+// default_country to it; every other organization, including those
+// registered through the API, uses messages.default_country.
+func (c *Config) DefaultCountries() map[string]string {
+	out := map[string]string{}
+	for _, o := range c.Orgs {
+		if o.DefaultCountry != "" {
+			out[o.ID] = o.DefaultCountry
+		}
+	}
+	return out
 }
 
 // AuthDir is where the worker of org keeps its whatsmeow store.
