@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/nyaruka/phonenumbers"
 
@@ -51,6 +52,11 @@ func Parse(input, region string) (string, error) {
 		return "", errors.New("phone number is empty")
 	case len(s) > maxInput:
 		return "", fmt.Errorf("phone number %s is too long: %d characters, where a phone number has at most %d even with spaces and dashes", quote(input), len(s), maxInput)
+	case strings.ContainsFunc(s, unicode.IsLetter):
+		// The library reads letters as on a keypad ("1-800-FLOWERS"); in
+		// a recipient they are a typo, and a guessed number is someone
+		// else's phone.
+		return "", fmt.Errorf("phone number %s has letters: write it in digits (spaces, dashes, dots and parentheses may stay)", quote(input))
 	}
 	plus := strings.HasPrefix(s, "+") || strings.HasPrefix(s, "\uFF0B")
 	if plus || region == "" {

@@ -15,6 +15,8 @@ func TestParse(t *testing.T) {
 		{"57 300 123 4567", "", "573001234567"},
 		{"  573001234567\n", "", "573001234567"},
 		{"+1 202 555 0123", "", "12025550123"},
+		{"+57.300.123.4567", "", "573001234567"},
+		{"+٥٧٣٠٠١٢٣٤٥٦٧", "", "573001234567"},
 		// With a default country: the national spellings, and the
 		// international ones unchanged.
 		{"(300) 123-4567", "CO", "573001234567"},
@@ -41,7 +43,9 @@ func TestParseRefuses(t *testing.T) {
 		{"  ", "CO", `phone number is empty`},
 		{"(300) 123-4567", "", `phone number "(300) 123-4567" is too short for +30 (GR); with no default_country set, a number is read country code first`},
 		{"3001234567", "", `phone number "3001234567" is too short for +30 (GR); with no default_country set, a number is read country code first`},
-		{"abc", "", `phone number "abc" is not a phone number; with no default_country set, a number is read country code first`},
+		{"abc", "", `phone number "abc" has letters: write it in digits (spaces, dashes, dots and parentheses may stay)`},
+		{"57300abc0003", "CO", `phone number "57300abc0003" has letters: write it in digits (spaces, dashes, dots and parentheses may stay)`},
+		{"--", "", `phone number "--" is not a phone number; with no default_country set, a number is read country code first`},
 		{"0573001234", "", `phone number "0573001234" has no valid country code; with no default_country set, a number is read country code first`},
 		{"+999 123", "CO", `phone number "+999 123" has no valid country code`},
 		{"+57 300 123 45", "", `phone number "+57 300 123 45" is not a valid number for +57 (CO)`},
@@ -49,7 +53,8 @@ func TestParseRefuses(t *testing.T) {
 		{"57300123456789", "CO", `phone number "57300123456789" is too long for +57 (CO); read country code first, it is not valid either`},
 		{"2025550123", "CO", `phone number "2025550123" is not a valid number for +57 (CO); read country code first, it is not valid either`},
 		{"1234567", "CO", `phone number "1234567" is a local number of +57 (CO): write it with its area code; read country code first, it is not valid either`},
-		{"300 123 4567 ext 12", "CO", `phone number "300 123 4567 ext 12" has an extension, which WhatsApp cannot dial; read country code first, it is not valid either`},
+		{"300 123 4567 #12", "CO", `phone number "300 123 4567 #12" has an extension, which WhatsApp cannot dial; read country code first, it is not valid either`},
+		{"+57 300 123 4567 #12", "", `phone number "+57 300 123 4567 #12" has an extension, which WhatsApp cannot dial`},
 		{"+", "", `phone number "+" is not a phone number`},
 		{strings.Repeat("5", 70), "", `phone number "55555555555555555555555555555555555555555555555... is too long: 70 characters, where a phone number has at most 64 even with spaces and dashes`},
 	} {
