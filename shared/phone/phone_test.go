@@ -29,6 +29,10 @@ func TestParse(t *testing.T) {
 		{"(202) 555-0123", "US", "12025550123"},
 		// Not a number of CO, but a German mobile country code first.
 		{"4915123456789", "CO", "4915123456789"},
+		{"+49 1512 3456789", "CO", "4915123456789"},
+		{"4915123456789", "", "4915123456789"},
+		{"57 300 123 4567", "CO", "573001234567"},
+		{"+57.300.123.4567", "CO", "573001234567"},
 	} {
 		got, err := Parse(c.in, c.region)
 		if err != nil || got != c.want {
