@@ -74,7 +74,8 @@ FUZZTIME ?= 3s
 FUZZ_TARGETS := \
 	./shared/config:FuzzLoad \
 	./shared/orgid:FuzzValidate \
-	./shared/phone:FuzzValidate \
+	./shared/phone:FuzzParse \
+	./shared/phone/e164:FuzzValidate \
 	./shared/fingerprint:FuzzParse \
 	./shared/logline:FuzzRelay \
 	./supervisor/statusapi:FuzzRequestBodies \

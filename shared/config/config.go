@@ -18,6 +18,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
+	"github.com/wa-sidecar/wa-sidecar/shared/phone"
 	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 )
 
@@ -130,6 +131,9 @@ type Messages struct {
 	WarmupFirstDay int    `toml:"warmup_first_day"`
 	QuietHours     string `toml:"quiet_hours"`
 	Timezone       string `toml:"timezone"`
+	// DefaultCountry is the ISO 3166 region whose numbers callers may
+	// write without their country code; "" = numbers are international.
+	DefaultCountry string `toml:"default_country"`
 }
 
 // Webhook is the optional callback that gets the supervisor's events.
@@ -159,6 +163,9 @@ type Org struct {
 	Proxy string `toml:"proxy"`
 	// Timezone overrides messages.timezone for this organization.
 	Timezone string `toml:"timezone"`
+	// DefaultCountry overrides messages.default_country for this
+	// organization's numbers.
+	DefaultCountry string `toml:"default_country"`
 }
 
 // Default returns the configuration used for every key the file leaves out.
@@ -286,6 +293,7 @@ func (c *Config) Validate() error {
 		{"messages.warmup_first_day", atLeast(c.Messages.WarmupFirstDay, 1)},
 		{"messages.quiet_hours", quietHours(c.Messages.QuietHours)},
 		{"messages.timezone", timezone(c.Messages.Timezone)},
+		{"messages.default_country", phone.CheckRegion(c.Messages.DefaultCountry)},
 		{"webhook.url", optionalURL(c.Webhook.URL)},
 		{"webhook.secret_file", secretWith(c.Webhook.URL, c.Webhook.SecretFile)},
 		{"webhook.give_up_after", positive(c.Webhook.GiveUpAfter)},
@@ -317,8 +325,24 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("org[%d].timezone: %w", i, err)
 			}
 		}
+		if err := phone.CheckRegion(o.DefaultCountry); err != nil {
+			return fmt.Errorf("org[%d].default_country: %w", i, err)
+		}
 	}
 	return nil
+}
+
+// DefaultCountries maps the organizations listed with their own
+// default_country to it; every other organization, including those
+// registered through the API, uses messages.default_country.
+func (c *Config) DefaultCountries() map[string]string {
+	out := map[string]string{}
+	for _, o := range c.Orgs {
+		if o.DefaultCountry != "" {
+			out[o.ID] = o.DefaultCountry
+		}
+	}
+	return out
 }
 
 // AuthDir is where the worker of org keeps its whatsmeow store.

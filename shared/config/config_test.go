@@ -39,8 +39,11 @@ state_dir = "/tmp/x"
 start_jitter = ["0s", "10ms"]
 [whatsapp.emulator]
 url = "http://127.0.0.1:7000"
+[messages]
+default_country = "US"
 [[org]]
 id = "2"
+default_country = "CO"
 [[org]]
 id = "abc"
 `))
@@ -52,6 +55,9 @@ id = "abc"
 	}
 	if cfg.Workers.MaxLive != 5 {
 		t.Errorf("default max_live lost: %d", cfg.Workers.MaxLive)
+	}
+	if got := cfg.DefaultCountries(); !reflect.DeepEqual(got, map[string]string{"2": "CO"}) || cfg.Messages.DefaultCountry != "US" {
+		t.Errorf("default countries: %v, host-wide %q", got, cfg.Messages.DefaultCountry)
 	}
 	if got := cfg.AuthDir("2"); got != filepath.Join("/tmp/x", "auth_sessions", "2") {
 		t.Errorf("AuthDir = %s", got)
@@ -93,6 +99,9 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"quiet empty":    "[messages]\nquiet_hours = \"08:00-08:00\"\n",
 		"timezone":       "[messages]\ntimezone = \"Mars/Olympus\"\n",
 		"org timezone":   "[[org]]\nid = \"2\"\ntimezone = \"Bogota\"\n",
+		"country":        "[messages]\ndefault_country = \"Colombia\"\n",
+		"country case":   "[messages]\ndefault_country = \"co\"\n",
+		"org country":    "[[org]]\nid = \"2\"\ndefault_country = \"XX\"\n",
 	}
 	want := map[string]string{
 		"unknown top":    "colour",
@@ -128,6 +137,9 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"quiet empty":    "messages.quiet_hours",
 		"timezone":       "messages.timezone",
 		"org timezone":   "org[0].timezone",
+		"country":        `messages.default_country: "Colombia" is not an ISO 3166 region`,
+		"country case":   `messages.default_country: "co": write the region in capitals, "CO"`,
+		"org country":    `org[0].default_country: "XX" is not an ISO 3166 region`,
 	}
 	for name, body := range cases {
 		_, err := Load(write(t, body))

@@ -35,7 +35,7 @@ func TestBroadcastTurns(t *testing.T) {
 	ctx := context.Background()
 	var jobs []statusapi.BroadcastBody
 	for i := range 3 {
-		b, err := e.api.CreateBroadcast(ctx, "bc", numbers(fmt.Sprintf("5730012600%d", i), 4), fmt.Sprint("offer ", i), "")
+		b, err := e.api.CreateBroadcast(ctx, "bc", numbers(fmt.Sprintf("573001260%d", i), 4), fmt.Sprint("offer ", i), "")
 		if err != nil || b.Total != 4 {
 			t.Fatalf("create job %d: %+v %v", i, b, err)
 		}
@@ -82,7 +82,7 @@ func TestBroadcastTurns(t *testing.T) {
 		t.Fatalf("%d deliveries for 3 jobs of 4", got)
 	}
 
-	victim, err := e.api.CreateBroadcast(ctx, "bc", numbers("57300127000", 8), "cancel me", "")
+	victim, err := e.api.CreateBroadcast(ctx, "bc", numbers("5730012700", 8), "cancel me", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +117,8 @@ func TestBroadcastTurns(t *testing.T) {
 		t.Fatalf("messages_failed_total{reason=cancelled} = %v, the job failed %d", v, b.Failed)
 	}
 
-	again1, err1 := e.api.CreateBroadcast(ctx, "bc", numbers("57300128000", 2), "once", "promo-dec")
-	again2, err2 := e.api.CreateBroadcast(ctx, "bc", numbers("57300128000", 2), "once", "promo-dec")
+	again1, err1 := e.api.CreateBroadcast(ctx, "bc", numbers("5730012800", 2), "once", "promo-dec")
+	again2, err2 := e.api.CreateBroadcast(ctx, "bc", numbers("5730012800", 2), "once", "promo-dec")
 	if err1 != nil || err2 != nil || again1.ID != again2.ID {
 		t.Fatalf("idempotent create: %s %v, then %s %v", again1.ID, err1, again2.ID, err2)
 	}
@@ -145,12 +145,14 @@ func TestCLISendAndBroadcast(t *testing.T) {
 		}
 		return out.String()
 	}
-	out := cli("", "send", "-wait", "cl", "573001290000", "from the CLI")
+	// The CLI hands numbers to the API as written: the API reads every
+	// spelling it takes (here with no default_country, so with country code).
+	out := cli("", "send", "-wait", "cl", "+57 300 129 0000", "from the CLI")
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 ||
 		!strings.HasSuffix(lines[0], " queued") || !(strings.HasSuffix(lines[1], " sent") || strings.HasSuffix(lines[1], " delivered")) {
 		t.Fatalf("send -wait printed %q", out)
 	}
-	out = cli("# customers\n573001290001\n\n573001290002\n573001290001\n", "broadcast", "cl", "-", "news")
+	out = cli("# customers\n573001290001\n\n+57 300 129 0002\n57 300 129 0001\n", "broadcast", "cl", "-", "news")
 	if !strings.Contains(out, ": 2 recipients") || !strings.Contains(out, "done: sent 2/2, failed 0, pending 0") {
 		t.Fatalf("broadcast printed %q", out)
 	}
@@ -181,7 +183,7 @@ func TestStalledBroadcastResumes(t *testing.T) {
 	phone := "573007915308"
 	e.link("st", phone)
 	ctx := context.Background()
-	job, err := e.api.CreateBroadcast(ctx, "st", numbers("57300130000", 10), "stall", "")
+	job, err := e.api.CreateBroadcast(ctx, "st", numbers("5730013000", 10), "stall", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,9 @@ import (
 func TestDjangoLinksAndSends(t *testing.T) {
 	t.Parallel()
 	needDjango(t)
-	const org, phone, to, text = "dj", "573007915400", "573001234567", "Your order #1042 has shipped"
+	// The number as a person types it: the form passes it on, and the
+	// sidecar stores and sends its E.164 digits.
+	const org, phone, typed, to, text = "dj", "573007915400", "+57 300 123 4567", "573001234567", "Your order #1042 has shipped"
 	key := rand.Text()
 	e := newEnvWith(t, options{tcp: true, before: withAPIKey(key)})
 	e.api = apiclient.New(strings.TrimPrefix(e.apiURL, "http://"), key)
@@ -72,10 +74,10 @@ func TestDjangoLinksAndSends(t *testing.T) {
 	e.status(org) // notes the worker's pid for the leak check at the end
 
 	form := d.form()
-	form.Set("to", to)
+	form.Set("to", typed)
 	form.Set("text", text)
 	var first, again statusapi.MessageBody
-	if code, b := d.post("/send", form, &first); code != http.StatusAccepted || first.ID == "" || first.WAMessageID == "" {
+	if code, b := d.post("/send", form, &first); code != http.StatusAccepted || first.ID == "" || first.WAMessageID == "" || first.To != to {
 		t.Fatalf("send: %d %s", code, b)
 	}
 	// A double click sends the same form, with the same idempotency key.

@@ -15,7 +15,6 @@ import (
 
 	"github.com/wa-sidecar/wa-sidecar/shared/config"
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
-	"github.com/wa-sidecar/wa-sidecar/shared/phone"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
@@ -94,6 +93,9 @@ type Options struct {
 	// Zone is messages.timezone (nil = UTC); OrgZones the [[org]] overrides.
 	Zone     *time.Location
 	OrgZones map[string]*time.Location
+	// Countries are the organizations whose numbers are read with their
+	// own default_country instead of Config.DefaultCountry.
+	Countries map[string]string
 }
 
 // Outbox accepts messages and broadcasts and runs one sender per
@@ -110,6 +112,8 @@ type Outbox struct {
 	// timezone overrides.
 	sched Schedule
 	zones map[string]*time.Location
+	// countries: see Options.Countries.
+	countries map[string]string
 
 	mu      sync.Mutex
 	senders map[string]*sender
@@ -147,7 +151,7 @@ func New(o Options) *Outbox {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Outbox{
 		cfg: o.Config, store: o.Store, fleet: o.Fleet, metrics: o.Metrics, clock: o.Clock, log: o.Log, rand: o.Rand,
-		sched: NewSchedule(o.Config, o.Zone), zones: o.OrgZones,
+		sched: NewSchedule(o.Config, o.Zone), zones: o.OrgZones, countries: o.Countries,
 		senders: map[string]*sender{}, jobs: map[string]*JobView{},
 		daily: map[string]*dayCount{}, firstLink: map[string]time.Time{},
 		jobsWake: make(chan struct{}, 1), done: make(chan struct{}), ctx: ctx, cancel: cancel,
@@ -288,8 +292,9 @@ func checkKey(key string) error {
 // idempotency key named a message accepted before, which is returned
 // instead of a second one.
 func (o *Outbox) Send(ctx context.Context, org string, r SendRequest) (Message, bool, error) {
-	if err := phone.Validate(r.To); err != nil {
-		return Message{}, false, &InputError{Field: "to", Msg: err.Error()}
+	to, err := o.number(org, r.To)
+	if err != nil {
+		return Message{}, false, err
 	}
 	if err := checkText(r.Text); err != nil {
 		return Message{}, false, err
@@ -298,13 +303,13 @@ func (o *Outbox) Send(ctx context.Context, org string, r SendRequest) (Message, 
 		return Message{}, false, err
 	}
 	now := o.clock.Now()
-	m, created, err := o.store.InsertMessage(ctx, Message{ID: newID("msg_"), Org: org, To: r.To, Text: r.Text,
+	m, created, err := o.store.InsertMessage(ctx, Message{ID: newID("msg_"), Org: org, To: to, Text: r.Text,
 		WAID: newWAID(), IdempotencyKey: r.IdempotencyKey, QueuedAt: now})
 	if err = o.wrote(org, err); err != nil {
 		return Message{}, false, err
 	}
 	if !created {
-		if m.To != r.To || m.Text != r.Text {
+		if m.To != to || m.Text != r.Text {
 			return Message{}, false, &ConflictError{Msg: fmt.Sprintf("idempotency_key %q was used for message %s with another recipient or text", r.IdempotencyKey, m.ID)}
 		}
 		return m, false, nil
@@ -345,25 +350,11 @@ func (o *Outbox) CreateBroadcast(ctx context.Context, org string, r BroadcastReq
 	if err := checkKey(r.IdempotencyKey); err != nil {
 		return Broadcast{}, false, err
 	}
-	var bad []string
-	seen := make(map[string]bool, len(r.Recipients))
-	var recipients []string
-	for _, p := range r.Recipients {
-		if phone.Validate(p) != nil {
-			bad = append(bad, fmt.Sprintf("%q", p))
-			continue
-		}
-		if !seen[p] {
-			seen[p] = true
-			recipients = append(recipients, p)
-		}
+	recipients, err := o.recipients(org, r.Recipients)
+	if err != nil {
+		return Broadcast{}, false, err
 	}
 	switch {
-	case len(bad) > 0:
-		if len(bad) > 20 {
-			bad = append(bad[:20], fmt.Sprintf("and %d more", len(bad)-20))
-		}
-		return Broadcast{}, false, &InputError{Field: "recipients", Msg: "not phone numbers of 7 to 15 digits, country code first: " + strings.Join(bad, ", ")}
 	case len(recipients) == 0:
 		return Broadcast{}, false, &InputError{Field: "recipients", Msg: "is empty"}
 	case len(recipients) > o.cfg.MaxRecipients:

@@ -325,14 +325,14 @@ func TestRestrictionHoldsOnlyNewContacts(t *testing.T) {
 func TestHeardMakesKnownContacts(t *testing.T) {
 	h := newHarness(t, testMessages(), "")
 	h.o.Heard("2", "573000000041@s.whatsapp.net", "573000000041@s.whatsapp.net", "3EB0X", "hi")
-	h.o.Heard("2", "99887766@lid", "99887766@lid", "3EB0X", "hi")
+	h.o.Heard("2", "573000000044@lid", "573000000044@lid", "3EB0X", "hi")
 	h.o.Heard("2", "573000000043@s.whatsapp.net", "120363000000000001@g.us", "3EB0X", "hi")
 	h.connect("2", true)
 	h.w.arm("573000000040", result{code: 463})
 	first := h.send("2", "573000000040", "new")
 	h.until("restricted", func() bool { return !h.o.Restricted("2").IsZero() })
 	wrote := h.send("2", "573000000041", "you wrote to us")
-	lid := h.send("2", "99887766", "lid")
+	lid := h.send("2", "573000000044", "lid")
 	member := h.send("2", "573000000043", "group member")
 	h.until("the contact who wrote", func() bool { return h.status("2", wrote.ID).Status == outbox.Sent })
 	for _, m := range []outbox.Message{first, lid, member} {
@@ -509,7 +509,7 @@ func TestBadInput(t *testing.T) {
 	h := newHarness(t, testMessages(), "")
 	var ie *outbox.InputError
 	for _, r := range []outbox.SendRequest{
-		{To: "+573001112222", Text: "x"}, {To: "573001112222", Text: "  "}, {To: "573001112222", Text: "x", IdempotencyKey: "a b"},
+		{To: "(300) 111-2222", Text: "x"}, {To: "+57 300 111 22", Text: "x"}, {To: "573001112222", Text: "  "}, {To: "573001112222", Text: "x", IdempotencyKey: "a b"},
 		{To: "573001112222", Text: string([]byte{0xff})},
 	} {
 		if _, _, err := h.o.Send(bg, "2", r); !errors.As(err, &ie) {
@@ -523,7 +523,7 @@ func TestBadInput(t *testing.T) {
 	cfg := testMessages()
 	cfg.MaxRecipients = 2
 	h2 := newHarness(t, cfg, "")
-	if _, _, err := h2.o.CreateBroadcast(bg, "2", outbox.BroadcastRequest{Recipients: []string{"5730000001", "5730000002", "5730000003"}, Text: "x"}); !errors.As(err, &ie) {
+	if _, _, err := h2.o.CreateBroadcast(bg, "2", outbox.BroadcastRequest{Recipients: []string{"573000000001", "573000000002", "573000000003"}, Text: "x"}); !errors.As(err, &ie) {
 		t.Fatalf("over max_recipients: %v", err)
 	}
 	h.send("2", "573001112222", "x")

@@ -10,7 +10,7 @@ import (
 	"net/http"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
-	"github.com/wa-sidecar/wa-sidecar/shared/phone"
+	"github.com/wa-sidecar/wa-sidecar/shared/phone/e164"
 	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
@@ -144,7 +144,7 @@ func (s *server) pairPhone(r *http.Request, id string) (int, any, error) {
 	if err := decode(r, &req, true); err != nil {
 		return 0, nil, err
 	}
-	if err := phone.Validate(req.Phone); err != nil {
+	if err := e164.Validate(req.Phone); err != nil {
 		return 0, nil, &apiError{status: http.StatusBadRequest, code: "bad_body", msg: "phone: " + err.Error()}
 	}
 	code, err := s.fleet.PairPhone(r.Context(), id, req.Phone)

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
-	phonenumber "github.com/wa-sidecar/wa-sidecar/shared/phone"
+	"github.com/wa-sidecar/wa-sidecar/shared/phone/e164"
 )
 
 // maxTyping bounds the typing indicator a caller may ask for.
@@ -26,7 +26,7 @@ const maxTyping = time.Minute
 // known, and the supervisor decides what a code means. An error means the
 // outcome is unknown.
 func (s *Session) SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error) {
-	if err := phonenumber.Validate(req.To); err != nil {
+	if err := e164.Validate(req.To); err != nil {
 		return nil, fmt.Errorf("send text: recipient: %w", err)
 	}
 	if req.Text == "" {

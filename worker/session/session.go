@@ -26,7 +26,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
 	"github.com/wa-sidecar/wa-sidecar/shared/fingerprint"
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
-	phonenumber "github.com/wa-sidecar/wa-sidecar/shared/phone"
+	"github.com/wa-sidecar/wa-sidecar/shared/phone/e164"
 	"github.com/wa-sidecar/wa-sidecar/shared/private"
 	"github.com/wa-sidecar/wa-sidecar/shared/proxy"
 	"github.com/wa-sidecar/wa-sidecar/worker/badmac"
@@ -489,7 +489,7 @@ func (s *Session) Logout(ctx context.Context) error {
 // device announces itself as the same browser and OS its QR registration
 // uses, so the two paths do not give one organization two fingerprints.
 func (s *Session) PairPhone(ctx context.Context, phone string) (string, error) {
-	if err := phonenumber.Validate(phone); err != nil {
+	if err := e164.Validate(phone); err != nil {
 		return "", fmt.Errorf("pair phone: %w", err)
 	}
 	cli := s.client()

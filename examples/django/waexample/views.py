@@ -21,7 +21,11 @@ ORG = settings.WA_SIDECAR_ORG
 
 
 class SendForm(forms.Form):
-    to = forms.CharField(label="To (country code first)", max_length=15)
+    # Any spelling the sidecar reads ("+57 300 123 4567", "573001234567",
+    # and "(300) 123-4567" with its default_country): the sidecar parses the
+    # number and names what is wrong with it, so the form checks no more
+    # than a length (the sidecar's own bound).
+    to = forms.CharField(label="To (e.g. +57 300 123 4567)", max_length=64)
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
     # A fresh key with every page: a double click, or the browser resending
     # the form, queues the message once.

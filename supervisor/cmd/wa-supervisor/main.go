@@ -35,10 +35,13 @@ commands:
                      get a code to type on the phone instead of scanning
   send ORG PHONE TEXT
                      queue a text message and print its id; with -wait,
-                     wait until it is sent (or failed)
+                     wait until it is sent (or failed); PHONE as the API
+                     takes it: "+57 300 123 4567", 573001234567, or
+                     "(300) 123-4567" with the org's default_country
   broadcast ORG FILE|- TEXT
-                     send TEXT to the numbers in FILE (one per line; - reads
-                     standard input) and show progress until done
+                     send TEXT to the numbers in FILE (one per line, in the
+                     same spellings; - reads standard input) and show
+                     progress until done
 `
 
 func main() {

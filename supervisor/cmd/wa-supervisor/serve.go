@@ -120,6 +120,7 @@ func serve(configPath string, stderr io.Writer) error {
 	var fl *fleet.Fleet
 	ob := outbox.New(outbox.Options{
 		Config: cfg.Messages, Store: st, Metrics: m, Log: log, Zone: zone, OrgZones: orgZones,
+		Countries: cfg.DefaultCountries(),
 		Fleet: outbox.FleetFunc(func(org string) (outbox.Worker, bool) {
 			w, ok := fl.ConnectedWorker(org)
 			return w, ok

@@ -176,3 +176,23 @@ func TestWorkerDoesNotLinkTheEmulator(t *testing.T) {
 		t.Fatal("the list is not of wa-worker's dependencies")
 	}
 }
+
+// The worker checks numbers with shared/phone/e164 alone: the phone-number
+// library would cost it about 3 MB of binary and 2.5 MB of metadata
+// decoded at init in every worker process, for numbers the supervisor has
+// already read.
+func TestWorkerDoesNotLinkThePhoneNumberLibrary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/wa-sidecar/wa-sidecar/worker/cmd/wa-worker").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	for _, d := range deps {
+		if d == "github.com/nyaruka/phonenumbers" || d == "github.com/wa-sidecar/wa-sidecar/shared/phone" {
+			t.Fatalf("wa-worker links %s", d)
+		}
+	}
+	if !slices.Contains(deps, "github.com/wa-sidecar/wa-sidecar/shared/phone/e164") {
+		t.Fatal("the list is not of wa-worker's dependencies, or the worker no longer checks numbers")
+	}
+}
