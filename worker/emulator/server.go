@@ -67,6 +67,7 @@ type Server struct {
 
 	storeDir string
 	peerDB   *sqlstore.Container
+	media    *mediaHost
 
 	httpServer *http.Server
 
@@ -124,6 +125,11 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		_ = os.RemoveAll(s.storeDir)
 		return nil, fmt.Errorf("open peer store: %w", err)
+	}
+	if s.media, err = newMediaHost(s.log); err != nil {
+		_ = s.peerDB.Close()
+		_ = os.RemoveAll(s.storeDir)
+		return nil, err
 	}
 	return s, nil
 }
@@ -209,7 +215,7 @@ func (s *Server) Close() error {
 		c.close()
 		<-c.done
 	}
-	errs = append(errs, s.peerDB.Close(), os.RemoveAll(s.storeDir))
+	errs = append(errs, s.media.close(), s.peerDB.Close(), os.RemoveAll(s.storeDir))
 	return errors.Join(errs...)
 }
 
