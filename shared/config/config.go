@@ -49,6 +49,7 @@ type Config struct {
 	Logout       Logout   `toml:"logout"`
 	QR           QR       `toml:"qr"`
 	Messages     Messages `toml:"messages"`
+	Media        Media    `toml:"media"`
 	Webhook      Webhook  `toml:"webhook"`
 	WhatsApp     WhatsApp `toml:"whatsapp"`
 	Orgs         []Org    `toml:"org"`
@@ -192,6 +193,7 @@ func Default() Config {
 			RestrictBackoff: Duration{time.Hour},
 			Retention:       Duration{720 * time.Hour},
 		},
+		Media:   Media{MaxBytes: Size{16 << 20}},
 		Webhook: Webhook{GiveUpAfter: Duration{24 * time.Hour}},
 	}
 }
@@ -267,6 +269,7 @@ func (c *Config) Validate() error {
 		{"messages.max_recipients", between(c.Messages.MaxRecipients, 1, 100000)},
 		{"messages.restrict_backoff", positive(c.Messages.RestrictBackoff)},
 		{"messages.retention", atLeastDuration(c.Messages.Retention, MinRetention)},
+		{"media.max_bytes", mediaMaxBytes(c.Media.MaxBytes)},
 		{"webhook.url", optionalURL(c.Webhook.URL)},
 		{"webhook.secret_file", secretWith(c.Webhook.URL, c.Webhook.SecretFile)},
 		{"webhook.give_up_after", positive(c.Webhook.GiveUpAfter)},

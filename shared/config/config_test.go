@@ -24,7 +24,7 @@ func TestRepoConfigIsTheDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := Default()
-	if cfg.Workers != def.Workers || cfg.BadMAC != def.BadMAC || !reflect.DeepEqual(cfg.API, def.API) || cfg.QR != def.QR || cfg.Messages != def.Messages {
+	if cfg.Workers != def.Workers || cfg.BadMAC != def.BadMAC || !reflect.DeepEqual(cfg.API, def.API) || cfg.QR != def.QR || cfg.Messages != def.Messages || cfg.Media != def.Media {
 		t.Errorf("config.toml drifted from Default():\n%+v\n%+v", cfg, def)
 	}
 	if cfg.WhatsApp.Emulator != nil {
@@ -49,6 +49,9 @@ id = "abc"
 	}
 	if cfg.Workers.StartJitter[1].Duration != 10*time.Millisecond || len(cfg.Orgs) != 2 || cfg.WhatsApp.Emulator.URL != "http://127.0.0.1:7000" {
 		t.Errorf("unexpected %+v", cfg)
+	}
+	if cfg.Media.MaxBytes.Bytes != 16<<20 {
+		t.Errorf("default media.max_bytes lost: %d", cfg.Media.MaxBytes.Bytes)
 	}
 	if cfg.Workers.MaxLive != 5 {
 		t.Errorf("default max_live lost: %d", cfg.Workers.MaxLive)
@@ -85,6 +88,9 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"memory tiny":    "[workers]\nmemory_limit = \"4MiB\"\n",
 		"retention":      "[messages]\nretention = \"59s\"\n",
 		"no retention":   "[messages]\nretention = \"0s\"\n",
+		"media size":     "[media]\nmax_bytes = \"16 MB\"\n",
+		"media zero":     "[media]\nmax_bytes = \"0MiB\"\n",
+		"media huge":     "[media]\nmax_bytes = \"1GiB\"\n",
 	}
 	want := map[string]string{
 		"unknown top":    "colour",
@@ -112,6 +118,9 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"memory tiny":    "at least 8MiB",
 		"retention":      "messages.retention: 59s is below the minimum 1m0s",
 		"no retention":   "messages.retention",
+		"media size":     "max_bytes",
+		"media zero":     "media.max_bytes",
+		"media huge":     "media.max_bytes: 1073741824 bytes is outside 1 byte to 100MiB",
 	}
 	for name, body := range cases {
 		_, err := Load(write(t, body))

@@ -30,3 +30,8 @@ func KindOf(mime string) Kind {
 	}
 	return Document
 }
+
+// MaxBytes is the largest file a media message may carry: WhatsApp's own
+// ceiling for a document. media.max_bytes may not exceed it, and the
+// contract's gRPC limit is set from it.
+const MaxBytes = 100 << 20
