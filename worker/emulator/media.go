@@ -48,6 +48,8 @@ type mediaHost struct {
 	release chan struct{} // closed when stalling ends
 	waiting int           // uploads held by the stall right now
 	uploads int           // uploads stored
+	// abandoned counts uploads whose client went before the answer.
+	abandoned int
 }
 
 func newMediaHost(log *slog.Logger) (*mediaHost, error) {
@@ -144,6 +146,9 @@ func (m *mediaHost) handleUpload(w http.ResponseWriter, r *http.Request) {
 	m.waiting--
 	m.mu.Unlock()
 	if r.Context().Err() != nil {
+		m.mu.Lock()
+		m.abandoned++
+		m.mu.Unlock()
 		m.log.Info("upload abandoned by the client", "path", r.URL.Path)
 		return
 	}
@@ -174,7 +179,7 @@ type MediaState = emuctl.MediaState
 func (m *mediaHost) state() MediaState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return MediaState{Stall: m.stall, Waiting: m.waiting, Uploads: m.uploads}
+	return MediaState{Stall: m.stall, Waiting: m.waiting, Uploads: m.uploads, Abandoned: m.abandoned}
 }
 
 func (m *mediaHost) setStall(stall bool) {

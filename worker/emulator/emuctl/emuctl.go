@@ -43,11 +43,13 @@ type Media struct {
 }
 
 // MediaState is the emulator's media host (GET/PUT /control/media): whether
-// uploads stall, how many are held by the stall now, how many were stored.
+// uploads stall, how many are held by the stall now, how many were stored,
+// and how many the client gave up on before the answer (a killed sender).
 type MediaState struct {
-	Stall   bool `json:"stall"`
-	Waiting int  `json:"waiting"`
-	Uploads int  `json:"uploads"`
+	Stall     bool `json:"stall"`
+	Waiting   int  `json:"waiting"`
+	Uploads   int  `json:"uploads"`
+	Abandoned int  `json:"abandoned"`
 }
 
 // Client calls one emulator's control API. It is safe for concurrent use.
