@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/worker/emulator"
+	"github.com/wa-sidecar/wa-sidecar/worker/testproxy"
 )
 
 // mediaStall turns the emulator media host's upload stall on or off.
@@ -163,4 +164,47 @@ func TestMediaSurvivesKillsMidUpload(t *testing.T) {
 func jsonDecode(resp *http.Response, out any) error {
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// An organization behind a SOCKS5 proxy uploads its media through it too:
+// the upload is a connection of its own, to the media host.
+func TestMediaGoesThroughTheProxy(t *testing.T) {
+	t.Parallel()
+	socks := testproxy.StartSOCKS5(t, "carol", "socks-pw-m3d1")
+	e := newEnvWith(t, options{tcp: true})
+	if code, body := e.startWith("mp", map[string]string{"proxy": socks.URL}); code != http.StatusAccepted {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	phone := "573007915312"
+	e.scanQR("mp", phone)
+	ctx := context.Background()
+	data := make([]byte, 50_000)
+	_, _ = rand.Read(data)
+	up, err := e.api.UploadMedia(ctx, "mp", data, "image/jpeg", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(30*time.Second, "the websocket through the proxy settled", func() error {
+		if e.status("mp").Status != "connected" {
+			return fmt.Errorf("not connected")
+		}
+		return nil
+	})
+	before := socks.Carried()
+	m, err := e.api.SendMedia(ctx, "mp", "573001280001", up.MediaID, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitMessages("mp", []string{m.ID}, 30*time.Second, "sent", "delivered")
+	got := e.deliveries(phone, false)
+	sum := sha256.Sum256(data)
+	if len(got) != 1 || got[0].Media == nil || got[0].Media.SHA256 != hex.EncodeToString(sum[:]) || got[0].Media.Kind != "image" {
+		t.Fatalf("the recipient got %+v", got)
+	}
+	if socks.Carried() == before {
+		t.Fatal("the upload did not go through the organization's proxy")
+	}
+	if refused := socks.Refused(); len(refused) > 0 {
+		t.Fatalf("the worker asked the proxy for %v", refused)
+	}
 }
