@@ -8,7 +8,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/config"
 )
 
-// sendTimeout bounds one SendText, typing included.
+// sendTimeout bounds one send, typing and a media upload included.
 const sendTimeout = 2 * time.Minute
 
 // sender is one organization's sending loop. At most one goroutine runs it,

@@ -114,7 +114,7 @@ func (p *peer) encrypt(ctx context.Context, to types.JID, text string, takeBundl
 	return ciphertext, nil
 }
 
-// decrypt decrypts what a linked device sent to the peer and returns its text.
+// decrypt decrypts what a linked device sent to the peer and returns the message.
 func (p *peer) decrypt(ctx context.Context, from types.JID, encType string, content []byte) (*waE2E.Message, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -158,7 +158,6 @@ func messageText(msg *waE2E.Message) string {
 		return text
 	}
 	return msg.GetExtendedTextMessage().GetText()
-
 }
 
 // corruptMAC flips a bit of the MAC (the last 8 bytes of a SignalMessage) so
