@@ -166,8 +166,9 @@ func jsonDecode(resp *http.Response, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-// An organization behind a SOCKS5 proxy uploads its media through it too:
-// the upload is a connection of its own, to the media host.
+// An organization behind a SOCKS5 proxy uploads its media through it too
+// (the upload is a connection of its own, to the media host), and a 6 MiB
+// file crosses the supervisor-worker contract, beyond gRPC's 4 MiB default.
 func TestMediaGoesThroughTheProxy(t *testing.T) {
 	t.Parallel()
 	socks := testproxy.StartSOCKS5(t, "carol", "socks-pw-m3d1")
@@ -178,7 +179,7 @@ func TestMediaGoesThroughTheProxy(t *testing.T) {
 	phone := "573007915312"
 	e.scanQR("mp", phone)
 	ctx := context.Background()
-	data := make([]byte, 50_000)
+	data := make([]byte, 6<<20)
 	_, _ = rand.Read(data)
 	up, err := e.api.UploadMedia(ctx, "mp", data, "image/jpeg", "")
 	if err != nil {
