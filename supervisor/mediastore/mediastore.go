@@ -77,16 +77,6 @@ func ID(data []byte) string {
 	return Prefix + hex.EncodeToString(sum[:])
 }
 
-// ValidID reports whether id has the shape of a media id.
-func ValidID(id string) bool {
-	h, ok := strings.CutPrefix(id, Prefix)
-	if !ok || len(h) != 64 {
-		return false
-	}
-	_, err := hex.DecodeString(h)
-	return err == nil && strings.ToLower(h) == h
-}
-
 func (l *Library) path(id string) string {
 	return filepath.Join(l.dir, strings.TrimPrefix(id, Prefix))
 }
