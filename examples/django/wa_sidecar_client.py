@@ -14,6 +14,7 @@ Every method returns the API's JSON answer (a dict, or a list for list())
 and raises WaSidecarError for anything else.
 """
 
+import base64
 import hashlib
 import hmac
 import http.client
@@ -110,6 +111,24 @@ class WaSidecar:
         of the call then answers the first message instead of sending twice.
         """
         body = {"to": to, "text": text}
+        if idempotency_key:
+            body["idempotency_key"] = idempotency_key
+        return self._call("POST", _org(org, "messages"), body)
+
+    def upload_media(self, org, data, mime, filename=""):
+        """Store a file (bytes) for media messages; the answer's media_id
+        names it. The same bytes again give the same id."""
+        body = {"data": base64.b64encode(data).decode("ascii"), "mime": mime}
+        if filename:
+            body["filename"] = filename
+        return self._call("POST", _org(org, "media"), body)
+
+    def send_media(self, org, to, media_id, caption="", idempotency_key=None):
+        """Queue an uploaded file (image, video, voice note or document,
+        by its MIME type) with an optional caption."""
+        body = {"to": to, "media": media_id}
+        if caption:
+            body["text"] = caption
         if idempotency_key:
             body["idempotency_key"] = idempotency_key
         return self._call("POST", _org(org, "messages"), body)

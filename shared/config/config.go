@@ -50,6 +50,7 @@ type Config struct {
 	Logout       Logout   `toml:"logout"`
 	QR           QR       `toml:"qr"`
 	Messages     Messages `toml:"messages"`
+	Media        Media    `toml:"media"`
 	Webhook      Webhook  `toml:"webhook"`
 	WhatsApp     WhatsApp `toml:"whatsapp"`
 	Orgs         []Org    `toml:"org"`
@@ -213,6 +214,7 @@ func Default() Config {
 			WarmupFirstDay:  30,
 			Timezone:        "UTC",
 		},
+		Media:   Media{MaxBytes: Size{16 << 20}},
 		Webhook: Webhook{GiveUpAfter: Duration{24 * time.Hour}},
 	}
 }
@@ -294,6 +296,7 @@ func (c *Config) Validate() error {
 		{"messages.quiet_hours", quietHours(c.Messages.QuietHours)},
 		{"messages.timezone", timezone(c.Messages.Timezone)},
 		{"messages.default_country", phone.CheckRegion(c.Messages.DefaultCountry)},
+		{"media.max_bytes", mediaMaxBytes(c.Media.MaxBytes)},
 		{"webhook.url", optionalURL(c.Webhook.URL)},
 		{"webhook.secret_file", secretWith(c.Webhook.URL, c.Webhook.SecretFile)},
 		{"webhook.give_up_after", positive(c.Webhook.GiveUpAfter)},

@@ -24,7 +24,7 @@ func TestRepoConfigIsTheDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := Default()
-	if cfg.Workers != def.Workers || cfg.BadMAC != def.BadMAC || !reflect.DeepEqual(cfg.API, def.API) || cfg.QR != def.QR || cfg.Messages != def.Messages {
+	if cfg.Workers != def.Workers || cfg.BadMAC != def.BadMAC || !reflect.DeepEqual(cfg.API, def.API) || cfg.QR != def.QR || cfg.Messages != def.Messages || cfg.Media != def.Media {
 		t.Errorf("config.toml drifted from Default():\n%+v\n%+v", cfg, def)
 	}
 	if cfg.WhatsApp.Emulator != nil {
@@ -52,6 +52,9 @@ id = "abc"
 	}
 	if cfg.Workers.StartJitter[1].Duration != 10*time.Millisecond || len(cfg.Orgs) != 2 || cfg.WhatsApp.Emulator.URL != "http://127.0.0.1:7000" {
 		t.Errorf("unexpected %+v", cfg)
+	}
+	if cfg.Media.MaxBytes.Bytes != 16<<20 {
+		t.Errorf("default media.max_bytes lost: %d", cfg.Media.MaxBytes.Bytes)
 	}
 	if cfg.Workers.MaxLive != 5 {
 		t.Errorf("default max_live lost: %d", cfg.Workers.MaxLive)
@@ -102,6 +105,9 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"country":        "[messages]\ndefault_country = \"Colombia\"\n",
 		"country case":   "[messages]\ndefault_country = \"co\"\n",
 		"org country":    "[[org]]\nid = \"2\"\ndefault_country = \"XX\"\n",
+		"media size":     "[media]\nmax_bytes = \"16 MB\"\n",
+		"media zero":     "[media]\nmax_bytes = \"0MiB\"\n",
+		"media huge":     "[media]\nmax_bytes = \"1GiB\"\n",
 	}
 	want := map[string]string{
 		"unknown top":    "colour",
@@ -140,6 +146,9 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"country":        `messages.default_country: "Colombia" is not an ISO 3166 region`,
 		"country case":   `messages.default_country: "co": write the region in capitals, "CO"`,
 		"org country":    `org[0].default_country: "XX" is not an ISO 3166 region`,
+		"media size":     "max_bytes",
+		"media zero":     "media.max_bytes",
+		"media huge":     "media.max_bytes: 1073741824 bytes is outside 1 byte to 100MiB",
 	}
 	for name, body := range cases {
 		_, err := Load(write(t, body))

@@ -42,6 +42,8 @@ type Worker interface {
 	Logout(ctx context.Context) error
 	PairPhone(ctx context.Context, phone string) (string, error)
 	SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error)
+	// SendMedia uploads req.Data and sends it; outcomes as SendText.
+	SendMedia(ctx context.Context, req *pb.SendMediaRequest) (*pb.SendTextResponse, error)
 }
 
 // PluginMap is the plugin set both sides use; Impl is set on the worker side.
@@ -117,6 +119,10 @@ func (c *client) SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.Sen
 	return c.c.SendText(ctx, req)
 }
 
+func (c *client) SendMedia(ctx context.Context, req *pb.SendMediaRequest) (*pb.SendTextResponse, error) {
+	return c.c.SendMedia(ctx, req)
+}
+
 type server struct {
 	pb.UnimplementedWorkerServer
 	impl Worker
@@ -152,4 +158,8 @@ func (s *server) PairPhone(ctx context.Context, req *pb.PairPhoneRequest) (*pb.P
 
 func (s *server) SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error) {
 	return s.impl.SendText(ctx, req)
+}
+
+func (s *server) SendMedia(ctx context.Context, req *pb.SendMediaRequest) (*pb.SendTextResponse, error) {
+	return s.impl.SendMedia(ctx, req)
 }

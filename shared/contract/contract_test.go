@@ -3,6 +3,7 @@ package contract
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/hashicorp/go-plugin"
@@ -43,6 +44,10 @@ func (f *fakeWorker) PairPhone(_ context.Context, phone string) (string, error) 
 }
 func (f *fakeWorker) SendText(_ context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error) {
 	return &pb.SendTextResponse{Id: req.Id}, nil
+}
+
+func (f *fakeWorker) SendMedia(_ context.Context, req *pb.SendMediaRequest) (*pb.SendTextResponse, error) {
+	return &pb.SendTextResponse{Id: fmt.Sprintf("%s/%d", req.Id, len(req.Data))}, nil
 }
 
 func TestContractOverGRPC(t *testing.T) {

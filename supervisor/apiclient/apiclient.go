@@ -7,6 +7,7 @@ package apiclient
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -224,6 +225,21 @@ func (c *Client) snapshot(ctx context.Context, method, path string) (state.Snaps
 	var s state.Snapshot
 	err := c.do(ctx, method, path, nil, &s)
 	return s, err
+}
+
+// UploadMedia stores a file for media messages (POST /v1/orgs/{id}/media).
+func (c *Client) UploadMedia(ctx context.Context, id string, data []byte, mime, filename string) (statusapi.MediaBody, error) {
+	var m statusapi.MediaBody
+	err := c.do(ctx, http.MethodPost, orgPath(id, "/media"), statusapi.MediaRequest{
+		Data: base64.StdEncoding.EncodeToString(data), MIME: mime, Filename: filename}, &m)
+	return m, err
+}
+
+// SendMedia queues an uploaded file to one number, text as its caption.
+func (c *Client) SendMedia(ctx context.Context, id, to, media, caption, key string) (statusapi.MessageBody, error) {
+	var m statusapi.MessageBody
+	err := c.do(ctx, http.MethodPost, orgPath(id, "/messages"), statusapi.MessageRequest{To: to, Media: media, Text: caption, IdempotencyKey: key}, &m)
+	return m, err
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {

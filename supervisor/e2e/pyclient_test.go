@@ -52,3 +52,35 @@ print(verify_webhook(raw, sys.argv[2].encode(), sys.argv[3]), verify_webhook(raw
 		t.Fatalf("verify_webhook with the secret file as read (bytes, str): %s, want True True", got)
 	}
 }
+
+// The Python client's upload_media and send_media against the real
+// supervisor: the file is stored under its SHA-256 and the message names it.
+func TestPythonClientSendsMedia(t *testing.T) {
+	if _, err := os.Stat(python); err != nil {
+		t.Skipf("no %s: %v", python, err)
+	}
+	t.Parallel()
+	e := newEnvWith(t, options{tcp: true})
+	e.start("py")
+	client, err := filepath.Abs("../../examples/django")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `import hashlib, sys
+from wa_sidecar_client import WaSidecar
+wa = WaSidecar(sys.argv[1])
+data = b"%PDF-1.7 " + bytes(range(256)) * 40
+m = wa.upload_media("py", data, "application/pdf", "factura.pdf")
+assert m["media_id"] == "sha256:" + hashlib.sha256(data).hexdigest(), m
+assert m["size"] == len(data) and m["filename"] == "factura.pdf", m
+msg = wa.send_media("py", "573001270001", m["media_id"], caption="Your invoice", idempotency_key="inv-1")
+assert msg["media"] == m["media_id"] and msg["status"] == "queued", msg
+print("ok")
+`
+	cmd := exec.Command(python, "-c", script, e.apiURL)
+	cmd.Dir = client
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+}

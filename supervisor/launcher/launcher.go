@@ -243,6 +243,8 @@ func (l *Launcher) Launch(ctx context.Context, org string) (*Process, error) {
 			// Without it any local process of the same user could call a
 			// worker's Logout or SendText over its socket.
 			AutoMTLS: true,
+			// A file travels whole in one SendMedia, beyond gRPC's 4 MiB default.
+			GRPCDialOptions: contract.GRPCDialOptions(),
 			// A new hash for every client: SecureConfig.Check streams into
 			// Hash without resetting it, so a reused one fails on restart.
 			SecureConfig: &plugin.SecureConfig{Checksum: l.sum, Hash: sha256.New()},

@@ -109,12 +109,12 @@ func New(reg prometheus.Registerer, maxLive int) *Metrics {
 		webhookQueue: gauge("webhook_queue_depth", "Webhook events waiting for delivery (dead letters not included)."),
 		webhookDead:  gauge("webhook_dead_letters", "Webhook events given up after webhook.give_up_after, until retried."),
 		pruned: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "pruned_rows_total",
-			Help: "Rows deleted from state.db after messages.retention, by kind (messages, broadcasts, webhook_events)."}, []string{"kind"}),
+			Help: "Rows deleted from state.db after messages.retention, by kind (messages, broadcasts, webhook_events, media)."}, []string{"kind"}),
 	}
 	for _, result := range []string{"delivered", "failed", "dead"} {
 		m.webhookDeliveries.WithLabelValues(result)
 	}
-	for _, kind := range []string{"messages", "broadcasts", "webhook_events"} {
+	for _, kind := range []string{"messages", "broadcasts", "webhook_events", "media"} {
 		m.pruned.WithLabelValues(kind)
 	}
 	m.perOrg = []interface {
@@ -274,7 +274,7 @@ func (m *Metrics) SetWebhookQueue(waiting, dead int) {
 	m.webhookDead.Set(float64(dead))
 }
 
-// Pruned counts n rows of kind (messages, broadcasts, webhook_events)
+// Pruned counts n rows of kind (messages, broadcasts, webhook_events, media)
 // deleted after messages.retention.
 func (m *Metrics) Pruned(kind string, n int) { m.pruned.WithLabelValues(kind).Add(float64(n)) }
 

@@ -58,7 +58,7 @@ func (s Status) rank() int {
 // Pending reports whether the message still waits to be sent.
 func (s Status) Pending() bool { return s == Queued || s == Sending }
 
-// Message is one outgoing text.
+// Message is one outgoing text, or one file with Text as its caption.
 type Message struct {
 	Seq            int64
 	ID             string
@@ -77,6 +77,8 @@ type Message struct {
 	ReadAt         time.Time
 	FailedAt       time.Time
 	Attempts       int
+	// Media names an uploaded file ("sha256:<hex>"); "" for a text.
+	Media string
 }
 
 // JobStatus is where a broadcast stands.
@@ -111,6 +113,8 @@ type Broadcast struct {
 	FinishedAt     time.Time
 	ProgressAt     time.Time
 	Counts         Counts
+	// Media names the file every message of the job carries; "" for a text.
+	Media string
 }
 
 // Counts are a broadcast's messages by outcome.

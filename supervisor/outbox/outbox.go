@@ -61,6 +61,7 @@ type SenderState struct {
 // Worker is the organization's worker, as far as sending goes.
 type Worker interface {
 	SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error)
+	SendMedia(ctx context.Context, req *pb.SendMediaRequest) (*pb.SendTextResponse, error)
 }
 
 // Fleet hands out an organization's worker while it is connected.
@@ -86,8 +87,10 @@ type Options struct {
 	Store   Store
 	Fleet   Fleet
 	Metrics Metrics
-	Clock   clock.Clock
-	Log     *slog.Logger
+	// Media reads the files of media messages; nil: none are accepted.
+	Media Media
+	Clock clock.Clock
+	Log   *slog.Logger
 	// Rand picks a duration in [min, max] (jitter, typing); nil = uniform.
 	Rand func(min, max time.Duration) time.Duration
 	// Zone is messages.timezone (nil = UTC); OrgZones the [[org]] overrides.
@@ -105,6 +108,7 @@ type Outbox struct {
 	store   Store
 	fleet   Fleet
 	metrics Metrics
+	media   Media
 	clock   clock.Clock
 	log     *slog.Logger
 	rand    func(min, max time.Duration) time.Duration
@@ -150,7 +154,7 @@ func New(o Options) *Outbox {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Outbox{
-		cfg: o.Config, store: o.Store, fleet: o.Fleet, metrics: o.Metrics, clock: o.Clock, log: o.Log, rand: o.Rand,
+		cfg: o.Config, store: o.Store, fleet: o.Fleet, metrics: o.Metrics, clock: o.Clock, media: o.Media, log: o.Log, rand: o.Rand,
 		sched: NewSchedule(o.Config, o.Zone), zones: o.OrgZones, countries: o.Countries,
 		senders: map[string]*sender{}, jobs: map[string]*JobView{},
 		daily: map[string]*dayCount{}, firstLink: map[string]time.Time{},
@@ -267,6 +271,8 @@ type SendRequest struct {
 	To             string
 	Text           string
 	IdempotencyKey string
+	// Media names an uploaded file; Text is then its optional caption.
+	Media string
 }
 
 func checkText(text string) error {
@@ -296,7 +302,7 @@ func (o *Outbox) Send(ctx context.Context, org string, r SendRequest) (Message, 
 	if err != nil {
 		return Message{}, false, err
 	}
-	if err := checkText(r.Text); err != nil {
+	if err := o.checkContent(r.Text, r.Media); err != nil {
 		return Message{}, false, err
 	}
 	if err := checkKey(r.IdempotencyKey); err != nil {
@@ -304,13 +310,13 @@ func (o *Outbox) Send(ctx context.Context, org string, r SendRequest) (Message, 
 	}
 	now := o.clock.Now()
 	m, created, err := o.store.InsertMessage(ctx, Message{ID: newID("msg_"), Org: org, To: to, Text: r.Text,
-		WAID: newWAID(), IdempotencyKey: r.IdempotencyKey, QueuedAt: now})
+		WAID: newWAID(), IdempotencyKey: r.IdempotencyKey, QueuedAt: now, Media: r.Media})
 	if err = o.wrote(org, err); err != nil {
 		return Message{}, false, err
 	}
 	if !created {
-		if m.To != to || m.Text != r.Text {
-			return Message{}, false, &ConflictError{Msg: fmt.Sprintf("idempotency_key %q was used for message %s with another recipient or text", r.IdempotencyKey, m.ID)}
+		if m.To != to || m.Text != r.Text || m.Media != r.Media {
+			return Message{}, false, &ConflictError{Msg: fmt.Sprintf("idempotency_key %q was used for message %s with another recipient, text or media", r.IdempotencyKey, m.ID)}
 		}
 		return m, false, nil
 	}
@@ -339,12 +345,14 @@ type BroadcastRequest struct {
 	Recipients     []string
 	Text           string
 	IdempotencyKey string
+	// Media names an uploaded file; Text is then its optional caption.
+	Media string
 }
 
 // CreateBroadcast commits a job and its messages (duplicates removed) in
 // one transaction. Invalid numbers are refused, all named at once.
 func (o *Outbox) CreateBroadcast(ctx context.Context, org string, r BroadcastRequest) (Broadcast, bool, error) {
-	if err := checkText(r.Text); err != nil {
+	if err := o.checkContent(r.Text, r.Media); err != nil {
 		return Broadcast{}, false, err
 	}
 	if err := checkKey(r.IdempotencyKey); err != nil {
@@ -362,10 +370,10 @@ func (o *Outbox) CreateBroadcast(ctx context.Context, org string, r BroadcastReq
 	}
 	now := o.clock.Now()
 	b := Broadcast{ID: newID("bc_"), Org: org, Text: r.Text, IdempotencyKey: r.IdempotencyKey, Total: len(recipients), CreatedAt: now,
-		RecipientsHash: RecipientsHash(recipients)}
+		RecipientsHash: RecipientsHash(recipients), Media: r.Media}
 	msgs := make([]Message, len(recipients))
 	for i, to := range recipients {
-		msgs[i] = Message{ID: newID("msg_"), Org: org, To: to, Text: r.Text, WAID: newWAID(), Broadcast: b.ID, QueuedAt: now}
+		msgs[i] = Message{ID: newID("msg_"), Org: org, To: to, Text: r.Text, WAID: newWAID(), Broadcast: b.ID, QueuedAt: now, Media: r.Media}
 	}
 	want := b
 	b, created, err := o.store.InsertBroadcast(ctx, b, msgs)
@@ -375,8 +383,8 @@ func (o *Outbox) CreateBroadcast(ctx context.Context, org string, r BroadcastReq
 	if !created {
 		// The hash, not the count: the same number of other recipients
 		// is another job, and returning the first would drop them.
-		if b.Text != want.Text || b.RecipientsHash != want.RecipientsHash {
-			return Broadcast{}, false, &ConflictError{Msg: fmt.Sprintf("idempotency_key %q was used for broadcast %s with another text or other recipients", r.IdempotencyKey, b.ID)}
+		if b.Text != want.Text || b.RecipientsHash != want.RecipientsHash || b.Media != want.Media {
+			return Broadcast{}, false, &ConflictError{Msg: fmt.Sprintf("idempotency_key %q was used for broadcast %s with another text, media or other recipients", r.IdempotencyKey, b.ID)}
 		}
 		return b, false, nil
 	}

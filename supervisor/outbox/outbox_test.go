@@ -18,6 +18,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/mediastore"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
 )
@@ -32,6 +33,21 @@ type worker struct {
 	calls  []*pb.SendTextRequest
 	at     []time.Time
 	script map[string][]result
+	media  []*pb.SendMediaRequest
+}
+
+// SendMedia records the call and acks it.
+func (w *worker) SendMedia(_ context.Context, req *pb.SendMediaRequest) (*pb.SendTextResponse, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.media = append(w.media, req)
+	return &pb.SendTextResponse{Id: req.Id, ServerTimestampUnixMs: 1}, nil
+}
+
+func (w *worker) mediaSent() []*pb.SendMediaRequest {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.media)
 }
 
 type result struct {
@@ -125,6 +141,7 @@ type harness struct {
 	clk *clock.Fake
 	w   *worker
 	m   *metrics
+	lib *mediastore.Library
 	cfg config.Messages
 	mu  sync.Mutex
 	on  map[string]bool
@@ -170,8 +187,12 @@ func newHarnessFrom(t *testing.T, cfg config.Messages, path string, wrap func(*s
 	h := &harness{t: t, st: st, clk: clock.NewFake(start),
 		m: &metrics{}, cfg: cfg, on: map[string]bool{}}
 	h.w = &worker{clk: h.clk}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if h.lib, err = mediastore.Open(filepath.Join(filepath.Dir(path), "media"), st, log); err != nil {
+		t.Fatal(err)
+	}
 	h.o = outbox.New(outbox.Options{
-		Config: cfg, Store: wrap(st), Metrics: h.m, Clock: h.clk, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Zone: testZone,
+		Config: cfg, Store: wrap(st), Metrics: h.m, Clock: h.clk, Log: log, Zone: testZone, Media: h.lib,
 		Fleet: outbox.FleetFunc(func(org string) (outbox.Worker, bool) {
 			h.mu.Lock()
 			defer h.mu.Unlock()

@@ -2,13 +2,13 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/config"
-	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
 )
 
-// sendTimeout bounds one SendText, typing included.
+// sendTimeout bounds one send, typing and a media upload included.
 const sendTimeout = 2 * time.Minute
 
 // sender is one organization's sending loop. At most one goroutine runs it,
@@ -251,8 +251,16 @@ func (s *sender) send(ctx context.Context, m Message, unpace func()) {
 	m.Attempts++
 	typing := o.rand(o.cfg.Typing[0].Duration, o.cfg.Typing[1].Duration)
 	sctx, cancel := context.WithTimeout(ctx, sendTimeout+typing)
-	resp, err := w.SendText(sctx, &pb.SendTextRequest{To: m.To, Text: m.Text, Id: m.WAID, TypingMs: typing.Milliseconds()})
+	resp, err := s.deliver(sctx, w, m, typing)
 	cancel()
+	if errors.Is(err, ErrMediaMissing) {
+		o.mu.Lock()
+		unpace()
+		o.mu.Unlock()
+		s.fail(context.WithoutCancel(ctx), m, ReasonMediaMissing, o.clock.Now())
+		o.log.Error("a media message's file is gone; failed without a send", "org", s.org, "message", m.ID, "media", m.Media, "err", err)
+		return
+	}
 	now := o.clock.Now()
 	o.mu.Lock()
 	s.pace.sent(now)

@@ -1,7 +1,8 @@
 // Package retention keeps state.db from growing without bound: it deletes
 // final messages (sent, delivered, read, failed) older than
 // messages.retention with their dead letters, broadcast jobs whose last
-// message went, and webhook dead letters of the same age.
+// message went, webhook dead letters of the same age, and uploaded files
+// of that age that no pending message names.
 //
 // What is old and how often to look are pure functions of the time; the
 // Pruner runs them at boot and then on that cadence, in small transactions
@@ -56,6 +57,12 @@ type Store interface {
 	PruneDeadLetters(ctx context.Context, cutoff time.Time, after int64, limit int) (Batch, error)
 }
 
+// Media deletes the stored files that no pending message needs any more
+// and that were uploaded before cutoff; *mediastore.Library implements it.
+type Media interface {
+	Prune(ctx context.Context, cutoff time.Time) (int, error)
+}
+
 // Metrics counts pruned rows; *metrics.Metrics implements it.
 type Metrics interface {
 	Pruned(kind string, n int)
@@ -69,6 +76,8 @@ type Options struct {
 	Clock     clock.Clock
 	Log       *slog.Logger
 	Metrics   Metrics
+	// Media is pruned after the messages, whose going frees files; nil: none.
+	Media Media
 	// BatchSize defaults to BatchSize.
 	BatchSize int
 }
@@ -95,7 +104,7 @@ func New(o Options) *Pruner {
 
 // Result totals one prune.
 type Result struct {
-	Messages, Broadcasts, Events int
+	Messages, Broadcasts, Events, Media int
 }
 
 // Run prunes now and then every Every(retention) until ctx ends. A failed
@@ -140,9 +149,15 @@ func (p *Pruner) Prune(ctx context.Context) (Result, error) {
 			return p.o.Store.PruneDeadLetters(ctx, cutoff, after, p.o.BatchSize)
 		}, &r)
 	}
+	if err == nil && p.o.Media != nil {
+		r.Media, err = p.o.Media.Prune(ctx, cutoff)
+		if p.o.Metrics != nil {
+			p.o.Metrics.Pruned("media", r.Media)
+		}
+	}
 	if r != (Result{}) {
 		p.o.Log.Info("retention: pruned", "messages", r.Messages, "broadcasts", r.Broadcasts,
-			"webhook_events", r.Events, "older_than", cutoff.UTC().Format(time.RFC3339))
+			"webhook_events", r.Events, "media", r.Media, "older_than", cutoff.UTC().Format(time.RFC3339))
 	}
 	return r, err
 }

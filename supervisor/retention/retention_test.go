@@ -216,3 +216,30 @@ func TestRunRefusesNoRetention(t *testing.T) {
 		t.Fatal("Run accepted a zero retention")
 	}
 }
+
+// mediaPrunes records the cutoffs the media are pruned with.
+type mediaPrunes struct{ cutoffs []time.Time }
+
+func (m *mediaPrunes) Prune(_ context.Context, cutoff time.Time) (int, error) {
+	m.cutoffs = append(m.cutoffs, cutoff)
+	return 2, nil
+}
+
+// A prune ends with the media, at the messages' cutoff, and counts them.
+func TestPruneIncludesMedia(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := clocktest.Origin()
+	media := &mediaPrunes{}
+	p := retention.New(retention.Options{Retention: time.Hour, Store: st, Clock: clock.NewFake(now), Log: quiet, Media: media})
+	r, err := p.Prune(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Media != 2 || len(media.cutoffs) != 1 || !media.cutoffs[0].Equal(now.Add(-time.Hour)) {
+		t.Fatalf("result %+v, media pruned at %v; want 2 at %s", r, media.cutoffs, now.Add(-time.Hour))
+	}
+}

@@ -35,6 +35,8 @@ type MessageRequest struct {
 	To             string `json:"to"`
 	Text           string `json:"text"`
 	IdempotencyKey string `json:"idempotency_key"`
+	// Media names an uploaded file; Text is then its optional caption.
+	Media string `json:"media"`
 }
 
 // MessageBody is a message as the API shows it; a time is null until the
@@ -53,6 +55,7 @@ type MessageBody struct {
 	WAMessageID    string     `json:"wa_message_id"`
 	BroadcastID    string     `json:"broadcast_id,omitempty"`
 	IdempotencyKey string     `json:"idempotency_key,omitempty"`
+	Media          string     `json:"media,omitempty"`
 }
 
 // MessageList is a page of messages, newest first; Next continues it.
@@ -74,7 +77,7 @@ func messageBody(m outbox.Message) MessageBody {
 		ID: m.ID, To: m.To, Status: string(m.Status), Reason: m.Reason, WAMessageID: m.WAID,
 		QueuedAt: stamp(m.QueuedAt), SendingAt: stamp(m.SendingAt), SentAt: stamp(m.SentAt),
 		DeliveredAt: stamp(m.DeliveredAt), ReadAt: stamp(m.ReadAt), FailedAt: stamp(m.FailedAt),
-		BroadcastID: m.Broadcast, IdempotencyKey: m.IdempotencyKey,
+		BroadcastID: m.Broadcast, IdempotencyKey: m.IdempotencyKey, Media: m.Media,
 	}
 }
 
@@ -95,7 +98,7 @@ func (s *server) sendMessage(r *http.Request, id string) (int, any, error) {
 	if err := s.registered(id); err != nil {
 		return 0, nil, err
 	}
-	m, _, err := s.outbox.Send(r.Context(), id, outbox.SendRequest{To: req.To, Text: req.Text, IdempotencyKey: req.IdempotencyKey})
+	m, _, err := s.outbox.Send(r.Context(), id, outbox.SendRequest{To: req.To, Text: req.Text, IdempotencyKey: req.IdempotencyKey, Media: req.Media})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -179,6 +182,8 @@ type BroadcastRequest struct {
 	Recipients     []string `json:"recipients"`
 	Text           string   `json:"text"`
 	IdempotencyKey string   `json:"idempotency_key"`
+	// Media names an uploaded file; Text is then its optional caption.
+	Media string `json:"media"`
 }
 
 // BroadcastBody is a broadcast job as the API shows it.
@@ -193,6 +198,7 @@ type BroadcastBody struct {
 	StartedAt      *time.Time `json:"started_at"`
 	FinishedAt     *time.Time `json:"finished_at"`
 	IdempotencyKey string     `json:"idempotency_key,omitempty"`
+	Media          string     `json:"media,omitempty"`
 }
 
 // BroadcastList is an organization's jobs, newest first.
@@ -204,7 +210,7 @@ func broadcastBody(b outbox.Broadcast) BroadcastBody {
 	return BroadcastBody{
 		ID: b.ID, Status: string(b.Status), Total: b.Total, Pending: b.Counts.Pending, Sent: b.Counts.Sent,
 		Failed: b.Counts.Failed, CreatedAt: stamp(b.CreatedAt), StartedAt: stamp(b.StartedAt),
-		FinishedAt: stamp(b.FinishedAt), IdempotencyKey: b.IdempotencyKey,
+		FinishedAt: stamp(b.FinishedAt), IdempotencyKey: b.IdempotencyKey, Media: b.Media,
 	}
 }
 
@@ -217,7 +223,7 @@ func (s *server) createBroadcast(r *http.Request, id string) (int, any, error) {
 		return 0, nil, err
 	}
 	b, _, err := s.outbox.CreateBroadcast(r.Context(), id, outbox.BroadcastRequest{
-		Recipients: req.Recipients, Text: req.Text, IdempotencyKey: req.IdempotencyKey})
+		Recipients: req.Recipients, Text: req.Text, IdempotencyKey: req.IdempotencyKey, Media: req.Media})
 	if err != nil {
 		return 0, nil, err
 	}

@@ -65,11 +65,15 @@ type Options struct {
 	Outbox Outbox
 	// Webhooks serves the dead letters; nil when webhooks are off.
 	Webhooks Webhooks
+	// Media stores uploads (POST /v1/orgs/{id}/media); nil: no such route.
+	Media Media
+	// MediaMaxBytes is media.max_bytes, the largest decoded file.
+	MediaMaxBytes int64
 }
 
 // New returns the API handler.
 func New(f Fleet, o Options) http.Handler {
-	s := &server{fleet: f, outbox: o.Outbox, webhooks: o.Webhooks, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
+	s := &server{fleet: f, outbox: o.Outbox, webhooks: o.Webhooks, media: o.Media, mediaMax: o.MediaMaxBytes, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
 	if o.APIKey != "" {
 		sum := sha256.Sum256([]byte(o.APIKey))
 		s.keySum = sum[:]
@@ -94,6 +98,8 @@ type server struct {
 	fleet    Fleet
 	outbox   Outbox
 	webhooks Webhooks
+	media    Media
+	mediaMax int64
 	log      *slog.Logger
 	mux      *http.ServeMux
 	guard    guard
@@ -133,6 +139,9 @@ func (s *server) routes() {
 		s.mux.HandleFunc("GET /v1/orgs/{id}/broadcasts", s.org(s.listBroadcasts))
 		s.mux.HandleFunc("GET /v1/orgs/{id}/broadcasts/{b}", s.org(s.getBroadcast))
 		s.mux.HandleFunc("POST /v1/orgs/{id}/broadcasts/{b}/cancel", s.org(s.cancelBroadcast))
+	}
+	if s.media != nil {
+		s.mux.HandleFunc("POST /v1/orgs/{id}/media", s.orgUpTo(mediaBodyLimit(s.mediaMax), s.uploadMedia))
 	}
 	s.mux.HandleFunc("GET /v1/webhooks/dead", s.handle(s.listDead))
 	s.mux.HandleFunc("POST /v1/webhooks/dead/{event}/retry", s.handle(s.retryDead))

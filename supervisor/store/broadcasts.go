@@ -14,7 +14,7 @@ import (
 // broadcastColumns end with the job's counts: the counter columns that
 // triggers keep (migrations), so that no read of a job counts its messages.
 const broadcastColumns = `seq, id, org, text, status, coalesce(idempotency_key, ''), total, created_at,
-	started_at, finished_at, progress_at, pending_count, sent_count, failed_count, recipients_hash`
+	started_at, finished_at, progress_at, pending_count, sent_count, failed_count, recipients_hash, media`
 
 func scanBroadcast(row scanner) (outbox.Broadcast, error) {
 	var (
@@ -23,7 +23,7 @@ func scanBroadcast(row scanner) (outbox.Broadcast, error) {
 		created, started, finished, moved int64
 	)
 	err := row.Scan(&b.Seq, &b.ID, &b.Org, &b.Text, &status, &b.IdempotencyKey, &b.Total, &created, &started, &finished, &moved,
-		&b.Counts.Pending, &b.Counts.Sent, &b.Counts.Failed, &b.RecipientsHash)
+		&b.Counts.Pending, &b.Counts.Sent, &b.Counts.Failed, &b.RecipientsHash, &b.Media)
 	b.Status = outbox.JobStatus(status)
 	b.CreatedAt, b.StartedAt, b.FinishedAt, b.ProgressAt = fromMillis(created), fromMillis(started), fromMillis(finished), fromMillis(moved)
 	return b, err

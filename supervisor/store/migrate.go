@@ -215,6 +215,22 @@ CREATE TABLE linked_numbers (
 	PRIMARY KEY (org, phone)
 ) STRICT;
 `,
+	10: `
+-- Uploaded files, stored once by content in state_dir/media/<hex>; a
+-- message or broadcast names one by id ('' = a text message, whose text
+-- is otherwise the file's caption). Retention counts from the last upload
+-- of the same bytes, and spares a file while a pending message names it.
+CREATE TABLE media (
+	id        TEXT PRIMARY KEY, -- "sha256:<hex>" of the bytes
+	mime      TEXT    NOT NULL,
+	filename  TEXT    NOT NULL,
+	size      INTEGER NOT NULL,
+	stored_at INTEGER NOT NULL  -- unix ms
+) STRICT;
+ALTER TABLE messages ADD COLUMN media TEXT NOT NULL DEFAULT '';
+ALTER TABLE broadcasts ADD COLUMN media TEXT NOT NULL DEFAULT '';
+CREATE INDEX messages_media ON messages (media, status) WHERE media != '';
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -12,7 +12,7 @@ import (
 )
 
 const messageColumns = `seq, id, org, recipient, text, wa_id, status, reason, coalesce(idempotency_key, ''),
-	coalesce(broadcast, ''), queued_at, sending_at, sent_at, delivered_at, read_at, failed_at, attempts`
+	coalesce(broadcast, ''), queued_at, sending_at, sent_at, delivered_at, read_at, failed_at, attempts, media`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -23,7 +23,7 @@ func scanMessage(row scanner) (outbox.Message, error) {
 		queued, sending, sent, delivered, read, f int64
 	)
 	err := row.Scan(&m.Seq, &m.ID, &m.Org, &m.To, &m.Text, &m.WAID, &status, &m.Reason, &m.IdempotencyKey,
-		&m.Broadcast, &queued, &sending, &sent, &delivered, &read, &f, &m.Attempts)
+		&m.Broadcast, &queued, &sending, &sent, &delivered, &read, &f, &m.Attempts, &m.Media)
 	if err != nil {
 		return m, err
 	}
@@ -101,10 +101,13 @@ func (s *Store) InsertMessage(ctx context.Context, m outbox.Message) (outbox.Mes
 }
 
 func insertMessage(ctx context.Context, tx *sql.Tx, m outbox.Message) (outbox.Message, error) {
-	err := tx.QueryRowContext(ctx, `INSERT INTO messages (id, org, recipient, text, wa_id, status, idempotency_key, broadcast, queued_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+	if err := mediaStored(ctx, tx, m.Media); err != nil {
+		return m, err
+	}
+	err := tx.QueryRowContext(ctx, `INSERT INTO messages (id, org, recipient, text, wa_id, status, idempotency_key, broadcast, queued_at, media)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
 		m.ID, m.Org, m.To, m.Text, m.WAID, string(outbox.Queued), nullable(m.IdempotencyKey), nullable(m.Broadcast),
-		millis(m.QueuedAt)).Scan(&m.Seq)
+		millis(m.QueuedAt), m.Media).Scan(&m.Seq)
 	m.Status = outbox.Queued
 	return m, err
 }
@@ -129,19 +132,22 @@ func (s *Store) InsertBroadcast(ctx context.Context, b outbox.Broadcast, msgs []
 				return err
 			}
 		}
-		if err := tx.QueryRowContext(ctx, `INSERT INTO broadcasts (id, org, text, status, idempotency_key, total, created_at, recipients_hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`, b.ID, b.Org, b.Text, string(outbox.JobQueued),
-			nullable(b.IdempotencyKey), b.Total, millis(b.CreatedAt), b.RecipientsHash).Scan(&b.Seq); err != nil {
+		if err := mediaStored(ctx, tx, b.Media); err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, org, recipient, text, wa_id, status, broadcast, queued_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err := tx.QueryRowContext(ctx, `INSERT INTO broadcasts (id, org, text, status, idempotency_key, total, created_at, recipients_hash, media)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`, b.ID, b.Org, b.Text, string(outbox.JobQueued),
+			nullable(b.IdempotencyKey), b.Total, millis(b.CreatedAt), b.RecipientsHash, b.Media).Scan(&b.Seq); err != nil {
+			return err
+		}
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, org, recipient, text, wa_id, status, broadcast, queued_at, media)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for _, m := range msgs {
-			if _, err := stmt.ExecContext(ctx, m.ID, m.Org, m.To, m.Text, m.WAID, string(outbox.Queued), b.ID, millis(m.QueuedAt)); err != nil {
+			if _, err := stmt.ExecContext(ctx, m.ID, m.Org, m.To, m.Text, m.WAID, string(outbox.Queued), b.ID, millis(m.QueuedAt), m.Media); err != nil {
 				return err
 			}
 		}

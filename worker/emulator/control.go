@@ -38,6 +38,8 @@ func (s *Server) registerControl(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("/control/root-key", only(http.MethodGet, s.handleRootKey))
 	mux.HandleFunc("/control/devices", only(http.MethodGet, s.handleDevices))
+	mux.HandleFunc("/control/media-host", only(http.MethodGet, s.handleMediaHost))
+	mux.HandleFunc("/control/media", s.handleMedia)
 	mux.HandleFunc("/control/unknown-iqs", only(http.MethodGet, s.handleUnknownIQs))
 	mux.HandleFunc("/control/registrations", only(http.MethodGet, s.handleRegistrations))
 	mux.HandleFunc("/control/scan", only(http.MethodPost, s.handleScan))

@@ -131,6 +131,8 @@ func (c *conn) handleIQ(node *waBinary.Node) error {
 		return c.send(result(node))
 	case xmlns == "md" && typ == "set" && first == "link_code_companion_reg" && !loggedIn:
 		return c.handleLinkCode(node)
+	case xmlns == "w:m" && typ == "set" && first == "media_conn" && loggedIn:
+		return c.send(result(node, c.srv.media.mediaConn()))
 	case xmlns == "usync" && typ == "get" && loggedIn:
 		return c.send(result(node, c.srv.usync(dev, node.GetChildByTag("usync"))))
 	}
@@ -321,14 +323,22 @@ func (c *conn) handleOutgoingMessage(node *waBinary.Node) error {
 		if err != nil {
 			return err
 		}
-		text, err := p.decrypt(c.ctx, dev.jid, enc.AttrGetter().OptionalString("type"), content)
+		msg, err := p.decrypt(c.ctx, dev.jid, enc.AttrGetter().OptionalString("type"), content)
 		if err != nil {
 			c.log.Error("recipient could not decrypt message", "id", id, "to", recipient.String(), "err", err)
 			continue
 		}
+		d := Delivery{ID: id, To: recipient.User, Text: messageText(msg), Device: dev.jid.String()}
+		if f, ok := mediaOf(msg); ok {
+			if d.Media, err = s.media.receive(c.ctx, f); err != nil {
+				c.log.Error("recipient could not receive media", "id", id, "to", recipient.String(), "err", err)
+				continue
+			}
+			d.Text = f.caption
+		}
+		d.At = time.Now()
 		s.mu.Lock()
-		dev.phone.deliveries = append(dev.phone.deliveries, Delivery{ID: id, To: recipient.User, Text: text,
-			Device: dev.jid.String(), At: time.Now()})
+		dev.phone.deliveries = append(dev.phone.deliveries, d)
 		s.mu.Unlock()
 		delivered = true
 		c.log.Info("recipient decrypted message", "id", id, "to", recipient.String())

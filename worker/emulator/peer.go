@@ -114,8 +114,8 @@ func (p *peer) encrypt(ctx context.Context, to types.JID, text string, takeBundl
 	return ciphertext, nil
 }
 
-// decrypt decrypts what a linked device sent to the peer and returns its text.
-func (p *peer) decrypt(ctx context.Context, from types.JID, encType string, content []byte) (string, error) {
+// decrypt decrypts what a linked device sent to the peer and returns the message.
+func (p *peer) decrypt(ctx context.Context, from types.JID, encType string, content []byte) (*waE2E.Message, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	addr := from.SignalAddress()
@@ -125,34 +125,39 @@ func (p *peer) decrypt(ctx context.Context, from types.JID, encType string, cont
 	case "pkmsg":
 		msg, err := protocol.NewPreKeySignalMessageFromBytes(content, serializer.PreKeySignalMessage, serializer.SignalMessage)
 		if err != nil {
-			return "", fmt.Errorf("parse prekey message: %w", err)
+			return nil, fmt.Errorf("parse prekey message: %w", err)
 		}
 		if plaintext, err = cipher.DecryptMessage(ctx, msg); err != nil {
-			return "", fmt.Errorf("decrypt prekey message: %w", err)
+			return nil, fmt.Errorf("decrypt prekey message: %w", err)
 		}
 	case "msg":
 		msg, err := protocol.NewSignalMessageFromBytes(content, serializer.SignalMessage)
 		if err != nil {
-			return "", fmt.Errorf("parse message: %w", err)
+			return nil, fmt.Errorf("parse message: %w", err)
 		}
 		if plaintext, err = cipher.Decrypt(ctx, msg); err != nil {
-			return "", fmt.Errorf("decrypt message: %w", err)
+			return nil, fmt.Errorf("decrypt message: %w", err)
 		}
 	default:
-		return "", fmt.Errorf("unsupported enc type %q", encType)
+		return nil, fmt.Errorf("unsupported enc type %q", encType)
 	}
 	plaintext, err := unpad(plaintext)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var msg waE2E.Message
 	if err := proto.Unmarshal(plaintext, &msg); err != nil {
-		return "", fmt.Errorf("unmarshal message: %w", err)
+		return nil, fmt.Errorf("unmarshal message: %w", err)
 	}
+	return &msg, nil
+}
+
+// messageText is a text message's text, or "" for any other kind.
+func messageText(msg *waE2E.Message) string {
 	if text := msg.GetConversation(); text != "" {
-		return text, nil
+		return text
 	}
-	return msg.GetExtendedTextMessage().GetText(), nil
+	return msg.GetExtendedTextMessage().GetText()
 }
 
 // corruptMAC flips a bit of the MAC (the last 8 bytes of a SignalMessage) so

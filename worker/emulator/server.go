@@ -19,6 +19,14 @@
 // (whatsmeow's events.TemporaryBan), later ones succeed; a connected device
 // is disconnected so that its reconnect is that login.
 //
+// Media (media.go, mediarecv.go): the media_conn iq names an HTTPS media
+// host with its own test CA (GET /control/media-host gives its address and
+// CA) that takes whatsmeow's encrypted uploads; a recipient of a media
+// message downloads the file there, verifies and decrypts it, and the
+// /sent view shows its kind, MIME type, size, file name and the SHA-256 of
+// the decrypted bytes. PUT /control/media { "stall": true } holds every
+// upload's answer so that a test can kill the sender mid-upload.
+//
 // Point a client at it with Configure. Every number other than the
 // device's own is an emulated peer with one device; messages to and from
 // peers need the device to be online (the emulator keeps no offline queue),
@@ -67,6 +75,7 @@ type Server struct {
 
 	storeDir string
 	peerDB   *sqlstore.Container
+	media    *mediaHost
 
 	httpServer *http.Server
 
@@ -124,6 +133,11 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		_ = os.RemoveAll(s.storeDir)
 		return nil, fmt.Errorf("open peer store: %w", err)
+	}
+	if s.media, err = newMediaHost(s.log); err != nil {
+		_ = s.peerDB.Close()
+		_ = os.RemoveAll(s.storeDir)
+		return nil, err
 	}
 	return s, nil
 }
@@ -209,7 +223,7 @@ func (s *Server) Close() error {
 		c.close()
 		<-c.done
 	}
-	errs = append(errs, s.peerDB.Close(), os.RemoveAll(s.storeDir))
+	errs = append(errs, s.media.close(), s.peerDB.Close(), os.RemoveAll(s.storeDir))
 	return errors.Join(errs...)
 }
 

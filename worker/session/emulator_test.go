@@ -193,6 +193,7 @@ func TestAgainstEmulator(t *testing.T) {
 	if len(delivered) != 1 || delivered[0].Text != "hello from the worker" || delivered[0].ID != out.Id {
 		t.Errorf("emulated recipient decrypted %v", delivered)
 	}
+	sendMediaToEmulator(t, sess, ctl)
 
 	ctl.post(fmt.Sprintf("/control/devices/%s/logout", emuPhone), struct{}{}, nil)
 	evs = rec.waitUntil(t, "LoggedOut", func(evs []*pb.Event) bool {

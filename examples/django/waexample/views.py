@@ -1,6 +1,7 @@
 """One organization's WhatsApp page (status, QR, send) and the webhook receiver."""
 
 import json
+import mimetypes
 import threading
 import uuid
 from collections import deque
@@ -26,10 +27,31 @@ class SendForm(forms.Form):
     # number and names what is wrong with it, so the form checks no more
     # than a length (the sidecar's own bound).
     to = forms.CharField(label="To (e.g. +57 300 123 4567)", max_length=64)
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False,
+                           label="Text (the caption when a file is attached)")
+    attachment = forms.FileField(required=False,
+                                 help_text="An image, an MP4 video, a voice note (.ogg) or any document.")
     # A fresh key with every page: a double click, or the browser resending
     # the form, queues the message once.
     idempotency_key = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("text", "").strip() and not data.get("attachment"):
+            raise forms.ValidationError("Write a text or attach a file.")
+        return data
+
+
+def _queue(data):
+    """Queue the form's message: a text, or the attached file uploaded
+    first and sent with the text as its caption."""
+    key = data["idempotency_key"]
+    f = data.get("attachment")
+    if not f:
+        return wa.send(ORG, data["to"], data["text"], idempotency_key=key)
+    mime = f.content_type or mimetypes.guess_type(f.name)[0] or "application/octet-stream"
+    media = wa.upload_media(ORG, f.read(), mime, f.name)
+    return wa.send_media(ORG, data["to"], media["media_id"], caption=data["text"], idempotency_key=key)
 
 
 def _page(request, form=None, error=None):
@@ -82,14 +104,13 @@ def start(request):
 @require_POST
 def send(request):
     """The send form; with Accept: application/json it answers the message as JSON."""
-    form = SendForm(request.POST)
+    form = SendForm(request.POST, request.FILES)
     if not form.is_valid():
         if _wants_json(request):
             return JsonResponse({"error": form.errors.get_json_data(), "code": "bad_form"}, status=400)
         return _page(request, form=form)
     try:
-        message = wa.send(ORG, form.cleaned_data["to"], form.cleaned_data["text"],
-                          idempotency_key=form.cleaned_data["idempotency_key"])
+        message = _queue(form.cleaned_data)
     except WaSidecarError as err:
         if _wants_json(request):
             return _error_json(err)

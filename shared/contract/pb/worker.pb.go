@@ -1627,6 +1627,98 @@ func (x *SendTextResponse) GetServerError() int32 {
 	return 0
 }
 
+type SendMediaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	To            string                 `protobuf:"bytes,1,opt,name=to,proto3" json:"to,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Mime          string                 `protobuf:"bytes,4,opt,name=mime,proto3" json:"mime,omitempty"`
+	Filename      string                 `protobuf:"bytes,5,opt,name=filename,proto3" json:"filename,omitempty"`
+	Caption       string                 `protobuf:"bytes,6,opt,name=caption,proto3" json:"caption,omitempty"`
+	TypingMs      int64                  `protobuf:"varint,7,opt,name=typing_ms,json=typingMs,proto3" json:"typing_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendMediaRequest) Reset() {
+	*x = SendMediaRequest{}
+	mi := &file_worker_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendMediaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendMediaRequest) ProtoMessage() {}
+
+func (x *SendMediaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_worker_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendMediaRequest.ProtoReflect.Descriptor instead.
+func (*SendMediaRequest) Descriptor() ([]byte, []int) {
+	return file_worker_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SendMediaRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *SendMediaRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SendMediaRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *SendMediaRequest) GetMime() string {
+	if x != nil {
+		return x.Mime
+	}
+	return ""
+}
+
+func (x *SendMediaRequest) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+func (x *SendMediaRequest) GetCaption() string {
+	if x != nil {
+		return x.Caption
+	}
+	return ""
+}
+
+func (x *SendMediaRequest) GetTypingMs() int64 {
+	if x != nil {
+		return x.TypingMs
+	}
+	return 0
+}
+
 var File_worker_proto protoreflect.FileDescriptor
 
 const file_worker_proto_rawDesc = "" +
@@ -1732,7 +1824,15 @@ const file_worker_proto_rawDesc = "" +
 	"\x10SendTextResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x127\n" +
 	"\x18server_timestamp_unix_ms\x18\x02 \x01(\x03R\x15serverTimestampUnixMs\x12!\n" +
-	"\fserver_error\x18\x03 \x01(\x05R\vserverError2\xc6\x04\n" +
+	"\fserver_error\x18\x03 \x01(\x05R\vserverError\"\xad\x01\n" +
+	"\x10SendMediaRequest\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\tR\x02to\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12\x12\n" +
+	"\x04mime\x18\x04 \x01(\tR\x04mime\x12\x1a\n" +
+	"\bfilename\x18\x05 \x01(\tR\bfilename\x12\x18\n" +
+	"\acaption\x18\x06 \x01(\tR\acaption\x12\x1b\n" +
+	"\ttyping_ms\x18\a \x01(\x03R\btypingMs2\xa1\x05\n" +
 	"\x06Worker\x12N\n" +
 	"\x05Start\x12!.wasidecar.worker.v1.StartRequest\x1a\".wasidecar.worker.v1.StartResponse\x12J\n" +
 	"\x06Events\x12\".wasidecar.worker.v1.EventsRequest\x1a\x1a.wasidecar.worker.v1.Event0\x01\x12K\n" +
@@ -1740,7 +1840,8 @@ const file_worker_proto_rawDesc = "" +
 	"\x04Stop\x12 .wasidecar.worker.v1.StopRequest\x1a!.wasidecar.worker.v1.StopResponse\x12Q\n" +
 	"\x06Logout\x12\".wasidecar.worker.v1.LogoutRequest\x1a#.wasidecar.worker.v1.LogoutResponse\x12Z\n" +
 	"\tPairPhone\x12%.wasidecar.worker.v1.PairPhoneRequest\x1a&.wasidecar.worker.v1.PairPhoneResponse\x12W\n" +
-	"\bSendText\x12$.wasidecar.worker.v1.SendTextRequest\x1a%.wasidecar.worker.v1.SendTextResponseB5Z3github.com/wa-sidecar/wa-sidecar/shared/contract/pbb\x06proto3"
+	"\bSendText\x12$.wasidecar.worker.v1.SendTextRequest\x1a%.wasidecar.worker.v1.SendTextResponse\x12Y\n" +
+	"\tSendMedia\x12%.wasidecar.worker.v1.SendMediaRequest\x1a%.wasidecar.worker.v1.SendTextResponseB5Z3github.com/wa-sidecar/wa-sidecar/shared/contract/pbb\x06proto3"
 
 var (
 	file_worker_proto_rawDescOnce sync.Once
@@ -1754,7 +1855,7 @@ func file_worker_proto_rawDescGZIP() []byte {
 	return file_worker_proto_rawDescData
 }
 
-var file_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_worker_proto_goTypes = []any{
 	(*StartRequest)(nil),      // 0: wasidecar.worker.v1.StartRequest
 	(*StartResponse)(nil),     // 1: wasidecar.worker.v1.StartResponse
@@ -1783,6 +1884,7 @@ var file_worker_proto_goTypes = []any{
 	(*PairPhoneResponse)(nil), // 24: wasidecar.worker.v1.PairPhoneResponse
 	(*SendTextRequest)(nil),   // 25: wasidecar.worker.v1.SendTextRequest
 	(*SendTextResponse)(nil),  // 26: wasidecar.worker.v1.SendTextResponse
+	(*SendMediaRequest)(nil),  // 27: wasidecar.worker.v1.SendMediaRequest
 }
 var file_worker_proto_depIdxs = []int32{
 	4,  // 0: wasidecar.worker.v1.Event.qr:type_name -> wasidecar.worker.v1.QR
@@ -1805,15 +1907,17 @@ var file_worker_proto_depIdxs = []int32{
 	21, // 17: wasidecar.worker.v1.Worker.Logout:input_type -> wasidecar.worker.v1.LogoutRequest
 	23, // 18: wasidecar.worker.v1.Worker.PairPhone:input_type -> wasidecar.worker.v1.PairPhoneRequest
 	25, // 19: wasidecar.worker.v1.Worker.SendText:input_type -> wasidecar.worker.v1.SendTextRequest
-	1,  // 20: wasidecar.worker.v1.Worker.Start:output_type -> wasidecar.worker.v1.StartResponse
-	3,  // 21: wasidecar.worker.v1.Worker.Events:output_type -> wasidecar.worker.v1.Event
-	18, // 22: wasidecar.worker.v1.Worker.Ping:output_type -> wasidecar.worker.v1.PingResponse
-	20, // 23: wasidecar.worker.v1.Worker.Stop:output_type -> wasidecar.worker.v1.StopResponse
-	22, // 24: wasidecar.worker.v1.Worker.Logout:output_type -> wasidecar.worker.v1.LogoutResponse
-	24, // 25: wasidecar.worker.v1.Worker.PairPhone:output_type -> wasidecar.worker.v1.PairPhoneResponse
-	26, // 26: wasidecar.worker.v1.Worker.SendText:output_type -> wasidecar.worker.v1.SendTextResponse
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
+	27, // 20: wasidecar.worker.v1.Worker.SendMedia:input_type -> wasidecar.worker.v1.SendMediaRequest
+	1,  // 21: wasidecar.worker.v1.Worker.Start:output_type -> wasidecar.worker.v1.StartResponse
+	3,  // 22: wasidecar.worker.v1.Worker.Events:output_type -> wasidecar.worker.v1.Event
+	18, // 23: wasidecar.worker.v1.Worker.Ping:output_type -> wasidecar.worker.v1.PingResponse
+	20, // 24: wasidecar.worker.v1.Worker.Stop:output_type -> wasidecar.worker.v1.StopResponse
+	22, // 25: wasidecar.worker.v1.Worker.Logout:output_type -> wasidecar.worker.v1.LogoutResponse
+	24, // 26: wasidecar.worker.v1.Worker.PairPhone:output_type -> wasidecar.worker.v1.PairPhoneResponse
+	26, // 27: wasidecar.worker.v1.Worker.SendText:output_type -> wasidecar.worker.v1.SendTextResponse
+	26, // 28: wasidecar.worker.v1.Worker.SendMedia:output_type -> wasidecar.worker.v1.SendTextResponse
+	21, // [21:29] is the sub-list for method output_type
+	13, // [13:21] is the sub-list for method input_type
 	13, // [13:13] is the sub-list for extension type_name
 	13, // [13:13] is the sub-list for extension extendee
 	0,  // [0:13] is the sub-list for field type_name
@@ -1845,7 +1949,7 @@ func file_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_worker_proto_rawDesc), len(file_worker_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	Worker_Logout_FullMethodName    = "/wasidecar.worker.v1.Worker/Logout"
 	Worker_PairPhone_FullMethodName = "/wasidecar.worker.v1.Worker/PairPhone"
 	Worker_SendText_FullMethodName  = "/wasidecar.worker.v1.Worker/SendText"
+	Worker_SendMedia_FullMethodName = "/wasidecar.worker.v1.Worker/SendMedia"
 )
 
 // WorkerClient is the client API for Worker service.
@@ -53,6 +54,11 @@ type WorkerClient interface {
 	// or refused it (server_error); a gRPC error means the outcome is unknown
 	// (not connected, timeout) and the same id may be sent again.
 	SendText(ctx context.Context, in *SendTextRequest, opts ...grpc.CallOption) (*SendTextResponse, error)
+	// SendMedia uploads one file to WhatsApp's media servers and sends it as
+	// an image, video, voice note or document (the kind follows mime), with
+	// the same outcome rules as SendText. The bytes travel over the contract:
+	// the worker opens no file outside its own directory.
+	SendMedia(ctx context.Context, in *SendMediaRequest, opts ...grpc.CallOption) (*SendTextResponse, error)
 }
 
 type workerClient struct {
@@ -142,6 +148,16 @@ func (c *workerClient) SendText(ctx context.Context, in *SendTextRequest, opts .
 	return out, nil
 }
 
+func (c *workerClient) SendMedia(ctx context.Context, in *SendMediaRequest, opts ...grpc.CallOption) (*SendTextResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendTextResponse)
+	err := c.cc.Invoke(ctx, Worker_SendMedia_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WorkerServer is the server API for Worker service.
 // All implementations must embed UnimplementedWorkerServer
 // for forward compatibility.
@@ -164,6 +180,11 @@ type WorkerServer interface {
 	// or refused it (server_error); a gRPC error means the outcome is unknown
 	// (not connected, timeout) and the same id may be sent again.
 	SendText(context.Context, *SendTextRequest) (*SendTextResponse, error)
+	// SendMedia uploads one file to WhatsApp's media servers and sends it as
+	// an image, video, voice note or document (the kind follows mime), with
+	// the same outcome rules as SendText. The bytes travel over the contract:
+	// the worker opens no file outside its own directory.
+	SendMedia(context.Context, *SendMediaRequest) (*SendTextResponse, error)
 	mustEmbedUnimplementedWorkerServer()
 }
 
@@ -194,6 +215,9 @@ func (UnimplementedWorkerServer) PairPhone(context.Context, *PairPhoneRequest) (
 }
 func (UnimplementedWorkerServer) SendText(context.Context, *SendTextRequest) (*SendTextResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SendText not implemented")
+}
+func (UnimplementedWorkerServer) SendMedia(context.Context, *SendMediaRequest) (*SendTextResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SendMedia not implemented")
 }
 func (UnimplementedWorkerServer) mustEmbedUnimplementedWorkerServer() {}
 func (UnimplementedWorkerServer) testEmbeddedByValue()                {}
@@ -335,6 +359,24 @@ func _Worker_SendText_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Worker_SendMedia_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendMediaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkerServer).SendMedia(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Worker_SendMedia_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkerServer).SendMedia(ctx, req.(*SendMediaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Worker_ServiceDesc is the grpc.ServiceDesc for Worker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -365,6 +407,10 @@ var Worker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SendText",
 			Handler:    _Worker_SendText_Handler,
+		},
+		{
+			MethodName: "SendMedia",
+			Handler:    _Worker_SendMedia_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -28,6 +28,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/launcher"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lockfile"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/mediastore"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/metrics"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/retention"
@@ -117,10 +118,14 @@ func serve(configPath string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	lib, err := mediastore.Open(filepath.Join(cfg.StateDir, "media"), st, log)
+	if err != nil {
+		return err
+	}
 	var fl *fleet.Fleet
 	ob := outbox.New(outbox.Options{
 		Config: cfg.Messages, Store: st, Metrics: m, Log: log, Zone: zone, OrgZones: orgZones,
-		Countries: cfg.DefaultCountries(),
+		Countries: cfg.DefaultCountries(), Media: lib,
 		Fleet: outbox.FleetFunc(func(org string) (outbox.Worker, bool) {
 			w, ok := fl.ConnectedWorker(org)
 			return w, ok
@@ -158,7 +163,7 @@ func serve(configPath string, stderr io.Writer) error {
 	}
 	apiSrv := newServer(statusapi.New(fl, statusapi.Options{
 		APIKey: apiKey, Listen: cfg.API.Listen, AllowedOrigins: cfg.API.AllowedOrigins, Log: log, Outbox: ob,
-		Webhooks: hooks.api(),
+		Webhooks: hooks.api(), Media: lib, MediaMaxBytes: cfg.Media.MaxBytes.Bytes,
 	}))
 	metricsSrv := newServer(metrics.Handler(promReg))
 
@@ -213,7 +218,7 @@ func serve(configPath string, stderr io.Writer) error {
 		// messages.retention, in small transactions beside the API and the
 		// senders.
 		pruner := retention.New(retention.Options{
-			Retention: cfg.Messages.Retention.Duration, Store: st, Log: log, Metrics: m,
+			Retention: cfg.Messages.Retention.Duration, Store: st, Log: log, Metrics: m, Media: lib,
 		})
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error { return pruner.Run(ctx) }, func(error) { cancel() })

@@ -77,7 +77,7 @@ func main() {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: contract.Handshake,
 		Plugins:         contract.PluginMap(sess),
-		GRPCServer:      plugin.DefaultGRPCServer,
+		GRPCServer:      contract.GRPCServer,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name:       "wa-worker",
 			Output:     logline.NewRelay(sink).Writer(),

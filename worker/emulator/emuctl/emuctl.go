@@ -27,6 +27,29 @@ type Delivery struct {
 	Text   string    `json:"text"`
 	Device string    `json:"device"` // the sending device's JID
 	At     time.Time `json:"at"`
+	// Media is set for a media message (Text is then its caption): what the
+	// recipient downloaded from the emulator's media host and decrypted.
+	Media *Media `json:"media,omitempty"`
+}
+
+// Media is a media message's file as its recipient decrypted it; SHA256 is
+// the hex SHA-256 of the decrypted bytes.
+type Media struct {
+	Kind     string `json:"kind"` // image, video, voice, audio or document
+	MIME     string `json:"mime"`
+	SHA256   string `json:"sha256"`
+	Size     int64  `json:"size"`
+	Filename string `json:"filename,omitempty"`
+}
+
+// MediaState is the emulator's media host (GET/PUT /control/media): whether
+// uploads stall, how many are held by the stall now, how many were stored,
+// and how many the client gave up on before the answer (a killed sender).
+type MediaState struct {
+	Stall     bool `json:"stall"`
+	Waiting   int  `json:"waiting"`
+	Uploads   int  `json:"uploads"`
+	Abandoned int  `json:"abandoned"`
 }
 
 // Client calls one emulator's control API. It is safe for concurrent use.
@@ -68,6 +91,21 @@ func (c *Client) Sent(ctx context.Context, phone string, raw bool) ([]Delivery, 
 	}
 	var out []Delivery
 	err := c.call(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
+// SetMediaStall makes the media host hold every upload's answer (stall) or
+// answer them all (!stall), so that a test can kill a sender mid-upload.
+func (c *Client) SetMediaStall(ctx context.Context, stall bool) (MediaState, error) {
+	var out MediaState
+	err := c.call(ctx, http.MethodPut, "/control/media", map[string]bool{"stall": stall}, &out)
+	return out, err
+}
+
+// MediaState reports the media host's stall and its uploads.
+func (c *Client) MediaState(ctx context.Context) (MediaState, error) {
+	var out MediaState
+	err := c.call(ctx, http.MethodGet, "/control/media", nil, &out)
 	return out, err
 }
 
