@@ -42,6 +42,9 @@ type Worker interface {
 	Logout(ctx context.Context) error
 	PairPhone(ctx context.Context, phone string) (string, error)
 	SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error)
+	// CheckNumbers answers, for each phone (digits, country code first),
+	// whether it has a WhatsApp account; an error means no answer.
+	CheckNumbers(ctx context.Context, phones []string) ([]*pb.NumberCheck, error)
 }
 
 // PluginMap is the plugin set both sides use; Impl is set on the worker side.
@@ -117,6 +120,14 @@ func (c *client) SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.Sen
 	return c.c.SendText(ctx, req)
 }
 
+func (c *client) CheckNumbers(ctx context.Context, phones []string) ([]*pb.NumberCheck, error) {
+	resp, err := c.c.CheckNumbers(ctx, &pb.CheckNumbersRequest{Phones: phones})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Results, nil
+}
+
 type server struct {
 	pb.UnimplementedWorkerServer
 	impl Worker
@@ -152,4 +163,12 @@ func (s *server) PairPhone(ctx context.Context, req *pb.PairPhoneRequest) (*pb.P
 
 func (s *server) SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error) {
 	return s.impl.SendText(ctx, req)
+}
+
+func (s *server) CheckNumbers(ctx context.Context, req *pb.CheckNumbersRequest) (*pb.CheckNumbersResponse, error) {
+	results, err := s.impl.CheckNumbers(ctx, req.Phones)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CheckNumbersResponse{Results: results}, nil
 }

@@ -107,6 +107,9 @@ func (w *fakeWorker) PairPhone(context.Context, string) (string, error) {
 func (w *fakeWorker) SendText(context.Context, *pb.SendTextRequest) (*pb.SendTextResponse, error) {
 	return nil, errors.New("not in this test")
 }
+func (w *fakeWorker) CheckNumbers(context.Context, []string) ([]*pb.NumberCheck, error) {
+	return nil, errors.New("not in this test")
+}
 func (w *fakeWorker) PID() int { return w.pid }
 
 // Kill ends the "process": from here on it no longer counts as alive.

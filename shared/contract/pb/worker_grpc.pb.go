@@ -22,13 +22,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Worker_Start_FullMethodName     = "/wasidecar.worker.v1.Worker/Start"
-	Worker_Events_FullMethodName    = "/wasidecar.worker.v1.Worker/Events"
-	Worker_Ping_FullMethodName      = "/wasidecar.worker.v1.Worker/Ping"
-	Worker_Stop_FullMethodName      = "/wasidecar.worker.v1.Worker/Stop"
-	Worker_Logout_FullMethodName    = "/wasidecar.worker.v1.Worker/Logout"
-	Worker_PairPhone_FullMethodName = "/wasidecar.worker.v1.Worker/PairPhone"
-	Worker_SendText_FullMethodName  = "/wasidecar.worker.v1.Worker/SendText"
+	Worker_Start_FullMethodName        = "/wasidecar.worker.v1.Worker/Start"
+	Worker_Events_FullMethodName       = "/wasidecar.worker.v1.Worker/Events"
+	Worker_Ping_FullMethodName         = "/wasidecar.worker.v1.Worker/Ping"
+	Worker_Stop_FullMethodName         = "/wasidecar.worker.v1.Worker/Stop"
+	Worker_Logout_FullMethodName       = "/wasidecar.worker.v1.Worker/Logout"
+	Worker_PairPhone_FullMethodName    = "/wasidecar.worker.v1.Worker/PairPhone"
+	Worker_SendText_FullMethodName     = "/wasidecar.worker.v1.Worker/SendText"
+	Worker_CheckNumbers_FullMethodName = "/wasidecar.worker.v1.Worker/CheckNumbers"
 )
 
 // WorkerClient is the client API for Worker service.
@@ -53,6 +54,7 @@ type WorkerClient interface {
 	// or refused it (server_error); a gRPC error means the outcome is unknown
 	// (not connected, timeout) and the same id may be sent again.
 	SendText(ctx context.Context, in *SendTextRequest, opts ...grpc.CallOption) (*SendTextResponse, error)
+	CheckNumbers(ctx context.Context, in *CheckNumbersRequest, opts ...grpc.CallOption) (*CheckNumbersResponse, error)
 }
 
 type workerClient struct {
@@ -142,6 +144,16 @@ func (c *workerClient) SendText(ctx context.Context, in *SendTextRequest, opts .
 	return out, nil
 }
 
+func (c *workerClient) CheckNumbers(ctx context.Context, in *CheckNumbersRequest, opts ...grpc.CallOption) (*CheckNumbersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckNumbersResponse)
+	err := c.cc.Invoke(ctx, Worker_CheckNumbers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WorkerServer is the server API for Worker service.
 // All implementations must embed UnimplementedWorkerServer
 // for forward compatibility.
@@ -164,6 +176,7 @@ type WorkerServer interface {
 	// or refused it (server_error); a gRPC error means the outcome is unknown
 	// (not connected, timeout) and the same id may be sent again.
 	SendText(context.Context, *SendTextRequest) (*SendTextResponse, error)
+	CheckNumbers(context.Context, *CheckNumbersRequest) (*CheckNumbersResponse, error)
 	mustEmbedUnimplementedWorkerServer()
 }
 
@@ -194,6 +207,9 @@ func (UnimplementedWorkerServer) PairPhone(context.Context, *PairPhoneRequest) (
 }
 func (UnimplementedWorkerServer) SendText(context.Context, *SendTextRequest) (*SendTextResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SendText not implemented")
+}
+func (UnimplementedWorkerServer) CheckNumbers(context.Context, *CheckNumbersRequest) (*CheckNumbersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckNumbers not implemented")
 }
 func (UnimplementedWorkerServer) mustEmbedUnimplementedWorkerServer() {}
 func (UnimplementedWorkerServer) testEmbeddedByValue()                {}
@@ -335,6 +351,24 @@ func _Worker_SendText_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Worker_CheckNumbers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckNumbersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkerServer).CheckNumbers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Worker_CheckNumbers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkerServer).CheckNumbers(ctx, req.(*CheckNumbersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Worker_ServiceDesc is the grpc.ServiceDesc for Worker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -365,6 +399,10 @@ var Worker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SendText",
 			Handler:    _Worker_SendText_Handler,
+		},
+		{
+			MethodName: "CheckNumbers",
+			Handler:    _Worker_CheckNumbers_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
