@@ -122,6 +122,10 @@ type Messages struct {
 	// Retention is how long final messages, finished broadcasts and dead
 	// letters stay in state.db.
 	Retention Duration `toml:"retention"`
+	// CheckNumbers asks WhatsApp whether a number never checked has an
+	// account before its first send; CheckTTL is how long an answer holds.
+	CheckNumbers bool     `toml:"check_numbers"`
+	CheckTTL     Duration `toml:"check_ttl"`
 }
 
 // Webhook is the optional callback that gets the supervisor's events.
@@ -191,6 +195,8 @@ func Default() Config {
 			MaxRecipients:   10000,
 			RestrictBackoff: Duration{time.Hour},
 			Retention:       Duration{720 * time.Hour},
+			CheckNumbers:    true,
+			CheckTTL:        Duration{168 * time.Hour},
 		},
 		Webhook: Webhook{GiveUpAfter: Duration{24 * time.Hour}},
 	}
@@ -267,6 +273,7 @@ func (c *Config) Validate() error {
 		{"messages.max_recipients", between(c.Messages.MaxRecipients, 1, 100000)},
 		{"messages.restrict_backoff", positive(c.Messages.RestrictBackoff)},
 		{"messages.retention", atLeastDuration(c.Messages.Retention, MinRetention)},
+		{"messages.check_ttl", atLeastDuration(c.Messages.CheckTTL, time.Minute)},
 		{"webhook.url", optionalURL(c.Webhook.URL)},
 		{"webhook.secret_file", secretWith(c.Webhook.URL, c.Webhook.SecretFile)},
 		{"webhook.give_up_after", positive(c.Webhook.GiveUpAfter)},

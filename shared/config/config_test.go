@@ -85,6 +85,8 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"memory tiny":    "[workers]\nmemory_limit = \"4MiB\"\n",
 		"retention":      "[messages]\nretention = \"59s\"\n",
 		"no retention":   "[messages]\nretention = \"0s\"\n",
+		"check_ttl":      "[messages]\ncheck_ttl = \"0s\"\n",
+		"check_numbers":  "[messages]\ncheck_numbers = \"yes\"\n",
 	}
 	want := map[string]string{
 		"unknown top":    "colour",
@@ -112,6 +114,8 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"memory tiny":    "at least 8MiB",
 		"retention":      "messages.retention: 59s is below the minimum 1m0s",
 		"no retention":   "messages.retention",
+		"check_ttl":      "messages.check_ttl: 0s is below the minimum 1m0s",
+		"check_numbers":  "check_numbers",
 	}
 	for name, body := range cases {
 		_, err := Load(write(t, body))
