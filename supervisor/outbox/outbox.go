@@ -48,6 +48,9 @@ type Store interface {
 	JobStatus(ctx context.Context, id string) (JobStatus, error)
 	FinishDrained(ctx context.Context, at time.Time) error
 	CancelBroadcast(ctx context.Context, org, id string, at time.Time) (Broadcast, []Message, error)
+	NumberChecks(ctx context.Context, phones []string) (map[string]NumberCheck, error)
+	SaveNumberChecks(ctx context.Context, checks []NumberCheck) error
+	UncheckedRecipients(ctx context.Context, job string, freshSince time.Time, limit int) ([]string, error)
 }
 
 // SenderState is an organization's sending memory.
@@ -59,6 +62,7 @@ type SenderState struct {
 // Worker is the organization's worker, as far as sending goes.
 type Worker interface {
 	SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error)
+	CheckNumbers(ctx context.Context, phones []string) ([]*pb.NumberCheck, error)
 }
 
 // Fleet hands out an organization's worker while it is connected.

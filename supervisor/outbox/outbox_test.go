@@ -32,6 +32,29 @@ type worker struct {
 	calls  []*pb.SendTextRequest
 	at     []time.Time
 	script map[string][]result
+	// off are numbers not on WhatsApp; checks records each CheckNumbers
+	// call's phones, and checkErr, while set, is every check's answer.
+	off      map[string]bool
+	checks   [][]string
+	checkErr error
+}
+
+func (w *worker) CheckNumbers(_ context.Context, phones []string) ([]*pb.NumberCheck, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.checks = append(w.checks, slices.Clone(phones))
+	if w.checkErr != nil {
+		return nil, w.checkErr
+	}
+	var out []*pb.NumberCheck
+	for _, p := range phones {
+		c := &pb.NumberCheck{Phone: p, OnWhatsapp: !w.off[p]}
+		if c.OnWhatsapp {
+			c.Jid = p + "@s.whatsapp.net"
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 type result struct {
