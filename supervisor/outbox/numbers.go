@@ -25,6 +25,13 @@ const ReasonNotOnWhatsApp = "not_on_whatsapp"
 // no connected worker.
 var ErrNotConnected = errors.New("the organization has no connected worker to ask WhatsApp")
 
+// ErrNoAnswer is a check WhatsApp or the worker did not answer (a timeout,
+// a disconnect): nothing is known about the numbers.
+var ErrNoAnswer = errors.New("WhatsApp gave no answer to the check")
+
+// checkTimeout bounds one usync query.
+const checkTimeout = 30 * time.Second
+
 // checkBatch is the most numbers one check asks about: one usync query.
 const checkBatch = 50
 
@@ -92,17 +99,19 @@ func (o *Outbox) ask(ctx context.Context, org string, w Worker, phones []string,
 			o.mu.Unlock()
 			return nil, errWoken
 		}
-		answers, err := w.CheckNumbers(ctx, batch)
+		cctx, cancelCheck := context.WithTimeout(ctx, checkTimeout)
+		answers, err := w.CheckNumbers(cctx, batch)
+		cancelCheck()
 		now := o.clock.Now()
 		o.mu.Lock()
 		p.sent(now)
 		o.mu.Unlock()
 		if err != nil {
-			return nil, fmt.Errorf("check %d numbers: %w", len(batch), err)
+			return nil, fmt.Errorf("%w: %d numbers: %w", ErrNoAnswer, len(batch), err)
 		}
 		checks, err := answered(batch, answers, now)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrNoAnswer, err)
 		}
 		if err := o.wrote(org, o.store.SaveNumberChecks(context.WithoutCancel(ctx), checks)); err != nil {
 			return nil, fmt.Errorf("cache number checks: %w", err)

@@ -65,11 +65,13 @@ type Options struct {
 	Outbox Outbox
 	// Webhooks serves the dead letters; nil when webhooks are off.
 	Webhooks Webhooks
+	// Contacts serves POST /v1/orgs/{id}/contacts/check; nil: no route.
+	Contacts Contacts
 }
 
 // New returns the API handler.
 func New(f Fleet, o Options) http.Handler {
-	s := &server{fleet: f, outbox: o.Outbox, webhooks: o.Webhooks, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
+	s := &server{fleet: f, outbox: o.Outbox, webhooks: o.Webhooks, contacts: o.Contacts, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
 	if o.APIKey != "" {
 		sum := sha256.Sum256([]byte(o.APIKey))
 		s.keySum = sum[:]
@@ -94,6 +96,7 @@ type server struct {
 	fleet    Fleet
 	outbox   Outbox
 	webhooks Webhooks
+	contacts Contacts
 	log      *slog.Logger
 	mux      *http.ServeMux
 	guard    guard
@@ -133,6 +136,9 @@ func (s *server) routes() {
 		s.mux.HandleFunc("GET /v1/orgs/{id}/broadcasts", s.org(s.listBroadcasts))
 		s.mux.HandleFunc("GET /v1/orgs/{id}/broadcasts/{b}", s.org(s.getBroadcast))
 		s.mux.HandleFunc("POST /v1/orgs/{id}/broadcasts/{b}/cancel", s.org(s.cancelBroadcast))
+	}
+	if s.contacts != nil {
+		s.mux.HandleFunc("POST /v1/orgs/{id}/contacts/check", s.orgUpTo(maxMessageBody, s.checkNumbers))
 	}
 	s.mux.HandleFunc("GET /v1/webhooks/dead", s.handle(s.listDead))
 	s.mux.HandleFunc("POST /v1/webhooks/dead/{event}/retry", s.handle(s.retryDead))
