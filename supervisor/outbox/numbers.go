@@ -109,7 +109,9 @@ func (o *Outbox) ask(ctx context.Context, org string, w Worker, phones []string,
 		if err != nil {
 			return nil, fmt.Errorf("%w: %d numbers: %w", ErrNoAnswer, len(batch), err)
 		}
-		checks, err := answered(batch, answers, now)
+		// state.db keeps milliseconds: an answer reads the same fresh
+		// as from the cache.
+		checks, err := answered(batch, answers, now.Truncate(time.Millisecond))
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrNoAnswer, err)
 		}
