@@ -35,6 +35,10 @@ commands:
   broadcast ORG FILE|- TEXT
                      send TEXT to the numbers in FILE (one per line; - reads
                      standard input) and show progress until done
+  check ORG NUMBER...
+                     whether the numbers are on WhatsApp (cached answers, or
+                     asked through the organization's worker); one line each:
+                     NUMBER on_whatsapp|not_on_whatsapp JID|- CHECKED_AT
 `
 
 func main() {
