@@ -93,6 +93,10 @@ func (r *run) processPerOrg(ctx context.Context, dir string) (model map[int]floa
 		return nil, err
 	}
 	r.tab.Add(rowKill, colValue, ms(d))
+	r.say("process per organization: contacts/check of %d numbers", checkNumbers)
+	if err := r.contactsCheck(ctx, orgID(3)); err != nil {
+		return nil, err
+	}
 	if err := r.outbox(ctx); err != nil {
 		return nil, err
 	}

@@ -135,6 +135,10 @@ type Messages struct {
 	// DefaultCountry is the ISO 3166 region whose numbers callers may
 	// write without their country code; "" = numbers are international.
 	DefaultCountry string `toml:"default_country"`
+	// CheckNumbers asks WhatsApp whether a number never checked has an
+	// account before its first send; CheckTTL is how long an answer holds.
+	CheckNumbers bool     `toml:"check_numbers"`
+	CheckTTL     Duration `toml:"check_ttl"`
 }
 
 // Webhook is the optional callback that gets the supervisor's events.
@@ -213,6 +217,8 @@ func Default() Config {
 			WarmupDays:      14,
 			WarmupFirstDay:  30,
 			Timezone:        "UTC",
+			CheckNumbers:    true,
+			CheckTTL:        Duration{168 * time.Hour},
 		},
 		Media:   Media{MaxBytes: Size{16 << 20}},
 		Webhook: Webhook{GiveUpAfter: Duration{24 * time.Hour}},
@@ -297,6 +303,7 @@ func (c *Config) Validate() error {
 		{"messages.timezone", timezone(c.Messages.Timezone)},
 		{"messages.default_country", phone.CheckRegion(c.Messages.DefaultCountry)},
 		{"media.max_bytes", mediaMaxBytes(c.Media.MaxBytes)},
+		{"messages.check_ttl", atLeastDuration(c.Messages.CheckTTL, time.Minute)},
 		{"webhook.url", optionalURL(c.Webhook.URL)},
 		{"webhook.secret_file", secretWith(c.Webhook.URL, c.Webhook.SecretFile)},
 		{"webhook.give_up_after", positive(c.Webhook.GiveUpAfter)},

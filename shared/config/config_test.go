@@ -108,6 +108,8 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"media size":     "[media]\nmax_bytes = \"16 MB\"\n",
 		"media zero":     "[media]\nmax_bytes = \"0MiB\"\n",
 		"media huge":     "[media]\nmax_bytes = \"1GiB\"\n",
+		"check_ttl":      "[messages]\ncheck_ttl = \"0s\"\n",
+		"check_numbers":  "[messages]\ncheck_numbers = \"yes\"\n",
 	}
 	want := map[string]string{
 		"unknown top":    "colour",
@@ -149,6 +151,8 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"media size":     "max_bytes",
 		"media zero":     "media.max_bytes",
 		"media huge":     "media.max_bytes: 1073741824 bytes is outside 1 byte to 100MiB",
+		"check_ttl":      "messages.check_ttl: 0s is below the minimum 1m0s",
+		"check_numbers":  "check_numbers",
 	}
 	for name, body := range cases {
 		_, err := Load(write(t, body))

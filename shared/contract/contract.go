@@ -44,6 +44,9 @@ type Worker interface {
 	SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error)
 	// SendMedia uploads req.Data and sends it; outcomes as SendText.
 	SendMedia(ctx context.Context, req *pb.SendMediaRequest) (*pb.SendTextResponse, error)
+	// CheckNumbers answers, for each phone (digits, country code first),
+	// whether it has a WhatsApp account; an error means no answer.
+	CheckNumbers(ctx context.Context, phones []string) ([]*pb.NumberCheck, error)
 }
 
 // PluginMap is the plugin set both sides use; Impl is set on the worker side.
@@ -123,6 +126,14 @@ func (c *client) SendMedia(ctx context.Context, req *pb.SendMediaRequest) (*pb.S
 	return c.c.SendMedia(ctx, req)
 }
 
+func (c *client) CheckNumbers(ctx context.Context, phones []string) ([]*pb.NumberCheck, error) {
+	resp, err := c.c.CheckNumbers(ctx, &pb.CheckNumbersRequest{Phones: phones})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Results, nil
+}
+
 type server struct {
 	pb.UnimplementedWorkerServer
 	impl Worker
@@ -162,4 +173,12 @@ func (s *server) SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.Sen
 
 func (s *server) SendMedia(ctx context.Context, req *pb.SendMediaRequest) (*pb.SendTextResponse, error) {
 	return s.impl.SendMedia(ctx, req)
+}
+
+func (s *server) CheckNumbers(ctx context.Context, req *pb.CheckNumbersRequest) (*pb.CheckNumbersResponse, error) {
+	results, err := s.impl.CheckNumbers(ctx, req.Phones)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CheckNumbersResponse{Results: results}, nil
 }

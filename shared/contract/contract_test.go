@@ -50,6 +50,14 @@ func (f *fakeWorker) SendMedia(_ context.Context, req *pb.SendMediaRequest) (*pb
 	return &pb.SendTextResponse{Id: fmt.Sprintf("%s/%d", req.Id, len(req.Data))}, nil
 }
 
+func (f *fakeWorker) CheckNumbers(_ context.Context, phones []string) ([]*pb.NumberCheck, error) {
+	var out []*pb.NumberCheck
+	for _, p := range phones {
+		out = append(out, &pb.NumberCheck{Phone: p, OnWhatsapp: p != "15550000000", Jid: p + "@s.whatsapp.net"})
+	}
+	return out, nil
+}
+
 func TestContractOverGRPC(t *testing.T) {
 	impl := &fakeWorker{events: []*pb.Event{
 		{AtUnixMs: 1, Kind: &pb.Event_Qr{Qr: &pb.QR{Code: "2@abc"}}},
@@ -87,6 +95,10 @@ func TestContractOverGRPC(t *testing.T) {
 	}
 	if code, err := w.PairPhone(ctx, "573001234567"); err != nil || code != "ABCD-5730" {
 		t.Fatalf("PairPhone: %q %v", code, err)
+	}
+	checks, err := w.CheckNumbers(ctx, []string{"573001234567", "15550000000"})
+	if err != nil || len(checks) != 2 || !checks[0].OnWhatsapp || checks[1].OnWhatsapp || checks[0].Jid != "573001234567@s.whatsapp.net" {
+		t.Fatalf("CheckNumbers: %v %v", checks, err)
 	}
 	stop := errors.New("enough")
 	if err := w.Events(ctx, func(*pb.Event) error { return stop }); !errors.Is(err, stop) {

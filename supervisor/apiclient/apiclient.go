@@ -194,6 +194,14 @@ func (c *Client) CreateBroadcast(ctx context.Context, id string, recipients []st
 	return b, err
 }
 
+// CheckNumbers asks whether numbers are on WhatsApp: cached answers, or
+// the organization's worker asks WhatsApp.
+func (c *Client) CheckNumbers(ctx context.Context, id string, numbers []string) (statusapi.CheckResponse, error) {
+	var r statusapi.CheckResponse
+	err := c.do(ctx, http.MethodPost, orgPath(id, "/contacts/check"), statusapi.CheckRequest{Numbers: numbers}, &r)
+	return r, err
+}
+
 // Broadcast returns one job with its progress.
 func (c *Client) Broadcast(ctx context.Context, id, job string) (statusapi.BroadcastBody, error) {
 	var b statusapi.BroadcastBody

@@ -110,6 +110,9 @@ func (w *fakeWorker) SendText(context.Context, *pb.SendTextRequest) (*pb.SendTex
 func (w *fakeWorker) SendMedia(context.Context, *pb.SendMediaRequest) (*pb.SendTextResponse, error) {
 	return nil, errors.New("not in this test")
 }
+func (w *fakeWorker) CheckNumbers(context.Context, []string) ([]*pb.NumberCheck, error) {
+	return nil, errors.New("not in this test")
+}
 func (w *fakeWorker) PID() int { return w.pid }
 
 // Kill ends the "process": from here on it no longer counts as alive.

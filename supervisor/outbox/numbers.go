@@ -27,6 +27,13 @@ func (o *Outbox) number(org, to string) (string, error) {
 	return d, nil
 }
 
+// ParseNumber reads a number as the organization's callers write it (its
+// default_country applies) into E.164 digits, or says why it is not one:
+// the contacts check reads numbers by the same rule as sends.
+func (o *Outbox) ParseNumber(org, input string) (string, error) {
+	return phone.Parse(input, o.region(org))
+}
+
 // maxNamed bounds how many refused recipients one error lists.
 const maxNamed = 20
 

@@ -50,6 +50,9 @@ type Store interface {
 	SentSince(ctx context.Context, since time.Time) (map[string][]SentCount, error)
 	LinkNumber(ctx context.Context, org, phone string, at time.Time) (time.Time, error)
 	LinkedNumbers(ctx context.Context) (map[string]time.Time, error)
+	NumberChecks(ctx context.Context, phones []string) (map[string]NumberCheck, error)
+	SaveNumberChecks(ctx context.Context, checks []NumberCheck) error
+	UncheckedRecipients(ctx context.Context, job string, freshSince time.Time, limit int) ([]string, error)
 }
 
 // SenderState is an organization's sending memory.
@@ -62,6 +65,7 @@ type SenderState struct {
 type Worker interface {
 	SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.SendTextResponse, error)
 	SendMedia(ctx context.Context, req *pb.SendMediaRequest) (*pb.SendTextResponse, error)
+	CheckNumbers(ctx context.Context, phones []string) ([]*pb.NumberCheck, error)
 }
 
 // Fleet hands out an organization's worker while it is connected.

@@ -34,6 +34,11 @@ type worker struct {
 	at     []time.Time
 	script map[string][]result
 	media  []*pb.SendMediaRequest
+	// off are numbers not on WhatsApp; checks records each CheckNumbers
+	// call's phones, and checkErr, while set, is every check's answer.
+	off      map[string]bool
+	checks   [][]string
+	checkErr error
 }
 
 // SendMedia records the call and acks it.
@@ -48,6 +53,24 @@ func (w *worker) mediaSent() []*pb.SendMediaRequest {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return slices.Clone(w.media)
+}
+
+func (w *worker) CheckNumbers(_ context.Context, phones []string) ([]*pb.NumberCheck, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.checks = append(w.checks, slices.Clone(phones))
+	if w.checkErr != nil {
+		return nil, w.checkErr
+	}
+	var out []*pb.NumberCheck
+	for _, p := range phones {
+		c := &pb.NumberCheck{Phone: p, OnWhatsapp: !w.off[p]}
+		if c.OnWhatsapp {
+			c.Jid = p + "@s.whatsapp.net"
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 type result struct {

@@ -21,6 +21,7 @@ type sender struct {
 	running    bool
 	wake       chan struct{}
 	pace       *pacer
+	checks     *pacer // usync queries asking whether numbers are on WhatsApp
 	restricted time.Time
 	// unknown counts sends in a row without an answer; notBefore holds the
 	// next attempt back after one, whatever wakes the loop.
@@ -38,7 +39,8 @@ func (o *Outbox) senderLocked(org string) *sender {
 	s := o.senders[org]
 	if s == nil {
 		s = &sender{o: o, org: org, wake: make(chan struct{}, 1),
-			pace: newPacer(o.cfg.MinInterval.Duration, o.cfg.PerMinute, durations(o.cfg.Jitter), o.rand)}
+			pace:   newPacer(o.cfg.MinInterval.Duration, o.cfg.PerMinute, durations(o.cfg.Jitter), o.rand),
+			checks: newCheckPacer(o.rand)}
 		o.senders[org] = s
 	}
 	return s
@@ -171,6 +173,9 @@ func (s *sender) run() {
 			if restricted {
 				s.liftRestriction()
 			}
+			continue
+		}
+		if !s.checkFirst(ctx, m, now) {
 			continue
 		}
 		o.mu.Lock()

@@ -69,6 +69,13 @@ func (s *server) classify(r *http.Request, err error) *apiError {
 		return &apiError{status: http.StatusBadRequest, code: "bad_body", msg: input.Error()}
 	case errors.As(err, &clash):
 		return &apiError{status: http.StatusConflict, code: "conflict", msg: clash.Error()}
+	case errors.Is(err, outbox.ErrNotConnected):
+		return &apiError{status: http.StatusConflict, code: "not_connected",
+			msg: fmt.Sprintf("organization %s has no connected worker to ask WhatsApp, and some numbers have no cached answer", r.PathValue("id"))}
+	case errors.Is(err, outbox.ErrNoAnswer):
+		s.log.Warn("a number check had no answer", "org", r.PathValue("id"), "err", err)
+		return &apiError{status: http.StatusServiceUnavailable, code: "no_answer",
+			msg: "WhatsApp gave no answer to the check; retry", retryAfter: 5 * time.Second}
 	case errors.Is(err, fleet.ErrTooManyOrgs):
 		return &apiError{status: http.StatusConflict, code: "too_many_orgs", msg: err.Error()}
 	case errors.Is(err, fleet.ErrBooting):

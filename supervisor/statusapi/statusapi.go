@@ -69,11 +69,13 @@ type Options struct {
 	Media Media
 	// MediaMaxBytes is media.max_bytes, the largest decoded file.
 	MediaMaxBytes int64
+	// Contacts serves POST /v1/orgs/{id}/contacts/check; nil: no route.
+	Contacts Contacts
 }
 
 // New returns the API handler.
 func New(f Fleet, o Options) http.Handler {
-	s := &server{fleet: f, outbox: o.Outbox, webhooks: o.Webhooks, media: o.Media, mediaMax: o.MediaMaxBytes, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
+	s := &server{fleet: f, outbox: o.Outbox, webhooks: o.Webhooks, media: o.Media, mediaMax: o.MediaMaxBytes, contacts: o.Contacts, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
 	if o.APIKey != "" {
 		sum := sha256.Sum256([]byte(o.APIKey))
 		s.keySum = sum[:]
@@ -100,6 +102,7 @@ type server struct {
 	webhooks Webhooks
 	media    Media
 	mediaMax int64
+	contacts Contacts
 	log      *slog.Logger
 	mux      *http.ServeMux
 	guard    guard
@@ -142,6 +145,9 @@ func (s *server) routes() {
 	}
 	if s.media != nil {
 		s.mux.HandleFunc("POST /v1/orgs/{id}/media", s.orgUpTo(mediaBodyLimit(s.mediaMax), s.uploadMedia))
+	}
+	if s.contacts != nil {
+		s.mux.HandleFunc("POST /v1/orgs/{id}/contacts/check", s.orgUpTo(maxMessageBody, s.checkNumbers))
 	}
 	s.mux.HandleFunc("GET /v1/webhooks/dead", s.handle(s.listDead))
 	s.mux.HandleFunc("POST /v1/webhooks/dead/{event}/retry", s.handle(s.retryDead))

@@ -231,6 +231,17 @@ ALTER TABLE messages ADD COLUMN media TEXT NOT NULL DEFAULT '';
 ALTER TABLE broadcasts ADD COLUMN media TEXT NOT NULL DEFAULT '';
 CREATE INDEX messages_media ON messages (media, status) WHERE media != '';
 `,
+	11: `
+-- WhatsApp's answers to "is this number on WhatsApp" (IsOnWhatsApp), for
+-- every organization: trusted for messages.check_ttl after checked_at
+-- (unix ms), so that a number is asked about once, not before every send.
+CREATE TABLE number_checks (
+	phone       TEXT    PRIMARY KEY, -- E.164 digits
+	on_whatsapp INTEGER NOT NULL,
+	jid         TEXT    NOT NULL DEFAULT '',
+	checked_at  INTEGER NOT NULL
+) STRICT;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

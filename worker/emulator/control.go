@@ -53,6 +53,7 @@ func (s *Server) registerControl(mux *http.ServeMux) {
 	mux.HandleFunc("/control/devices/{phone}/sent", only(http.MethodGet, s.handleSent))
 	mux.HandleFunc("/control/devices/{phone}/send-error", only(http.MethodPost, s.handleSendError))
 	mux.HandleFunc("/control/devices/{phone}/receipts", only(http.MethodPost, s.handleReceipts))
+	mux.HandleFunc("/control/directory/{phone}", only(http.MethodPut, s.handleDirectory))
 }
 
 // only answers other methods with a JSON 405, which ServeMux's method

@@ -241,7 +241,8 @@ func (s *Server) preKeyBundles(ctx context.Context, dev *device, key waBinary.No
 
 // usync answers device-list and contact queries (user.go:448, 836-906;
 // IsOnWhatsApp at user.go:168). Every valid number is on WhatsApp, as a
-// regular (non-business) user.
+// regular (non-business) user, unless the directory marks it off: then the
+// contact query answers "out" and its device list is empty.
 func (s *Server) usync(dev *device, query waBinary.Node) waBinary.Node {
 	queryNode, listNode := query.GetChildByTag("query"), query.GetChildByTag("list")
 	wanted := queryNode.GetChildren()
@@ -257,6 +258,7 @@ func (s *Server) usync(dev *device, query waBinary.Node) waBinary.Node {
 			}
 			jid = types.NewJID(number, types.DefaultUserServer)
 		}
+		registered := s.onWhatsApp(jid.User)
 		var parts []waBinary.Node
 		for _, q := range wanted {
 			switch q.Tag {
@@ -264,7 +266,7 @@ func (s *Server) usync(dev *device, query waBinary.Node) waBinary.Node {
 				var devices []waBinary.Node
 				// whatsmeow does not drop its own number's devices from this list
 				// and would then fetch its own prekeys: list none for it.
-				if jid.User != dev.jid.User {
+				if jid.User != dev.jid.User && registered {
 					devices = []waBinary.Node{{Tag: "device", Attrs: waBinary.Attrs{"id": "0"}}}
 				}
 				parts = append(parts, waBinary.Node{Tag: "devices", Content: []waBinary.Node{
@@ -272,6 +274,9 @@ func (s *Server) usync(dev *device, query waBinary.Node) waBinary.Node {
 				}})
 			case "contact":
 				node := waBinary.Node{Tag: "contact", Attrs: waBinary.Attrs{"type": "in"}}
+				if !registered {
+					node.Attrs["type"] = "out"
+				}
 				if contact != nil {
 					node.Content = contact
 				}

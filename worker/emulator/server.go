@@ -90,6 +90,9 @@ type Server struct {
 	// registration the server opened and a QR the client could show.
 	registrations int
 	closed        bool
+	// offWhatsApp holds the numbers PUT /control/directory marked as
+	// having no WhatsApp account.
+	offWhatsApp map[string]bool
 
 	// peersMu guards peers separately so that creating a peer's store (a
 	// database write) does not hold up the protocol paths under mu.

@@ -1719,6 +1719,156 @@ func (x *SendMediaRequest) GetTypingMs() int64 {
 	return 0
 }
 
+// CheckNumbers asks WhatsApp (usync) which phones have an account; a gRPC
+// error means no answer (not connected, timeout), never "not on WhatsApp".
+type CheckNumbersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Phones        []string               `protobuf:"bytes,1,rep,name=phones,proto3" json:"phones,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckNumbersRequest) Reset() {
+	*x = CheckNumbersRequest{}
+	mi := &file_worker_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckNumbersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckNumbersRequest) ProtoMessage() {}
+
+func (x *CheckNumbersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_worker_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckNumbersRequest.ProtoReflect.Descriptor instead.
+func (*CheckNumbersRequest) Descriptor() ([]byte, []int) {
+	return file_worker_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CheckNumbersRequest) GetPhones() []string {
+	if x != nil {
+		return x.Phones
+	}
+	return nil
+}
+
+type CheckNumbersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*NumberCheck         `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckNumbersResponse) Reset() {
+	*x = CheckNumbersResponse{}
+	mi := &file_worker_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckNumbersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckNumbersResponse) ProtoMessage() {}
+
+func (x *CheckNumbersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_worker_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckNumbersResponse.ProtoReflect.Descriptor instead.
+func (*CheckNumbersResponse) Descriptor() ([]byte, []int) {
+	return file_worker_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CheckNumbersResponse) GetResults() []*NumberCheck {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type NumberCheck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Phone         string                 `protobuf:"bytes,1,opt,name=phone,proto3" json:"phone,omitempty"`
+	OnWhatsapp    bool                   `protobuf:"varint,2,opt,name=on_whatsapp,json=onWhatsapp,proto3" json:"on_whatsapp,omitempty"`
+	Jid           string                 `protobuf:"bytes,3,opt,name=jid,proto3" json:"jid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NumberCheck) Reset() {
+	*x = NumberCheck{}
+	mi := &file_worker_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NumberCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NumberCheck) ProtoMessage() {}
+
+func (x *NumberCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_worker_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NumberCheck.ProtoReflect.Descriptor instead.
+func (*NumberCheck) Descriptor() ([]byte, []int) {
+	return file_worker_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *NumberCheck) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *NumberCheck) GetOnWhatsapp() bool {
+	if x != nil {
+		return x.OnWhatsapp
+	}
+	return false
+}
+
+func (x *NumberCheck) GetJid() string {
+	if x != nil {
+		return x.Jid
+	}
+	return ""
+}
+
 var File_worker_proto protoreflect.FileDescriptor
 
 const file_worker_proto_rawDesc = "" +
@@ -1832,7 +1982,16 @@ const file_worker_proto_rawDesc = "" +
 	"\x04mime\x18\x04 \x01(\tR\x04mime\x12\x1a\n" +
 	"\bfilename\x18\x05 \x01(\tR\bfilename\x12\x18\n" +
 	"\acaption\x18\x06 \x01(\tR\acaption\x12\x1b\n" +
-	"\ttyping_ms\x18\a \x01(\x03R\btypingMs2\xa1\x05\n" +
+	"\ttyping_ms\x18\a \x01(\x03R\btypingMs\"-\n" +
+	"\x13CheckNumbersRequest\x12\x16\n" +
+	"\x06phones\x18\x01 \x03(\tR\x06phones\"R\n" +
+	"\x14CheckNumbersResponse\x12:\n" +
+	"\aresults\x18\x01 \x03(\v2 .wasidecar.worker.v1.NumberCheckR\aresults\"V\n" +
+	"\vNumberCheck\x12\x14\n" +
+	"\x05phone\x18\x01 \x01(\tR\x05phone\x12\x1f\n" +
+	"\von_whatsapp\x18\x02 \x01(\bR\n" +
+	"onWhatsapp\x12\x10\n" +
+	"\x03jid\x18\x03 \x01(\tR\x03jid2\x86\x06\n" +
 	"\x06Worker\x12N\n" +
 	"\x05Start\x12!.wasidecar.worker.v1.StartRequest\x1a\".wasidecar.worker.v1.StartResponse\x12J\n" +
 	"\x06Events\x12\".wasidecar.worker.v1.EventsRequest\x1a\x1a.wasidecar.worker.v1.Event0\x01\x12K\n" +
@@ -1841,7 +2000,8 @@ const file_worker_proto_rawDesc = "" +
 	"\x06Logout\x12\".wasidecar.worker.v1.LogoutRequest\x1a#.wasidecar.worker.v1.LogoutResponse\x12Z\n" +
 	"\tPairPhone\x12%.wasidecar.worker.v1.PairPhoneRequest\x1a&.wasidecar.worker.v1.PairPhoneResponse\x12W\n" +
 	"\bSendText\x12$.wasidecar.worker.v1.SendTextRequest\x1a%.wasidecar.worker.v1.SendTextResponse\x12Y\n" +
-	"\tSendMedia\x12%.wasidecar.worker.v1.SendMediaRequest\x1a%.wasidecar.worker.v1.SendTextResponseB5Z3github.com/wa-sidecar/wa-sidecar/shared/contract/pbb\x06proto3"
+	"\tSendMedia\x12%.wasidecar.worker.v1.SendMediaRequest\x1a%.wasidecar.worker.v1.SendTextResponse\x12c\n" +
+	"\fCheckNumbers\x12(.wasidecar.worker.v1.CheckNumbersRequest\x1a).wasidecar.worker.v1.CheckNumbersResponseB5Z3github.com/wa-sidecar/wa-sidecar/shared/contract/pbb\x06proto3"
 
 var (
 	file_worker_proto_rawDescOnce sync.Once
@@ -1855,36 +2015,39 @@ func file_worker_proto_rawDescGZIP() []byte {
 	return file_worker_proto_rawDescData
 }
 
-var file_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_worker_proto_goTypes = []any{
-	(*StartRequest)(nil),      // 0: wasidecar.worker.v1.StartRequest
-	(*StartResponse)(nil),     // 1: wasidecar.worker.v1.StartResponse
-	(*EventsRequest)(nil),     // 2: wasidecar.worker.v1.EventsRequest
-	(*Event)(nil),             // 3: wasidecar.worker.v1.Event
-	(*QR)(nil),                // 4: wasidecar.worker.v1.QR
-	(*PairSuccess)(nil),       // 5: wasidecar.worker.v1.PairSuccess
-	(*Connected)(nil),         // 6: wasidecar.worker.v1.Connected
-	(*Disconnected)(nil),      // 7: wasidecar.worker.v1.Disconnected
-	(*LoggedOut)(nil),         // 8: wasidecar.worker.v1.LoggedOut
-	(*StreamReplaced)(nil),    // 9: wasidecar.worker.v1.StreamReplaced
-	(*TemporaryBan)(nil),      // 10: wasidecar.worker.v1.TemporaryBan
-	(*ConnectFailure)(nil),    // 11: wasidecar.worker.v1.ConnectFailure
-	(*BadMAC)(nil),            // 12: wasidecar.worker.v1.BadMAC
-	(*DecryptFailure)(nil),    // 13: wasidecar.worker.v1.DecryptFailure
-	(*QRGaveUp)(nil),          // 14: wasidecar.worker.v1.QRGaveUp
-	(*MessageReceived)(nil),   // 15: wasidecar.worker.v1.MessageReceived
-	(*Receipt)(nil),           // 16: wasidecar.worker.v1.Receipt
-	(*PingRequest)(nil),       // 17: wasidecar.worker.v1.PingRequest
-	(*PingResponse)(nil),      // 18: wasidecar.worker.v1.PingResponse
-	(*StopRequest)(nil),       // 19: wasidecar.worker.v1.StopRequest
-	(*StopResponse)(nil),      // 20: wasidecar.worker.v1.StopResponse
-	(*LogoutRequest)(nil),     // 21: wasidecar.worker.v1.LogoutRequest
-	(*LogoutResponse)(nil),    // 22: wasidecar.worker.v1.LogoutResponse
-	(*PairPhoneRequest)(nil),  // 23: wasidecar.worker.v1.PairPhoneRequest
-	(*PairPhoneResponse)(nil), // 24: wasidecar.worker.v1.PairPhoneResponse
-	(*SendTextRequest)(nil),   // 25: wasidecar.worker.v1.SendTextRequest
-	(*SendTextResponse)(nil),  // 26: wasidecar.worker.v1.SendTextResponse
-	(*SendMediaRequest)(nil),  // 27: wasidecar.worker.v1.SendMediaRequest
+	(*StartRequest)(nil),         // 0: wasidecar.worker.v1.StartRequest
+	(*StartResponse)(nil),        // 1: wasidecar.worker.v1.StartResponse
+	(*EventsRequest)(nil),        // 2: wasidecar.worker.v1.EventsRequest
+	(*Event)(nil),                // 3: wasidecar.worker.v1.Event
+	(*QR)(nil),                   // 4: wasidecar.worker.v1.QR
+	(*PairSuccess)(nil),          // 5: wasidecar.worker.v1.PairSuccess
+	(*Connected)(nil),            // 6: wasidecar.worker.v1.Connected
+	(*Disconnected)(nil),         // 7: wasidecar.worker.v1.Disconnected
+	(*LoggedOut)(nil),            // 8: wasidecar.worker.v1.LoggedOut
+	(*StreamReplaced)(nil),       // 9: wasidecar.worker.v1.StreamReplaced
+	(*TemporaryBan)(nil),         // 10: wasidecar.worker.v1.TemporaryBan
+	(*ConnectFailure)(nil),       // 11: wasidecar.worker.v1.ConnectFailure
+	(*BadMAC)(nil),               // 12: wasidecar.worker.v1.BadMAC
+	(*DecryptFailure)(nil),       // 13: wasidecar.worker.v1.DecryptFailure
+	(*QRGaveUp)(nil),             // 14: wasidecar.worker.v1.QRGaveUp
+	(*MessageReceived)(nil),      // 15: wasidecar.worker.v1.MessageReceived
+	(*Receipt)(nil),              // 16: wasidecar.worker.v1.Receipt
+	(*PingRequest)(nil),          // 17: wasidecar.worker.v1.PingRequest
+	(*PingResponse)(nil),         // 18: wasidecar.worker.v1.PingResponse
+	(*StopRequest)(nil),          // 19: wasidecar.worker.v1.StopRequest
+	(*StopResponse)(nil),         // 20: wasidecar.worker.v1.StopResponse
+	(*LogoutRequest)(nil),        // 21: wasidecar.worker.v1.LogoutRequest
+	(*LogoutResponse)(nil),       // 22: wasidecar.worker.v1.LogoutResponse
+	(*PairPhoneRequest)(nil),     // 23: wasidecar.worker.v1.PairPhoneRequest
+	(*PairPhoneResponse)(nil),    // 24: wasidecar.worker.v1.PairPhoneResponse
+	(*SendTextRequest)(nil),      // 25: wasidecar.worker.v1.SendTextRequest
+	(*SendTextResponse)(nil),     // 26: wasidecar.worker.v1.SendTextResponse
+	(*SendMediaRequest)(nil),     // 27: wasidecar.worker.v1.SendMediaRequest
+	(*CheckNumbersRequest)(nil),  // 28: wasidecar.worker.v1.CheckNumbersRequest
+	(*CheckNumbersResponse)(nil), // 29: wasidecar.worker.v1.CheckNumbersResponse
+	(*NumberCheck)(nil),          // 30: wasidecar.worker.v1.NumberCheck
 }
 var file_worker_proto_depIdxs = []int32{
 	4,  // 0: wasidecar.worker.v1.Event.qr:type_name -> wasidecar.worker.v1.QR
@@ -1900,27 +2063,30 @@ var file_worker_proto_depIdxs = []int32{
 	14, // 10: wasidecar.worker.v1.Event.qr_gave_up:type_name -> wasidecar.worker.v1.QRGaveUp
 	15, // 11: wasidecar.worker.v1.Event.message_received:type_name -> wasidecar.worker.v1.MessageReceived
 	16, // 12: wasidecar.worker.v1.Event.receipt:type_name -> wasidecar.worker.v1.Receipt
-	0,  // 13: wasidecar.worker.v1.Worker.Start:input_type -> wasidecar.worker.v1.StartRequest
-	2,  // 14: wasidecar.worker.v1.Worker.Events:input_type -> wasidecar.worker.v1.EventsRequest
-	17, // 15: wasidecar.worker.v1.Worker.Ping:input_type -> wasidecar.worker.v1.PingRequest
-	19, // 16: wasidecar.worker.v1.Worker.Stop:input_type -> wasidecar.worker.v1.StopRequest
-	21, // 17: wasidecar.worker.v1.Worker.Logout:input_type -> wasidecar.worker.v1.LogoutRequest
-	23, // 18: wasidecar.worker.v1.Worker.PairPhone:input_type -> wasidecar.worker.v1.PairPhoneRequest
-	25, // 19: wasidecar.worker.v1.Worker.SendText:input_type -> wasidecar.worker.v1.SendTextRequest
-	27, // 20: wasidecar.worker.v1.Worker.SendMedia:input_type -> wasidecar.worker.v1.SendMediaRequest
-	1,  // 21: wasidecar.worker.v1.Worker.Start:output_type -> wasidecar.worker.v1.StartResponse
-	3,  // 22: wasidecar.worker.v1.Worker.Events:output_type -> wasidecar.worker.v1.Event
-	18, // 23: wasidecar.worker.v1.Worker.Ping:output_type -> wasidecar.worker.v1.PingResponse
-	20, // 24: wasidecar.worker.v1.Worker.Stop:output_type -> wasidecar.worker.v1.StopResponse
-	22, // 25: wasidecar.worker.v1.Worker.Logout:output_type -> wasidecar.worker.v1.LogoutResponse
-	24, // 26: wasidecar.worker.v1.Worker.PairPhone:output_type -> wasidecar.worker.v1.PairPhoneResponse
-	26, // 27: wasidecar.worker.v1.Worker.SendText:output_type -> wasidecar.worker.v1.SendTextResponse
-	26, // 28: wasidecar.worker.v1.Worker.SendMedia:output_type -> wasidecar.worker.v1.SendTextResponse
-	21, // [21:29] is the sub-list for method output_type
-	13, // [13:21] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	30, // 13: wasidecar.worker.v1.CheckNumbersResponse.results:type_name -> wasidecar.worker.v1.NumberCheck
+	0,  // 14: wasidecar.worker.v1.Worker.Start:input_type -> wasidecar.worker.v1.StartRequest
+	2,  // 15: wasidecar.worker.v1.Worker.Events:input_type -> wasidecar.worker.v1.EventsRequest
+	17, // 16: wasidecar.worker.v1.Worker.Ping:input_type -> wasidecar.worker.v1.PingRequest
+	19, // 17: wasidecar.worker.v1.Worker.Stop:input_type -> wasidecar.worker.v1.StopRequest
+	21, // 18: wasidecar.worker.v1.Worker.Logout:input_type -> wasidecar.worker.v1.LogoutRequest
+	23, // 19: wasidecar.worker.v1.Worker.PairPhone:input_type -> wasidecar.worker.v1.PairPhoneRequest
+	25, // 20: wasidecar.worker.v1.Worker.SendText:input_type -> wasidecar.worker.v1.SendTextRequest
+	27, // 21: wasidecar.worker.v1.Worker.SendMedia:input_type -> wasidecar.worker.v1.SendMediaRequest
+	28, // 22: wasidecar.worker.v1.Worker.CheckNumbers:input_type -> wasidecar.worker.v1.CheckNumbersRequest
+	1,  // 23: wasidecar.worker.v1.Worker.Start:output_type -> wasidecar.worker.v1.StartResponse
+	3,  // 24: wasidecar.worker.v1.Worker.Events:output_type -> wasidecar.worker.v1.Event
+	18, // 25: wasidecar.worker.v1.Worker.Ping:output_type -> wasidecar.worker.v1.PingResponse
+	20, // 26: wasidecar.worker.v1.Worker.Stop:output_type -> wasidecar.worker.v1.StopResponse
+	22, // 27: wasidecar.worker.v1.Worker.Logout:output_type -> wasidecar.worker.v1.LogoutResponse
+	24, // 28: wasidecar.worker.v1.Worker.PairPhone:output_type -> wasidecar.worker.v1.PairPhoneResponse
+	26, // 29: wasidecar.worker.v1.Worker.SendText:output_type -> wasidecar.worker.v1.SendTextResponse
+	26, // 30: wasidecar.worker.v1.Worker.SendMedia:output_type -> wasidecar.worker.v1.SendTextResponse
+	29, // 31: wasidecar.worker.v1.Worker.CheckNumbers:output_type -> wasidecar.worker.v1.CheckNumbersResponse
+	23, // [23:32] is the sub-list for method output_type
+	14, // [14:23] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_worker_proto_init() }
@@ -1949,7 +2115,7 @@ func file_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_worker_proto_rawDesc), len(file_worker_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

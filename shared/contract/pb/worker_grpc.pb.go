@@ -22,14 +22,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Worker_Start_FullMethodName     = "/wasidecar.worker.v1.Worker/Start"
-	Worker_Events_FullMethodName    = "/wasidecar.worker.v1.Worker/Events"
-	Worker_Ping_FullMethodName      = "/wasidecar.worker.v1.Worker/Ping"
-	Worker_Stop_FullMethodName      = "/wasidecar.worker.v1.Worker/Stop"
-	Worker_Logout_FullMethodName    = "/wasidecar.worker.v1.Worker/Logout"
-	Worker_PairPhone_FullMethodName = "/wasidecar.worker.v1.Worker/PairPhone"
-	Worker_SendText_FullMethodName  = "/wasidecar.worker.v1.Worker/SendText"
-	Worker_SendMedia_FullMethodName = "/wasidecar.worker.v1.Worker/SendMedia"
+	Worker_Start_FullMethodName        = "/wasidecar.worker.v1.Worker/Start"
+	Worker_Events_FullMethodName       = "/wasidecar.worker.v1.Worker/Events"
+	Worker_Ping_FullMethodName         = "/wasidecar.worker.v1.Worker/Ping"
+	Worker_Stop_FullMethodName         = "/wasidecar.worker.v1.Worker/Stop"
+	Worker_Logout_FullMethodName       = "/wasidecar.worker.v1.Worker/Logout"
+	Worker_PairPhone_FullMethodName    = "/wasidecar.worker.v1.Worker/PairPhone"
+	Worker_SendText_FullMethodName     = "/wasidecar.worker.v1.Worker/SendText"
+	Worker_SendMedia_FullMethodName    = "/wasidecar.worker.v1.Worker/SendMedia"
+	Worker_CheckNumbers_FullMethodName = "/wasidecar.worker.v1.Worker/CheckNumbers"
 )
 
 // WorkerClient is the client API for Worker service.
@@ -59,6 +60,7 @@ type WorkerClient interface {
 	// the same outcome rules as SendText. The bytes travel over the contract:
 	// the worker opens no file outside its own directory.
 	SendMedia(ctx context.Context, in *SendMediaRequest, opts ...grpc.CallOption) (*SendTextResponse, error)
+	CheckNumbers(ctx context.Context, in *CheckNumbersRequest, opts ...grpc.CallOption) (*CheckNumbersResponse, error)
 }
 
 type workerClient struct {
@@ -158,6 +160,16 @@ func (c *workerClient) SendMedia(ctx context.Context, in *SendMediaRequest, opts
 	return out, nil
 }
 
+func (c *workerClient) CheckNumbers(ctx context.Context, in *CheckNumbersRequest, opts ...grpc.CallOption) (*CheckNumbersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckNumbersResponse)
+	err := c.cc.Invoke(ctx, Worker_CheckNumbers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WorkerServer is the server API for Worker service.
 // All implementations must embed UnimplementedWorkerServer
 // for forward compatibility.
@@ -185,6 +197,7 @@ type WorkerServer interface {
 	// the same outcome rules as SendText. The bytes travel over the contract:
 	// the worker opens no file outside its own directory.
 	SendMedia(context.Context, *SendMediaRequest) (*SendTextResponse, error)
+	CheckNumbers(context.Context, *CheckNumbersRequest) (*CheckNumbersResponse, error)
 	mustEmbedUnimplementedWorkerServer()
 }
 
@@ -218,6 +231,9 @@ func (UnimplementedWorkerServer) SendText(context.Context, *SendTextRequest) (*S
 }
 func (UnimplementedWorkerServer) SendMedia(context.Context, *SendMediaRequest) (*SendTextResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SendMedia not implemented")
+}
+func (UnimplementedWorkerServer) CheckNumbers(context.Context, *CheckNumbersRequest) (*CheckNumbersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckNumbers not implemented")
 }
 func (UnimplementedWorkerServer) mustEmbedUnimplementedWorkerServer() {}
 func (UnimplementedWorkerServer) testEmbeddedByValue()                {}
@@ -377,6 +393,24 @@ func _Worker_SendMedia_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Worker_CheckNumbers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckNumbersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkerServer).CheckNumbers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Worker_CheckNumbers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkerServer).CheckNumbers(ctx, req.(*CheckNumbersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Worker_ServiceDesc is the grpc.ServiceDesc for Worker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -411,6 +445,10 @@ var Worker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SendMedia",
 			Handler:    _Worker_SendMedia_Handler,
+		},
+		{
+			MethodName: "CheckNumbers",
+			Handler:    _Worker_CheckNumbers_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -42,6 +42,10 @@ commands:
                      send TEXT to the numbers in FILE (one per line, in the
                      same spellings; - reads standard input) and show
                      progress until done
+  check ORG NUMBER...
+                     whether the numbers are on WhatsApp (cached answers, or
+                     asked through the organization's worker); one line each:
+                     NUMBER on_whatsapp|not_on_whatsapp JID|- CHECKED_AT
 `
 
 func main() {

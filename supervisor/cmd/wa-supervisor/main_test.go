@@ -28,6 +28,7 @@ func TestBadInputGetsOneClearError(t *testing.T) {
 	}{
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"qr"}, 2, "wrong number of arguments"},
+		{[]string{"check", "2"}, 2, "wrong number of arguments"},
 		{[]string{"status", "../etc"}, 1, `organization id "../etc" is invalid`},
 		{[]string{"start", "a/b", "-config", badCfg}, 1, "invalid"},
 		{[]string{"serve", "-config", badCfg}, 1, "workers.start_gap"},

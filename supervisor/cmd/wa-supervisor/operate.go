@@ -28,16 +28,19 @@ type options struct {
 	out   io.Writer
 }
 
+// atLeastTwo in operate's table: an organization and one or more numbers.
+const atLeastTwo = -2
+
 // operate runs one operator command against the status API of the daemon
 // that the same config describes.
 func operate(ctx context.Context, cmd string, args []string, o options) error {
 	want := map[string]int{"status": -1, "qr": 1, "start": 1, "stop": 1, "logout": 1, "clear": 1, "delete": 1,
-		"pair-phone": 2, "send": 3, "broadcast": 3}
+		"pair-phone": 2, "send": 3, "broadcast": 3, "check": atLeastTwo}
 	n, ok := want[cmd]
 	if !ok {
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
 	}
-	if (n >= 0 && len(args) != n) || (n < 0 && len(args) > 1) {
+	if (n >= 0 && len(args) != n) || (n == -1 && len(args) > 1) || (n == atLeastTwo && len(args) < 2) {
 		return usageError{fmt.Sprintf("wrong number of arguments (%d)", len(args))}
 	}
 	if len(args) > 0 {
@@ -60,6 +63,11 @@ func operate(ctx context.Context, cmd string, args []string, o options) error {
 		return send(ctx, c, args, o.wait, out)
 	case "broadcast":
 		return broadcast(ctx, c, args, o.in, out)
+	case "check":
+		// Up to 500 numbers at a paced query a second for every 50.
+		ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		return check(ctx, c, args, out)
 	case "qr":
 		return qr(ctx, c, args[0], out)
 	}

@@ -162,7 +162,7 @@ func serve(configPath string, stderr io.Writer) error {
 		return fmt.Errorf("metrics.listen: %w", err)
 	}
 	apiSrv := newServer(statusapi.New(fl, statusapi.Options{
-		APIKey: apiKey, Listen: cfg.API.Listen, AllowedOrigins: cfg.API.AllowedOrigins, Log: log, Outbox: ob,
+		APIKey: apiKey, Listen: cfg.API.Listen, AllowedOrigins: cfg.API.AllowedOrigins, Log: log, Outbox: ob, Contacts: ob,
 		Webhooks: hooks.api(), Media: lib, MediaMaxBytes: cfg.Media.MaxBytes.Bytes,
 	}))
 	metricsSrv := newServer(metrics.Handler(promReg))

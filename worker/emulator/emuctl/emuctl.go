@@ -149,3 +149,10 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	}
 	return nil
 }
+
+// SetOnWhatsApp marks phone as having a WhatsApp account or not: the
+// emulator's usync contact queries (whatsmeow IsOnWhatsApp) answer so.
+// Every number never marked is on WhatsApp.
+func (c *Client) SetOnWhatsApp(ctx context.Context, phone string, on bool) error {
+	return c.call(ctx, http.MethodPut, "/control/directory/"+url.PathEscape(phone), map[string]bool{"on_whatsapp": on}, nil)
+}
