@@ -214,6 +214,15 @@ CREATE TABLE linked_numbers (
 	last_linked_at  INTEGER NOT NULL,
 	PRIMARY KEY (org, phone)
 ) STRICT;
+-- A number linked before this table existed has been sending already: it
+-- counts as linked long ago (1 ms after the epoch; 0 would read as "links
+-- now"), so an upgrade does not put an established number back on its
+-- first warm-up day. The phone is the JID's user without device or agent.
+WITH u AS (SELECT id, substr(jid, 1, instr(jid, '@') - 1) AS user FROM orgs WHERE instr(jid, '@') > 1),
+	d AS (SELECT id, CASE WHEN instr(user, ':') > 0 THEN substr(user, 1, instr(user, ':') - 1) ELSE user END AS user FROM u),
+	p AS (SELECT id, CASE WHEN instr(user, '.') > 0 THEN substr(user, 1, instr(user, '.') - 1) ELSE user END AS phone FROM d)
+INSERT INTO linked_numbers (org, phone, first_linked_at, last_linked_at)
+	SELECT id, phone, 1, 1 FROM p WHERE phone != '';
 `,
 	10: `
 -- Uploaded files, stored once by content in state_dir/media/<hex>; a

@@ -1,7 +1,11 @@
 package store
 
 import (
+	"database/sql"
 	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +78,58 @@ func TestLinkNumberKeepsTheFirstDay(t *testing.T) {
 	got, err := s.LinkedNumbers(ctx)
 	if err != nil || !got["2"].Equal(o.Add(72*time.Hour)) {
 		t.Fatalf("linked numbers %v %v, want the second number's", got, err)
+	}
+}
+
+// An organization linked before the warm-up was tracked keeps sending at
+// the full daily limit after the upgrade: the migration that adds
+// linked_numbers records its number as linked long ago. Without that, the
+// first boot of the new supervisor would record it as linked that day and
+// hold an established number to warmup_first_day.
+func TestUpgradeKeepsLinkedNumbersOutOfWarmUp(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The schema just before linked_numbers, found by content: migrations
+	// are renumbered on merges.
+	adds := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, "CREATE TABLE linked_numbers") })
+	if adds < 0 {
+		t.Fatal("no migration creates linked_numbers")
+	}
+	for v := 1; v < adds; v++ {
+		if _, err := db.Exec(migrations[v]); err != nil {
+			t.Fatalf("migration %d: %v", v, err)
+		}
+	}
+	for _, r := range [][2]string{{"linked", "573007915262:12@s.whatsapp.net"}, {"agent", "573007915263.0:3@s.whatsapp.net"}, {"new", ""}} {
+		if _, err := db.Exec(`INSERT INTO orgs (id, status, jid, added_at) VALUES (?, 'connected', ?, 1)`, r[0], r[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, adds-1)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s := open(t, path)
+	got, err := s.LinkedNumbers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["new"] != (time.Time{}) {
+		t.Fatalf("linked numbers after the upgrade: %v", got)
+	}
+	sch := outbox.Schedule{DailyLimit: 1000, WarmupDays: 14, WarmupFirstDay: 30}
+	for _, org := range []string{"linked", "agent"} {
+		if lim := sch.Limit(clocktest.Origin(), got[org]); lim != 1000 {
+			t.Fatalf("%s may send %d today after the upgrade, want the full 1000", org, lim)
+		}
+	}
+	for org, phone := range map[string]string{"linked": "573007915262", "agent": "573007915263"} {
+		if first, err := s.LinkNumber(ctx, org, phone, clocktest.Origin()); err != nil || !first.Equal(got[org]) {
+			t.Fatalf("%s's number relinked: first %s %v, want the seeded %s", org, first, err, got[org])
+		}
 	}
 }
