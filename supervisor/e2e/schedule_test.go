@@ -26,7 +26,7 @@ func TestQuietHoursHoldBroadcastsWhileSingleMessagesGo(t *testing.T) {
 	e := newEnv(t, quiet)
 	e.link("qh", "573007915340")
 	ctx := context.Background()
-	job, err := e.api.CreateBroadcast(ctx, "qh", numbers("57300134000", 3), "night offer", "")
+	job, err := e.api.CreateBroadcast(ctx, "qh", numbers("5730013400", 3), "night offer", "")
 	if err != nil {
 		t.Fatal(err)
 	}
