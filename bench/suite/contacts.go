@@ -22,7 +22,7 @@ var (
 func (r *run) contactsCheck(ctx context.Context, org string) error {
 	numbers := make([]string, checkNumbers)
 	for i := range numbers {
-		numbers[i] = fmt.Sprintf("5734%08d", i)
+		numbers[i] = fmt.Sprintf("5731%08d", i)
 	}
 	for _, row := range []report.Row{rowCheckAsked, rowCheckCached} {
 		start := time.Now()
