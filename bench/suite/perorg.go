@@ -97,6 +97,10 @@ func (r *run) processPerOrg(ctx context.Context, dir string) (model map[int]floa
 	if err := r.contactsCheck(ctx, orgID(3)); err != nil {
 		return nil, err
 	}
+	r.say("process per organization: a 1 MiB PDF sent")
+	if err := r.mediaSend(ctx, orgID(4), orgPhone(5)); err != nil {
+		return nil, err
+	}
 	if err := r.outbox(ctx); err != nil {
 		return nil, err
 	}
@@ -272,7 +276,11 @@ func (r *run) outbox(ctx context.Context) error {
 		return err
 	}
 	r.say("process per organization: %d status polls, %d queued", polls, queued)
-	return r.pollStatus(ctx, outboxOrg, rowFullP50, rowFullP99)
+	if err := r.pollStatus(ctx, outboxOrg, rowFullP50, rowFullP99); err != nil {
+		return err
+	}
+	r.say("process per organization: a broadcast of %d with media", enqueues)
+	return r.mediaBroadcast(ctx)
 }
 
 // pollStatus times `polls` GET /v1/orgs/{org} one after the other, as a

@@ -106,7 +106,8 @@ func NewTable() *report.Table {
 	}
 	return report.New(cols, rowWorkerRSS, rowWorkerPSS, rowWorkerAnon, rowWorkerFile, rowSupRSS, rowModel,
 		rowOneRSS, rowOnePSS, rowOneAnon, rowOneFile, rowRatio, rowStartQR, rowBadMAC, rowKill,
-		rowIdleP50, rowIdleP99, rowFullP50, rowFullP99, rowEnqP50, rowEnqP99, rowCheckAsked, rowCheckCached)
+		rowIdleP50, rowIdleP99, rowFullP50, rowFullP99, rowEnqP50, rowEnqP99, rowCheckAsked, rowCheckCached,
+		rowMediaSent, rowMediaBroadcast)
 }
 
 // run is one run's state.

@@ -194,6 +194,15 @@ func (c *Client) CreateBroadcast(ctx context.Context, id string, recipients []st
 	return b, err
 }
 
+// CreateMediaBroadcast queues an uploaded file for many recipients, text
+// as its caption.
+func (c *Client) CreateMediaBroadcast(ctx context.Context, id string, recipients []string, media, caption string) (statusapi.BroadcastBody, error) {
+	var b statusapi.BroadcastBody
+	err := c.do(ctx, http.MethodPost, orgPath(id, "/broadcasts"),
+		statusapi.BroadcastRequest{Recipients: recipients, Media: media, Text: caption}, &b)
+	return b, err
+}
+
 // CheckNumbers asks whether numbers are on WhatsApp: cached answers, or
 // the organization's worker asks WhatsApp.
 func (c *Client) CheckNumbers(ctx context.Context, id string, numbers []string) (statusapi.CheckResponse, error) {
