@@ -83,6 +83,7 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"per egress":     "[workers]\nmax_live_per_egress = 0\n",
 		"memory limit":   "[workers]\nmemory_limit = \"12 MB\"\n",
 		"memory tiny":    "[workers]\nmemory_limit = \"4MiB\"\n",
+		"sandbox":        "[workers]\nsandbox = \"strict\"\n",
 		"retention":      "[messages]\nretention = \"59s\"\n",
 		"no retention":   "[messages]\nretention = \"0s\"\n",
 	}
@@ -110,6 +111,7 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"per egress":     "workers.max_live_per_egress",
 		"memory limit":   "workers.memory_limit",
 		"memory tiny":    "at least 8MiB",
+		"sandbox":        "workers.sandbox",
 		"retention":      "messages.retention: 59s is below the minimum 1m0s",
 		"no retention":   "messages.retention",
 	}
