@@ -19,8 +19,7 @@ import (
 // buildProbeWorker builds wa-worker with -tags sandboxprobe: at Start,
 // once its sandbox is in force, it tries every target of the probe file
 // next to state_dir and logs each result (worker/session/probe_sandboxprobe.go).
-// Without cgo, like the real worker: go-landlock reaches every thread
-// through the Go runtime only then.
+// Without cgo, as `make build` builds the real worker.
 func buildProbeWorker(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "wa-worker")

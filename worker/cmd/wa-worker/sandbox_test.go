@@ -16,8 +16,8 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
 )
 
-// buildTagged builds the worker without cgo, as `make build` does: only
-// then does go-landlock reach every thread through the Go runtime.
+// buildTagged builds the worker without cgo, as `make build` does (go-landlock
+// then reaches every thread through the Go runtime rather than libpsx).
 func buildTagged(t *testing.T, tags string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "wa-worker")
