@@ -89,9 +89,10 @@ type Result struct {
 
 // Apply confines the calling process for good and returns what is in
 // force, a short sentence for the status object and the start log. Under
-// Require it applies nothing and fails, naming what the kernel lacks, when
-// the whole sandbox cannot be had; under BestEffort it applies what it can
-// and the sentence says what is missing.
+// Require, a kernel whose Landlock ABI is too old is refused before
+// anything is applied, with a sentence naming what it lacks, and a layer
+// that fails to apply fails the start; under BestEffort it applies what it
+// can and the sentence says what is missing.
 func Apply(p Policy) (Result, error) {
 	if p.Mode == Off {
 		return Result{Summary: "off"}, nil
