@@ -135,6 +135,10 @@ func TestSandboxConfinesTheWorker(t *testing.T) {
 	// Linked and reconnected under the sandbox: its store works.
 	e.stop()
 	checkPrivate(t, e.stateDir)
+	// The workers could not remove their sockets; the supervisor did.
+	if left, err := os.ReadDir(filepath.Join(e.stateDir, "run")); err != nil || len(left) != 0 {
+		t.Errorf("state_dir/run after the stop: %v (%v)", left, err)
+	}
 }
 
 // checkPrivate fails for anything under dir that the group or others may
