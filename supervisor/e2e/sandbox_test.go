@@ -162,3 +162,27 @@ func checkPrivate(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 }
+
+// sandbox = "require" on a kernel without what it needs (simulated: the
+// probe build insists on Landlock ABI 99) starts no session: the worker
+// refuses before it opens its store, and the status says why.
+func TestSandboxRequireRefusesAnUnfitKernel(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, options{worker: buildProbeWorker(t), set: map[string]string{"crash_limit = 5": "crash_limit = 1"}})
+	if err := os.WriteFile(filepath.Join(e.dir, "sandbox-probe.txt"), []byte("require-abi:99\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.start("unfit")
+	s := e.waitStatus("unfit", state.Failed, 30*time.Second)
+	for _, want := range []string{`sandbox = "require"`, "needs ABI 99", `"best_effort"`} {
+		if !strings.Contains(s.LastError, want) {
+			t.Errorf("last_error %q lacks %q", s.LastError, want)
+		}
+	}
+	if s.QR != "" || s.Sandbox != "" {
+		t.Errorf("refused worker: %+v", s)
+	}
+	if _, err := os.Stat(filepath.Join(e.stateDir, "auth_sessions", "unfit", "whatsmeow.db")); !os.IsNotExist(err) {
+		t.Errorf("the refused worker opened its store: %v", err)
+	}
+}

@@ -18,7 +18,8 @@ import (
 
 // ProbeFile, next to state_dir, lists what a worker built with -tags
 // sandboxprobe (tests only) tries to reach once its sandbox is in force,
-// one target a line: "file:PATH", "tcp:HOST:PORT" or "unix:PATH". It is
+// one target a line: "file:PATH", "tcp:HOST:PORT" or "unix:PATH"
+// ("require-abi:N" instead makes sandbox = "require" insist on ABI N). It is
 // read before the sandbox applies; each try is logged as "sandbox probe"
 // with target= and result= ("ok" or the errno's name). The worker's own
 // store is always tried too.
@@ -31,7 +32,12 @@ func newProbe(authDir string) func(*slog.Logger) {
 	if f, err := os.Open(filepath.Join(authDir, "..", "..", "..", ProbeFile)); err == nil {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
-			if t := strings.TrimSpace(sc.Text()); t != "" {
+			t := strings.TrimSpace(sc.Text())
+			if abi, ok := strings.CutPrefix(t, "require-abi:"); ok {
+				// The launcher passes no environment of the test's: this
+				// line sets worker/sandbox's test knob instead.
+				os.Setenv("WA_SIDECAR_SANDBOX_TEST_ABI", abi)
+			} else if t != "" {
 				targets = append(targets, t)
 			}
 		}
