@@ -87,6 +87,11 @@ type Workers struct {
 	StopTimeout      Duration    `toml:"stop_timeout"`
 	// MemoryLimit is each worker's GOMEMLIMIT ("12MiB"); empty: none.
 	MemoryLimit string `toml:"memory_limit"`
+	// Sandbox is how each worker confines itself before it opens its store
+	// (Landlock, seccomp, limits): "best_effort" applies what the kernel
+	// offers and logs the rest, "require" refuses to start a worker that
+	// cannot be confined, "off" applies nothing.
+	Sandbox string `toml:"sandbox"`
 }
 
 // BadMAC is the policy for repeated "Bad MAC" decryption failures.
@@ -191,6 +196,7 @@ func Default() Config {
 			CrashBackoff:     [2]Duration{{time.Second}, {5 * time.Minute}},
 			CrashLimit:       5,
 			StopTimeout:      Duration{10 * time.Second},
+			Sandbox:          "best_effort",
 		},
 		BadMAC: BadMAC{
 			Limit:            5,
@@ -277,6 +283,7 @@ func (c *Config) Validate() error {
 		{"workers.crash_limit", atLeast(c.Workers.CrashLimit, 1)},
 		{"workers.stop_timeout", positive(c.Workers.StopTimeout)},
 		{"workers.memory_limit", memoryLimit(c.Workers.MemoryLimit)},
+		{"workers.sandbox", oneOf(c.Workers.Sandbox, "best_effort", "require", "off")},
 		{"badmac.limit", atLeast(c.BadMAC.Limit, 1)},
 		{"badmac.min_senders", atLeast(c.BadMAC.MinSenders, 1)},
 		{"badmac.reset_after", positive(c.BadMAC.ResetAfter)},

@@ -62,6 +62,9 @@ type Snapshot struct {
 	LastEvent      string     `json:"last_event,omitempty"`
 	LastError      string     `json:"last_error,omitempty"`
 	WorkerPID      int        `json:"worker_pid,omitempty"`
+	// Sandbox is what confines the running worker ("landlock abi 7: fs,
+	// net, scope; ..." or "off"), as the worker reported it at start.
+	Sandbox string `json:"sandbox,omitempty"`
 	// Proxy is the organization's proxy with its password as ***; Egress
 	// is where its worker connects from (the proxy without credentials,
 	// or "direct"), the key of workers.max_live_per_egress.

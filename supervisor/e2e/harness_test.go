@@ -91,6 +91,7 @@ health_interval = "1s"
 crash_backoff = ["300ms", "2s"]
 crash_limit = 5
 stop_timeout = "3s"
+sandbox = "require"
 
 [badmac]
 limit = 5

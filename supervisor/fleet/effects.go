@@ -85,6 +85,7 @@ func (r *runner) launch(e lifecycle.Launch, began time.Time) {
 		// none must not connect (a registration right after a LOGOUT whose
 		// commit was lost) but report device_missing.
 		Restore: e.Restoring,
+		Sandbox: f.cfg.Workers.Sandbox,
 	}
 	if em := f.cfg.WhatsApp.Emulator; em != nil {
 		req.EmulatorUrl = em.URL
@@ -108,9 +109,10 @@ func (r *runner) launch(e lifecycle.Launch, began time.Time) {
 			return
 		}
 		f.metrics.ObserveStart(f.clock.Now().Sub(began))
-		r.note(slog.LevelInfo, "worker started", "pid", proc.PID(), "restoring", resp.Restoring, "device_missing", resp.DeviceMissing)
+		r.note(slog.LevelInfo, "worker started", "pid", proc.PID(), "restoring", resp.Restoring, "device_missing", resp.DeviceMissing, "sandbox", resp.Sandbox)
 		r.post(envelope{in: lifecycle.Launched{
 			Gen: e.Gen, PID: proc.PID(), Restoring: resp.Restoring, DeviceMissing: resp.DeviceMissing,
+			Sandbox: resp.Sandbox,
 		}, proc: proc})
 	}()
 }

@@ -146,6 +146,9 @@ type Process struct {
 	// closeLogs flushes a last line the worker left without a newline.
 	closeLogs func()
 	killOnce  sync.Once
+	// socket is the worker's plugin socket, removed here once the worker is
+	// gone: a sandboxed worker may not delete anything in state_dir/run.
+	socket string
 }
 
 // PID is the worker's process ID.
@@ -184,6 +187,9 @@ func (p *Process) Kill() {
 		}
 		p.kill()
 		p.closeLogs()
+		if p.socket != "" {
+			_ = os.Remove(p.socket) // gone already if the worker closed it
+		}
 		close(p.release)
 	})
 }
@@ -295,11 +301,14 @@ func connect(client *plugin.Client, org string) (*Process, error) {
 	if !ok {
 		return nil, fmt.Errorf("launch %s: plugin is %T, not a worker", org, raw)
 	}
-	pid := 0
+	pid, socket := 0, ""
 	if rc := client.ReattachConfig(); rc != nil {
 		pid = rc.Pid
+		if rc.Addr != nil && rc.Addr.Network() == "unix" {
+			socket = rc.Addr.String()
+		}
 	}
-	return &Process{Worker: w, client: client, pid: pid}, nil
+	return &Process{Worker: w, client: client, pid: pid, socket: socket}, nil
 }
 
 func checksum(path string) ([]byte, error) {

@@ -63,6 +63,8 @@ type (
 		// DeviceMissing: the launch was a restore and the store held no
 		// device; the worker did not connect and waits to be stopped.
 		DeviceMissing bool
+		// Sandbox is the worker's sentence of what confines it.
+		Sandbox string
 	}
 	// LaunchFailed: no process of that launch is left (it never forked or
 	// has been reaped). Cancelled: it was stopped on purpose.

@@ -143,6 +143,8 @@ type Proc struct {
 	// Gen numbers launches: inputs about an older process are ignored.
 	Gen int
 	PID int
+	// Sandbox is what the running worker said of its sandbox.
+	Sandbox string
 	// Cancelled: a stale launch was asked to stop.
 	Cancelled bool
 	// Crashed: the process failed, so it is killed without a graceful stop.

@@ -22,6 +22,7 @@ func (o Org) Snapshot(now time.Time, p Policy) state.Snapshot {
 		},
 		CooldownUntil: utcIfSet(o.Hold.Until, now),
 		WorkerPID:     o.Proc.PID,
+		Sandbox:       o.Proc.Sandbox,
 		Egress:        proxy.Egress(o.Proxy),
 	}
 	if o.Proxy != "" {

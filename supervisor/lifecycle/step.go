@@ -312,7 +312,7 @@ func (s *step) launched(in Launched) {
 	if in.Gen != o.Proc.Gen || o.Proc.Phase != ProcLaunching {
 		return
 	}
-	o.Proc.Phase, o.Proc.PID = ProcRunning, in.PID
+	o.Proc.Phase, o.Proc.PID, o.Proc.Sandbox = ProcRunning, in.PID, in.Sandbox
 	if o.Proc.Cancelled && o.wantsWorker(s.now) {
 		// Stopped and started again while it launched: this worker is
 		// the one wanted now.

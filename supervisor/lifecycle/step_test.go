@@ -23,11 +23,21 @@ var rules = []struct {
 			s.t.Fatalf("record after start: %+v", s.o.Record)
 		}
 		s.ok(SlotGranted{N: 1, Egress: "direct"}).status(state.Starting).emitted(Launch{Gen: 1})
-		s.ok(Launched{Gen: 1, PID: 7}).status(state.Starting).emitted(LaunchDone{N: 1, Egress: "direct"})
+		s.ok(Launched{Gen: 1, PID: 7, Sandbox: "landlock abi 7: fs, net"}).status(state.Starting).emitted(LaunchDone{N: 1, Egress: "direct"})
 		s.ok(QRShown{Gen: 1, Code: "2@a", PNG: "png"}).status(state.QRRequired).emitted(Count{Metric: MetricQRCode})
 		snap := s.o.Snapshot(s.now, s.p)
-		if snap.QRCode != "2@a" || snap.QR != "png" || snap.WorkerPID != 7 {
+		if snap.QRCode != "2@a" || snap.QR != "png" || snap.WorkerPID != 7 || snap.Sandbox != "landlock abi 7: fs, net" {
 			s.t.Fatalf("snapshot %+v", snap)
+		}
+	}},
+	{"the sandbox shown is the running worker's", func(s *sc) {
+		s.ok(Start{}).ok(SlotGranted{N: 1, Egress: "direct"}).ok(Launched{Gen: 1, PID: 7, Sandbox: "off"})
+		if got := s.o.Snapshot(s.now, s.p).Sandbox; got != "off" {
+			s.t.Fatalf("sandbox %q while running", got)
+		}
+		s.ok(Stop{}).ok(Reaped{Gen: 1})
+		if got := s.o.Snapshot(s.now, s.p).Sandbox; got != "" {
+			s.t.Fatalf("sandbox %q kept after the worker was reaped", got)
 		}
 	}},
 	{"second start is a no-op", func(s *sc) {

@@ -134,6 +134,7 @@ func TestAgainstEmulator(t *testing.T) {
 	ctx := context.Background()
 	authDir := filepath.Join(t.TempDir(), "emu-org")
 	resp, err := sess.Start(ctx, &pb.StartRequest{
+		Sandbox:         "off", // in-process: the test binary must stay free
 		OrganizationId:  "emu-org",
 		AuthDir:         authDir,
 		QrGiveUpAfterMs: (5 * time.Minute).Milliseconds(),
@@ -214,7 +215,7 @@ func TestAgainstEmulator(t *testing.T) {
 		t.Errorf("event stream ended with %v, want nil", err)
 	}
 	again := New(Options{Log: log, Detector: det})
-	resp, err = again.Start(ctx, &pb.StartRequest{OrganizationId: "emu-org", AuthDir: authDir, EmulatorUrl: base, Fingerprint: "Opera/Linux/6.6.30"})
+	resp, err = again.Start(ctx, &pb.StartRequest{Sandbox: "off", OrganizationId: "emu-org", AuthDir: authDir, EmulatorUrl: base, Fingerprint: "Opera/Linux/6.6.30"})
 	if err != nil {
 		t.Fatalf("start after logout: %v", err)
 	}
@@ -262,6 +263,7 @@ func TestQRGivesUp(t *testing.T) {
 	sess := New(Options{Log: testLog(t), Detector: det})
 	ctx := context.Background()
 	_, err := sess.Start(ctx, &pb.StartRequest{
+		Sandbox:         "off",
 		OrganizationId:  "giveup",
 		AuthDir:         filepath.Join(t.TempDir(), "giveup"),
 		QrGiveUpAfterMs: 1500,
@@ -334,7 +336,7 @@ func TestLogoutRPC(t *testing.T) {
 	sess := New(Options{Log: testLog(t), Detector: det})
 	ctx := context.Background()
 	authDir := filepath.Join(t.TempDir(), "logout")
-	if _, err := sess.Start(ctx, &pb.StartRequest{OrganizationId: "logout", AuthDir: authDir, EmulatorUrl: base}); err != nil {
+	if _, err := sess.Start(ctx, &pb.StartRequest{Sandbox: "off", OrganizationId: "logout", AuthDir: authDir, EmulatorUrl: base}); err != nil {
 		t.Fatal(err)
 	}
 	defer sess.Stop(ctx)
@@ -355,7 +357,7 @@ func TestLogoutRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := New(Options{Log: testLog(t), Detector: det})
-	resp, err := again.Start(ctx, &pb.StartRequest{OrganizationId: "logout", AuthDir: authDir, EmulatorUrl: base})
+	resp, err := again.Start(ctx, &pb.StartRequest{Sandbox: "off", OrganizationId: "logout", AuthDir: authDir, EmulatorUrl: base})
 	if err != nil {
 		t.Fatalf("start after Logout: %v", err)
 	}
@@ -377,7 +379,7 @@ func TestQRRoundReopens(t *testing.T) {
 	det.InstallSignalLogger(testLog(t))
 	sess := New(Options{Log: testLog(t), Detector: det})
 	ctx := context.Background()
-	_, err := sess.Start(ctx, &pb.StartRequest{OrganizationId: "reopen", AuthDir: filepath.Join(t.TempDir(), "reopen"), EmulatorUrl: base})
+	_, err := sess.Start(ctx, &pb.StartRequest{Sandbox: "off", OrganizationId: "reopen", AuthDir: filepath.Join(t.TempDir(), "reopen"), EmulatorUrl: base})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +428,7 @@ func TestRestoreWithoutDeviceNeverRegisters(t *testing.T) {
 
 	// A linked session, then WhatsApp's LOGOUT: whatsmeow empties the store.
 	first := New(Options{Log: testLog(t), Detector: det})
-	if _, err := first.Start(ctx, &pb.StartRequest{OrganizationId: "lost", AuthDir: authDir, EmulatorUrl: base}); err != nil {
+	if _, err := first.Start(ctx, &pb.StartRequest{Sandbox: "off", OrganizationId: "lost", AuthDir: authDir, EmulatorUrl: base}); err != nil {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
@@ -442,7 +444,7 @@ func TestRestoreWithoutDeviceNeverRegisters(t *testing.T) {
 
 	// The supervisor, which never saved the LOGOUT, restores.
 	again := New(Options{Log: testLog(t), Detector: det})
-	resp, err := again.Start(ctx, &pb.StartRequest{OrganizationId: "lost", AuthDir: authDir, EmulatorUrl: base, Restore: true})
+	resp, err := again.Start(ctx, &pb.StartRequest{Sandbox: "off", OrganizationId: "lost", AuthDir: authDir, EmulatorUrl: base, Restore: true})
 	if err != nil {
 		t.Fatalf("restore on an empty store: %v", err)
 	}

@@ -91,7 +91,7 @@ func TestEmulatorThroughProxy(t *testing.T) {
 
 	t.Run("direct", func(t *testing.T) {
 		sess, logs := capturedSession(t)
-		if _, err := sess.Start(ctx, &pb.StartRequest{OrganizationId: "direct", AuthDir: filepath.Join(t.TempDir(), "direct"), EmulatorUrl: base}); err != nil {
+		if _, err := sess.Start(ctx, &pb.StartRequest{Sandbox: "off", OrganizationId: "direct", AuthDir: filepath.Join(t.TempDir(), "direct"), EmulatorUrl: base}); err != nil {
 			t.Fatal(err)
 		}
 		defer sess.Stop(ctx)
@@ -112,7 +112,7 @@ func TestEmulatorThroughProxy(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sess, logs := capturedSession(t)
 			org := "via-" + name
-			if _, err := sess.Start(ctx, &pb.StartRequest{OrganizationId: org, AuthDir: filepath.Join(t.TempDir(), org), EmulatorUrl: base, Proxy: p.URL}); err != nil {
+			if _, err := sess.Start(ctx, &pb.StartRequest{Sandbox: "off", OrganizationId: org, AuthDir: filepath.Join(t.TempDir(), org), EmulatorUrl: base, Proxy: p.URL}); err != nil {
 				t.Fatal(err)
 			}
 			rec := &recorder{}
@@ -150,7 +150,7 @@ func TestProxyFailures(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sess, logs := capturedSession(t)
 			ctx := context.Background()
-			_, err := sess.Start(ctx, &pb.StartRequest{OrganizationId: "failing", AuthDir: filepath.Join(t.TempDir(), "failing"), EmulatorUrl: base, Proxy: proxyURL})
+			_, err := sess.Start(ctx, &pb.StartRequest{Sandbox: "off", OrganizationId: "failing", AuthDir: filepath.Join(t.TempDir(), "failing"), EmulatorUrl: base, Proxy: proxyURL})
 			if err == nil {
 				sess.Stop(ctx)
 				t.Fatal("Start succeeded")
@@ -181,7 +181,7 @@ func TestWhatsAppThroughProxy(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sess, logs := capturedSession(t)
 			ctx := context.Background()
-			_, err := sess.Start(ctx, &pb.StartRequest{OrganizationId: "real", AuthDir: filepath.Join(t.TempDir(), "real"), Proxy: p.URL})
+			_, err := sess.Start(ctx, &pb.StartRequest{Sandbox: "off", OrganizationId: "real", AuthDir: filepath.Join(t.TempDir(), "real"), Proxy: p.URL})
 			if err == nil {
 				sess.Stop(ctx)
 				t.Fatal("Start reached WhatsApp through a proxy that carries nothing off loopback")

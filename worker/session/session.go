@@ -159,11 +159,25 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 	// built from these globals.
 	devicefp.Apply(fp)
 
+	// Confined before the store opens, so that nothing parsed from the
+	// network ever runs in a process that reaches more than this org.
+	probe := newProbe(req.AuthDir)
+	confined, err := confine(req)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", req.OrganizationId, err)
+	}
+	if confined.Partial {
+		s.log.Warn("sandbox: the kernel lacks part of it", "sandbox", confined.Summary)
+	} else {
+		s.log.Info("sandbox in force", "sandbox", confined.Summary)
+	}
+
 	waLog := s.opts.Detector.WhatsmeowLogger(s.log)
 	container, err := openStore(ctx, req.AuthDir, waLog.Sub("Store"))
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", req.OrganizationId, err)
 	}
+	probe(s.log)
 	device, err := container.GetFirstDevice(ctx)
 	if err != nil {
 		container.Close()
@@ -188,7 +202,7 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 		s.mu.Unlock()
 		s.log.Warn("restore found no device in the store; not connecting, waiting for the supervisor",
 			"reason", "device_missing", "auth_dir", req.AuthDir)
-		return &pb.StartResponse{DeviceMissing: true}, nil
+		return &pb.StartResponse{DeviceMissing: true, Sandbox: confined.Summary}, nil
 	}
 
 	cli := whatsmeow.NewClient(device, waLog.Sub("Client"))
@@ -240,7 +254,7 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 	tr := &translator{now: s.now, ownJID: func() string { return cli.Store.GetJID().String() }, detector: s.opts.Detector}
 	cli.AddEventHandler(func(evt any) { s.handle(tr, cli, evt) })
 
-	s.log.Info("starting session", "restoring", restoring, "fingerprint", fp.String(), "auth_dir", req.AuthDir, "egress", proxy.Egress(req.Proxy))
+	s.log.Info("starting session", "restoring", restoring, "fingerprint", fp.String(), "auth_dir", req.AuthDir, "egress", proxy.Egress(req.Proxy), "sandbox", confined.Summary)
 	if restoring {
 		// A linked session whose first dial fails on the network (the
 		// host booting before its network, a short outage) keeps retrying
@@ -255,7 +269,7 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 		stopErr := s.Stop(context.WithoutCancel(ctx))
 		return nil, errors.Join(fmt.Errorf("start %s: %w", req.OrganizationId, throughProxy(err, req.Proxy)), stopErr)
 	}
-	return &pb.StartResponse{Restoring: restoring}, nil
+	return &pb.StartResponse{Restoring: restoring, Sandbox: confined.Summary}, nil
 }
 
 // startPairing opens the first QR round here, so that a failed connect is

@@ -54,6 +54,7 @@ func TestStartRejectsBadInput(t *testing.T) {
 		"log_level":       {OrganizationId: "2", AuthDir: filepath.Join(dir, "2"), LogLevel: "chatty"},
 		"fingerprint":     {OrganizationId: "2", AuthDir: filepath.Join(dir, "2"), Fingerprint: "Safari/Linux/6.1.0"},
 		"proxy":           {OrganizationId: "2", AuthDir: filepath.Join(dir, "2"), Proxy: "ftp://alice:s3cret@h:21"},
+		"sandbox":         {OrganizationId: "2", AuthDir: filepath.Join(dir, "2"), Sandbox: "strict"},
 	}
 	for field, req := range cases {
 		if _, err := newTestSession(t).Start(context.Background(), req); err == nil || !strings.Contains(err.Error(), field) {
@@ -104,7 +105,7 @@ func TestStopEndsEventStream(t *testing.T) {
 	if err := s.Stop(context.Background()); err != nil {
 		t.Fatalf("second Stop: %v", err)
 	}
-	if _, err := s.Start(context.Background(), &pb.StartRequest{OrganizationId: "2", AuthDir: filepath.Join(t.TempDir(), "2")}); err == nil {
+	if _, err := s.Start(context.Background(), &pb.StartRequest{Sandbox: "off", OrganizationId: "2", AuthDir: filepath.Join(t.TempDir(), "2")}); err == nil {
 		t.Fatal("Start after Stop succeeded")
 	}
 }

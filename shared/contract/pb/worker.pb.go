@@ -49,7 +49,12 @@ type StartRequest struct {
 	// connect, since connecting without a device opens a registration (a QR)
 	// seconds after a LOGOUT, which the cooldown exists to prevent. It answers
 	// device_missing and waits for the supervisor to stop it.
-	Restore       bool `protobuf:"varint,8,opt,name=restore,proto3" json:"restore,omitempty"`
+	Restore bool `protobuf:"varint,8,opt,name=restore,proto3" json:"restore,omitempty"`
+	// The worker's sandbox mode: "best_effort" (empty means it), "require" or
+	// "off" (config [workers] sandbox). The worker applies it before it opens
+	// the store; under "require" a worker that cannot be sandboxed fails Start
+	// with a sentence naming what the kernel lacks.
+	Sandbox       string `protobuf:"bytes,9,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -140,12 +145,22 @@ func (x *StartRequest) GetRestore() bool {
 	return false
 }
 
+func (x *StartRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
 type StartResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Whether the store already held a linked device.
 	Restoring bool `protobuf:"varint,1,opt,name=restoring,proto3" json:"restoring,omitempty"`
 	// A restore found no device in the store; the worker did not connect.
 	DeviceMissing bool `protobuf:"varint,2,opt,name=device_missing,json=deviceMissing,proto3" json:"device_missing,omitempty"`
+	// What of the sandbox is in force, a short sentence ("landlock abi 7: fs,
+	// net; unix sockets: seccomp"), or why none is ("off").
+	Sandbox       string `protobuf:"bytes,3,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -192,6 +207,13 @@ func (x *StartResponse) GetDeviceMissing() bool {
 		return x.DeviceMissing
 	}
 	return false
+}
+
+func (x *StartResponse) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
 }
 
 type EventsRequest struct {
@@ -1873,7 +1895,7 @@ var File_worker_proto protoreflect.FileDescriptor
 
 const file_worker_proto_rawDesc = "" +
 	"\n" +
-	"\fworker.proto\x12\x13wasidecar.worker.v1\"\x92\x02\n" +
+	"\fworker.proto\x12\x13wasidecar.worker.v1\"\xac\x02\n" +
 	"\fStartRequest\x12'\n" +
 	"\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x19\n" +
 	"\bauth_dir\x18\x02 \x01(\tR\aauthDir\x12,\n" +
@@ -1882,10 +1904,12 @@ const file_worker_proto_rawDesc = "" +
 	"\tlog_level\x18\x05 \x01(\tR\blogLevel\x12 \n" +
 	"\vfingerprint\x18\x06 \x01(\tR\vfingerprint\x12\x14\n" +
 	"\x05proxy\x18\a \x01(\tR\x05proxy\x12\x18\n" +
-	"\arestore\x18\b \x01(\bR\arestore\"T\n" +
+	"\arestore\x18\b \x01(\bR\arestore\x12\x18\n" +
+	"\asandbox\x18\t \x01(\tR\asandbox\"n\n" +
 	"\rStartResponse\x12\x1c\n" +
 	"\trestoring\x18\x01 \x01(\bR\trestoring\x12%\n" +
-	"\x0edevice_missing\x18\x02 \x01(\bR\rdeviceMissing\"\x0f\n" +
+	"\x0edevice_missing\x18\x02 \x01(\bR\rdeviceMissing\x12\x18\n" +
+	"\asandbox\x18\x03 \x01(\tR\asandbox\"\x0f\n" +
 	"\rEventsRequest\"\xa7\a\n" +
 	"\x05Event\x12\x1c\n" +
 	"\n" +

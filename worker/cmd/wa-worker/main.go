@@ -33,6 +33,11 @@ func main() {
 		os.Exit(2)
 	}
 
+	// Whatever the supervisor's umask: the plugin socket go-plugin creates
+	// under state_dir/run, and anything else this process creates, is the
+	// owner's only.
+	syscall.Umask(0o077)
+
 	// stdout carries go-plugin's handshake line: libsignal's logger, which
 	// prints to stdout by default, is rerouted before anything can use it.
 	level := new(slog.LevelVar)
