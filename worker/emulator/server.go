@@ -168,10 +168,16 @@ func (s *Server) RetryReceipts(messageID string) int {
 	return s.retryCounts[messageID]
 }
 
-// Handler serves the websocket at /ws/chat and the control API under /control/.
+// Handler serves the websocket at /ws/chat, the control API under
+// /control/, and the media host's /mms/ routes: a worker in emulator mode
+// reaches the media host through this one address, as it reaches the
+// websocket (plain HTTP where WhatsApp has TLS), so that its sandbox needs
+// no port beyond the emulator's.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws/chat", s.serveWebsocket)
+	mux.HandleFunc("POST /mms/{type}/{token}", s.media.handleUpload)
+	mux.HandleFunc("GET /mms/{type}/{token}", s.media.handleDownload)
 	s.registerControl(mux)
 	return mux
 }

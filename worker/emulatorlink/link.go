@@ -8,8 +8,6 @@ package emulatorlink
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -94,52 +92,9 @@ func Configure(cli *whatsmeow.Client, baseURL, proxyURL string) error {
 	}
 	cli.SetPreLoginHTTPClient(hc)
 	cli.SetWebsocketHTTPClient(hc)
-	media, err := mediaClient(ctx, hc, u, proxyURL)
-	if err != nil {
-		return err
-	}
-	cli.SetMediaHTTPClient(media)
+	// Uploads and downloads go to the emulator's address too (its /mms/
+	// routes), plain like the websocket: media_conn names the emulator's
+	// own HTTPS media host, whose port a sandboxed worker may not reach.
+	cli.SetMediaHTTPClient(hc)
 	return nil
-}
-
-// mediaClient is the client for the emulator's HTTPS media host, which
-// media_conn names: it trusts the emulator's test CA, fetched from
-// /control/media-host, for that host alone, and reaches it through the
-// organization's proxy like the websocket. Only emulator mode builds it;
-// with WhatsApp the media client keeps the system roots.
-func mediaClient(ctx context.Context, hc *http.Client, base *url.URL, proxyURL string) (*http.Client, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.JoinPath("/control/media-host").String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("build media host request: %w", err)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch emulator media host: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch emulator media host: %s", resp.Status)
-	}
-	var body struct {
-		Host  string `json:"host"`
-		CAPEM string `json:"ca_pem"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("decode emulator media host: %w", err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM([]byte(body.CAPEM)) {
-		return nil, fmt.Errorf("emulator media CA is not a PEM certificate")
-	}
-	dial, err := proxydial.To(body.Host, proxyURL, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &http.Client{Transport: &http.Transport{
-		DialContext:         func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
-		TLSClientConfig:     &tls.Config{RootCAs: roots},
-		TLSHandshakeTimeout: 10 * time.Second,
-		MaxIdleConns:        4,
-		IdleConnTimeout:     30 * time.Second,
-	}}, nil
 }

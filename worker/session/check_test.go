@@ -29,7 +29,7 @@ func TestCheckNumbersAgainstEmulator(t *testing.T) {
 	if _, err := sess.CheckNumbers(ctx, []string{"573001234567"}); err == nil {
 		t.Fatal("CheckNumbers before Start answered; it must say it has no answer")
 	}
-	if _, err := sess.Start(ctx, &pb.StartRequest{OrganizationId: "check", AuthDir: filepath.Join(t.TempDir(), "check"), EmulatorUrl: base}); err != nil {
+	if _, err := sess.Start(ctx, &pb.StartRequest{Sandbox: "off", OrganizationId: "check", AuthDir: filepath.Join(t.TempDir(), "check"), EmulatorUrl: base}); err != nil {
 		t.Fatal(err)
 	}
 	defer sess.Stop(ctx)
