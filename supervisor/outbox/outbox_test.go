@@ -157,6 +157,13 @@ func (m *metrics) MessageFailed(org, reason string) {
 	m.failed[reason]++
 }
 
+// failedOf is MessageFailed's count for reason.
+func (m *metrics) failedOf(reason string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.failed[reason]
+}
+
 type harness struct {
 	t   *testing.T
 	o   *outbox.Outbox
@@ -397,9 +404,7 @@ func TestServerErrorFailsOneMessage(t *testing.T) {
 	if m.Status != outbox.Failed || m.Reason != "server_error_479" {
 		t.Fatalf("refused message: %+v", m)
 	}
-	if h.m.failed["server_error_479"] != 1 {
-		t.Fatalf("failed metric %v", h.m.failed)
-	}
+	h.until("the refusal counted", func() bool { return h.m.failedOf("server_error_479") == 1 })
 }
 
 // A send without an answer puts the message back; it goes again with the
@@ -544,9 +549,7 @@ func TestBroadcastTurnsAndCancel(t *testing.T) {
 			t.Fatalf("a cancelled job's message went out: %s", c)
 		}
 	}
-	if h.m.failed["cancelled"] != 2 {
-		t.Fatalf("failed metric %v", h.m.failed)
-	}
+	h.until("both cancellations counted", func() bool { return h.m.failedOf("cancelled") == 2 })
 }
 
 func TestBadInput(t *testing.T) {
