@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
-	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
@@ -46,24 +44,12 @@ func (s *Session) SendMedia(ctx context.Context, req *pb.SendMediaRequest) (*pb.
 	if cli == nil || !cli.IsLoggedIn() {
 		return nil, errors.New("send media: not connected to WhatsApp")
 	}
-	to := types.NewJID(req.To, types.DefaultUserServer)
 	kind := mediaTypes[media.KindOf(req.Mime)]
 	up, err := cli.Upload(ctx, req.Data, kind)
 	if err != nil {
 		return nil, fmt.Errorf("send media to %s: upload: %w", req.To, err)
 	}
-	if typing := time.Duration(req.TypingMs) * time.Millisecond; typing > 0 {
-		s.showTyping(ctx, cli, to, min(typing, maxTyping))
-	}
-	resp, err := cli.SendMessage(ctx, to, mediaMessage(req, kind, up), whatsmeow.SendRequestExtra{ID: types.MessageID(req.Id)})
-	if code, refused := serverError(err); refused {
-		s.log.Warn("the server refused a message", "message_id", req.Id, "code", code)
-		return &pb.SendTextResponse{Id: req.Id, ServerError: int32(code)}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("send media to %s: %w", req.To, err)
-	}
-	return &pb.SendTextResponse{Id: string(resp.ID), ServerTimestampUnixMs: resp.Timestamp.UnixMilli()}, nil
+	return s.deliver(ctx, cli, "send media", req.To, req.Id, req.TypingMs, mediaMessage(req, kind, up))
 }
 
 // mediaMessage is the waE2E message for an uploaded file of that kind.

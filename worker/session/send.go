@@ -39,18 +39,24 @@ func (s *Session) SendText(ctx context.Context, req *pb.SendTextRequest) (*pb.Se
 	if cli == nil || !cli.IsLoggedIn() {
 		return nil, errors.New("send text: not connected to WhatsApp")
 	}
-	to := types.NewJID(req.To, types.DefaultUserServer)
-	if typing := time.Duration(req.TypingMs) * time.Millisecond; typing > 0 {
+	return s.deliver(ctx, cli, "send text", req.To, req.Id, req.TypingMs, &waE2E.Message{Conversation: proto.String(req.Text)})
+}
+
+// deliver sends msg to the number with the caller's fixed ID, after the
+// typing indicator if asked: a refusal by the server is an answer
+// (server_error), any other error leaves the outcome unknown.
+func (s *Session) deliver(ctx context.Context, cli *whatsmeow.Client, what, number, id string, typingMs int64, msg *waE2E.Message) (*pb.SendTextResponse, error) {
+	to := types.NewJID(number, types.DefaultUserServer)
+	if typing := time.Duration(typingMs) * time.Millisecond; typing > 0 {
 		s.showTyping(ctx, cli, to, min(typing, maxTyping))
 	}
-	resp, err := cli.SendMessage(ctx, to, &waE2E.Message{Conversation: proto.String(req.Text)},
-		whatsmeow.SendRequestExtra{ID: types.MessageID(req.Id)})
+	resp, err := cli.SendMessage(ctx, to, msg, whatsmeow.SendRequestExtra{ID: types.MessageID(id)})
 	if code, refused := serverError(err); refused {
-		s.log.Warn("the server refused a message", "message_id", req.Id, "code", code)
-		return &pb.SendTextResponse{Id: req.Id, ServerError: int32(code)}, nil
+		s.log.Warn("the server refused a message", "message_id", id, "code", code)
+		return &pb.SendTextResponse{Id: id, ServerError: int32(code)}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("send text to %s: %w", req.To, err)
+		return nil, fmt.Errorf("%s to %s: %w", what, number, err)
 	}
 	return &pb.SendTextResponse{Id: string(resp.ID), ServerTimestampUnixMs: resp.Timestamp.UnixMilli()}, nil
 }
