@@ -81,18 +81,18 @@ func TestStartedByHand(t *testing.T) {
 	}
 }
 
-// TestServesOverGoPlugin checks the handshake on stdout and one RPC, the
-// way the supervisor starts the binary.
-func TestServesOverGoPlugin(t *testing.T) {
-	bin := build(t)
+// dispense starts cmd as the supervisor does (go-plugin, gRPC) and returns
+// its worker; the process is killed when the test ends.
+func dispense(t *testing.T, cmd *exec.Cmd) (contract.Worker, *plugin.Client) {
+	t.Helper()
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  contract.Handshake,
 		Plugins:          contract.PluginMap(nil),
-		Cmd:              exec.Command(bin),
+		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Warn}),
 	})
-	defer client.Kill()
+	t.Cleanup(client.Kill)
 	rpc, err := client.Client()
 	if err != nil {
 		t.Fatalf("connect to worker: %v", err)
@@ -101,7 +101,14 @@ func TestServesOverGoPlugin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dispense: %v", err)
 	}
-	w := raw.(contract.Worker)
+	return raw.(contract.Worker), client
+}
+
+// TestServesOverGoPlugin checks the handshake on stdout and one RPC, the
+// way the supervisor starts the binary.
+func TestServesOverGoPlugin(t *testing.T) {
+	bin := build(t)
+	w, client := dispense(t, exec.Command(bin))
 	p, err := w.Ping(context.Background())
 	if err != nil {
 		t.Fatalf("ping: %v", err)

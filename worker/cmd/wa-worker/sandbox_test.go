@@ -9,10 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-
-	"github.com/wa-sidecar/wa-sidecar/shared/contract"
 	"github.com/wa-sidecar/wa-sidecar/shared/contract/pb"
 )
 
@@ -40,24 +36,9 @@ func TestRequireRefusesAKernelWithoutTheABI(t *testing.T) {
 	bin := buildTagged(t, "sandboxprobe")
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "WA_SIDECAR_SANDBOX_TEST_ABI=99")
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  contract.Handshake,
-		Plugins:          contract.PluginMap(nil),
-		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Warn}),
-	})
-	defer client.Kill()
-	rpc, err := client.Client()
-	if err != nil {
-		t.Fatalf("connect to worker: %v", err)
-	}
-	raw, err := rpc.Dispense(contract.PluginName)
-	if err != nil {
-		t.Fatalf("dispense: %v", err)
-	}
+	w, _ := dispense(t, cmd)
 	auth := filepath.Join(t.TempDir(), "refused")
-	_, err = raw.(contract.Worker).Start(context.Background(), &pb.StartRequest{
+	_, err := w.Start(context.Background(), &pb.StartRequest{
 		OrganizationId: "refused", AuthDir: auth, Sandbox: "require", EmulatorUrl: "http://127.0.0.1:1",
 	})
 	if err == nil {
