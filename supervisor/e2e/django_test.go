@@ -99,7 +99,7 @@ func TestDjangoLinksAndSends(t *testing.T) {
 	if list, err := e.api.Messages(ctx, org, "", 50, ""); err != nil || len(list.Messages) != 1 {
 		t.Fatalf("the outbox holds %+v (%v), want the one message", list.Messages, err)
 	}
-	shown := regexp.MustCompile(`Message ` + regexp.QuoteMeta(first.ID) + ` is (delivered|read)\.`)
+	shown := regexp.MustCompile(`Message ` + regexp.QuoteMeta(first.ID) + ` is <span class="status">(delivered|read)</span>\.`)
 	e.eventually(30*time.Second, "the page to show the message delivered", func() error {
 		if _, page := d.get("/?sent=" + url.QueryEscape(first.ID)); !shown.Match(page) {
 			return fmt.Errorf("the page does not say %s is delivered", first.ID)
