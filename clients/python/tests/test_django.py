@@ -177,7 +177,7 @@ class OwnerEmailTest(unittest.TestCase):
             self.assertEqual(m.from_email, "whatsapp@shop.example")
             self.assertEqual(m.subject, "WhatsApp for 2 must be linked again")
             self.assertIn("Close WhatsApp Web", m.body)
-            self.assertIn("Open https://shop.example/wa/2 and scan the QR code", m.body)
+            self.assertIn("The QR code is at https://shop.example/wa/2\n", m.body)
         self.assertIn("could no longer decrypt messages", cleared.body)
         self.assertIn("logged out from WhatsApp", logged_out.body)
 
@@ -196,6 +196,7 @@ class OwnerEmailTest(unittest.TestCase):
                 self.assertEqual((m.to, m.from_email), (["a@shop.example", "b@shop.example"], "ops@shop.example"))
                 self.assertIn("its session was reset", m.body)
                 self.assertIn("Scan the new QR code", m.body)
+                self.assertNotIn("The QR code is at", m.body)
 
     def test_off_without_owner_email(self):
         from django.core import mail
