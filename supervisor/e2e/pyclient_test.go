@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/rand"
 	"os"
 	"os/exec"
@@ -33,6 +34,25 @@ func pythonPackage(t *testing.T, dir string, args ...string) ([]byte, error) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+src, "PYTHONDONTWRITEBYTECODE=1")
 	return cmd.CombinedOutput()
+}
+
+// The package's own unit tests (clients/python/tests: unittest, a fake API,
+// Django's test client and locmem mail backend), run here so that make
+// test runs them with Debian's python3 and Django.
+func TestPythonPackageUnitTests(t *testing.T) {
+	needDjango(t)
+	dir, err := filepath.Abs("../../clients/python")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pythonPackage(t, dir, "-m", "unittest", "discover", "-s", "tests", "-t", ".")
+	if err != nil {
+		t.Fatalf("python -m unittest: %v\n%s", err, out)
+	}
+	if bytes.Contains(out, []byte("skipped")) {
+		t.Fatalf("python -m unittest skipped tests:\n%s", out)
+	}
+	t.Logf("%s", bytes.TrimSpace(out))
 }
 
 // The package's verify_webhook takes the secret file as read, with the

@@ -69,7 +69,8 @@ class FakeAPI:
         else:
             self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
             self.base = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll interval: close() waits for one.
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def close(self) -> None:
