@@ -5,7 +5,7 @@ import http.client
 import json
 import socket
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, cast
 from urllib.parse import quote, urlencode, urlsplit
 
 from .errors import Booting, Unreachable, WaSidecarError, error_for
@@ -89,21 +89,21 @@ class WaSidecar:
     # Health.
 
     def healthz(self) -> JSON:
-        return self._call("GET", "/healthz")
+        return self._obj("GET", "/healthz")
 
     def readyz(self) -> JSON:
-        return self._call("GET", "/readyz")
+        return self._obj("GET", "/readyz")
 
     # Organizations.
 
     def orgs(self) -> List[JSON]:
         """Every organization's status object, sorted by id."""
-        return self._call("GET", "/v1/orgs")
+        return cast(List[JSON], self._call("GET", "/v1/orgs"))
 
     list = orgs  # the name the example's copy of this client used
 
     def status(self, org: str) -> JSON:
-        return self._call("GET", _path("orgs", org))
+        return self._obj("GET", _path("orgs", org))
 
     def start(self, org: str, force: bool = False, proxy: Optional[str] = None) -> JSON:
         """Register if new and start or link (202; 200 if already connected).
@@ -114,26 +114,26 @@ class WaSidecar:
             body["force"] = True
         if proxy is not None:
             body["proxy"] = proxy
-        return self._call("POST", _path("orgs", org, "start"), body or None)
+        return self._obj("POST", _path("orgs", org, "start"), body or None)
 
     def stop(self, org: str) -> JSON:
-        return self._call("POST", _path("orgs", org, "stop"))
+        return self._obj("POST", _path("orgs", org, "stop"))
 
     def logout(self, org: str) -> JSON:
         """Unlink the device on WhatsApp (a cooldown follows)."""
-        return self._call("POST", _path("orgs", org, "logout"))
+        return self._obj("POST", _path("orgs", org, "logout"))
 
     def clear(self, org: str) -> JSON:
         """Archive the session and relink with a new QR (the manual Bad MAC cure)."""
-        return self._call("POST", _path("orgs", org, "clear"))
+        return self._obj("POST", _path("orgs", org, "clear"))
 
     def delete(self, org: str) -> JSON:
         """Stop and forget (the auth directory is archived); its queued messages fail."""
-        return self._call("DELETE", _path("orgs", org))
+        return self._obj("DELETE", _path("orgs", org))
 
     def pair_phone(self, org: str, phone: str) -> str:
         """The code ("ABCD-EFGH") to type on the phone instead of scanning."""
-        return self._call("POST", _path("orgs", org, "pair-phone"), {"phone": phone})["code"]
+        return str(self._obj("POST", _path("orgs", org, "pair-phone"), {"phone": phone})["code"])
 
     # Messages.
 
@@ -152,7 +152,7 @@ class WaSidecar:
             body["media"] = media_id
         if idempotency_key:
             body["idempotency_key"] = idempotency_key
-        return self._call("POST", _path("orgs", org, "messages"), body)
+        return self._obj("POST", _path("orgs", org, "messages"), body)
 
     def send_media(self, org: str, to: str, media_id: str, caption: str = "",
                    idempotency_key: Optional[str] = None) -> JSON:
@@ -161,14 +161,14 @@ class WaSidecar:
         return self.send(org, to, caption, idempotency_key=idempotency_key, media_id=media_id)
 
     def message(self, org: str, message_id: str) -> JSON:
-        return self._call("GET", _path("orgs", org, "messages", message_id))
+        return self._obj("GET", _path("orgs", org, "messages", message_id))
 
     def messages(self, org: str, status: Optional[str] = None, limit: Optional[int] = None,
                  after: Optional[str] = None) -> JSON:
         """A page of messages, newest first: {"messages": [...], "next"};
         pass "next" as after for the following page."""
         query = {k: v for k, v in (("status", status), ("limit", limit), ("after", after)) if v}
-        return self._call("GET", _path("orgs", org, "messages"), query=query)
+        return self._obj("GET", _path("orgs", org, "messages"), query=query)
 
     def upload_media(self, org: str, data: bytes, mime: str, filename: str = "") -> JSON:
         """Store a file (bytes) for media messages; the answer's media_id
@@ -176,7 +176,7 @@ class WaSidecar:
         body: JSON = {"data": base64.b64encode(data).decode("ascii"), "mime": mime}
         if filename:
             body["filename"] = filename
-        return self._call("POST", _path("orgs", org, "media"), body)
+        return self._obj("POST", _path("orgs", org, "media"), body)
 
     # Broadcasts.
 
@@ -190,33 +190,35 @@ class WaSidecar:
             body["media"] = media_id
         if idempotency_key:
             body["idempotency_key"] = idempotency_key
-        return self._call("POST", _path("orgs", org, "broadcasts"), body)
+        return self._obj("POST", _path("orgs", org, "broadcasts"), body)
 
     def broadcasts(self, org: str, limit: Optional[int] = None) -> JSON:
         """The jobs, newest first: {"broadcasts": [...]}."""
-        return self._call("GET", _path("orgs", org, "broadcasts"), query={"limit": limit} if limit else None)
+        return self._obj("GET", _path("orgs", org, "broadcasts"), query={"limit": limit} if limit else None)
 
     def broadcast_status(self, org: str, broadcast_id: str) -> JSON:
-        return self._call("GET", _path("orgs", org, "broadcasts", broadcast_id))
+        return self._obj("GET", _path("orgs", org, "broadcasts", broadcast_id))
 
     def cancel_broadcast(self, org: str, broadcast_id: str) -> JSON:
         """Cancel a job: its unsent messages fail with reason cancelled."""
-        return self._call("POST", _path("orgs", org, "broadcasts", broadcast_id, "cancel"))
+        return self._obj("POST", _path("orgs", org, "broadcasts", broadcast_id, "cancel"))
 
     # Contacts.
 
     def check_numbers(self, org: str, numbers: Iterable[str]) -> List[JSON]:
         """Whether each number is on WhatsApp, in the order given."""
-        return self._call("POST", _path("orgs", org, "contacts", "check"), {"numbers": [*numbers]})["results"]
+        answer = self._obj("POST", _path("orgs", org, "contacts", "check"), {"numbers": [*numbers]})
+        return cast(List[JSON], answer["results"])
 
     # Webhook dead letters.
 
     def dead_webhooks(self, limit: Optional[int] = None) -> List[JSON]:
         """Events given up after webhook.give_up_after, newest first."""
-        return self._call("GET", "/v1/webhooks/dead", query={"limit": limit} if limit else None)["dead_letters"]
+        answer = self._obj("GET", "/v1/webhooks/dead", query={"limit": limit} if limit else None)
+        return cast(List[JSON], answer["dead_letters"])
 
     def retry_dead_webhook(self, event_id: str) -> JSON:
-        return self._call("POST", _path("webhooks", "dead", event_id, "retry"))
+        return self._obj("POST", _path("webhooks", "dead", event_id, "retry"))
 
     # Transport.
 
@@ -224,6 +226,11 @@ class WaSidecar:
         if self._unix_path is not None:
             return _UnixConnection(self._unix_path, self.timeout)
         return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+
+    def _obj(self, method: str, path: str, body: Optional[JSON] = None,
+             query: Optional[Dict[str, Any]] = None) -> JSON:
+        """A call whose answer is a JSON object."""
+        return cast(JSON, self._call(method, path, body, query))
 
     def _call(self, method: str, path: str, body: Optional[JSON] = None,
               query: Optional[Dict[str, Any]] = None) -> Any:

@@ -57,6 +57,6 @@ def notify_owner(event: Dict[str, Any], org: str) -> int:
     }
     subject = " ".join(render_to_string("wa_sidecar/owner_relink_subject.txt", context).split())
     body = render_to_string("wa_sidecar/owner_relink_body.txt", context)
-    sent = send_mail(subject, body, conf.get("OWNER_EMAIL_FROM"), to)
+    sent = int(send_mail(subject, body, conf.get("OWNER_EMAIL_FROM"), to))
     log.info("wa-sidecar: told the owner of org=%s to link it again (event %s %s)", org, kind, event.get("id"))
     return sent
