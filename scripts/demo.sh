@@ -10,6 +10,7 @@ set -euo pipefail
 usage() {
 	echo "usage: scripts/demo.sh   (after make build)"
 	echo "  env PAUSE=0 skips the pauses; KEEP=1 keeps the emulator and supervisor running at the end, until Ctrl-C"
+	echo "  WEBHOOK=URL posts the events there, signed with a new secret (e.g. http://127.0.0.1:8000/webhook, the Django example)"
 }
 case "${1:-}" in
 -h | --help) usage; exit 0 ;;
@@ -58,6 +59,22 @@ poll "the emulator" grep -q 'emulator listening' "$work/emulator.log"
 emu=$(sed -n 's/.*msg="emulator listening".* addr=\([0-9.:]*\).*/\1/p' "$work/emulator.log" | head -n 1)
 echo "emulator at http://$emu"
 
+# WEBHOOK=URL: the supervisor posts its events there, signed with a new
+# secret that the receiver reads from the same file (the Django example's
+# WA_SIDECAR_WEBHOOK_SECRET_FILE).
+webhook=""
+if [ -n "${WEBHOOK:-}" ]; then
+	case "$WEBHOOK" in
+	*'"'* | *\\*) echo "demo: WEBHOOK=$WEBHOOK: a URL has no quote or backslash" >&2; exit 2 ;;
+	http://* | https://*) ;;
+	*) echo "demo: WEBHOOK=$WEBHOOK: want an http:// or https:// URL" >&2; exit 2 ;;
+	esac
+	(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$work/webhook_secret")
+	webhook="[webhook]
+url = \"$WEBHOOK\"
+secret_file = \"$work/webhook_secret\""
+fi
+
 cat >"$work/config.toml" <<EOF
 state_dir = "$work/state"
 worker_binary = "$bin/wa-worker"
@@ -75,6 +92,7 @@ restart_delay = "2s"
 cooldown = "10s"
 [whatsapp.emulator]
 url = "http://$emu"
+$webhook
 EOF
 
 say "Starting the supervisor (its JSON log goes to $work/supervisor.log)"
@@ -146,8 +164,13 @@ if [ "${KEEP:-0}" = 1 ]; then
   bin/wa-supervisor send -wait -config $work/config.toml $org 573001234568 "Hello again"
   printf '573001230001\\n573001230002\\n' | bin/wa-supervisor broadcast -config $work/config.toml $org - "December offers"
   curl -s http://$emu/control/devices/$phone/sent
-Ctrl-C stops everything.
+The Django example (examples/django/README.md) against this demo:
+  export WA_SIDECAR_API=unix:$work/api.sock
 EOF
+	if [ -n "${WEBHOOK:-}" ]; then
+		echo "  export WA_SIDECAR_WEBHOOK_SECRET_FILE=$work/webhook_secret   # the events go to $WEBHOOK"
+	fi
+	echo "Ctrl-C stops everything."
 	wait "${pids[1]}" || true
 fi
 

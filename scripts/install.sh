@@ -134,9 +134,11 @@ fi
 if [ -e "$dest$etc/api_key" ]; then
 	echo "$etc/api_key exists: kept"
 else
-	# 32 random bytes as hex; Django sends it as the x-api-key header.
+	# 32 random bytes as hex; Django sends it as the x-api-key header. No
+	# newline after it: a client that sends the file's content as it is
+	# would send an invalid header value.
 	if ! $dry; then
-		(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$tmp/api_key" && echo >>"$tmp/api_key")
+		(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$tmp/api_key")
 	fi
 	echo "new random API key in $etc/api_key (0640 root:$user); give it to the Django settings"
 	run install -m 0640 "$tmp/api_key" "$dest$etc/api_key"

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Django's command-line utility for this example (runserver, check)."""
+"""Django's command-line utility for this example (runserver, check,
+wa_sidecar_status). The settings put the repository's clients/python on
+the path: the example needs no pip install."""
 import os
 import sys
 

@@ -60,6 +60,8 @@ func needDjango(t *testing.T) {
 // djangoConfig is the example's environment.
 type djangoConfig struct {
 	api, apiKey, secretFile, org string
+	// ownerEmail receives the relink email (printed on Django's stdout).
+	ownerEmail string
 }
 
 // djangoServer is the example Django project, served by a real Python
@@ -70,6 +72,8 @@ type djangoServer struct {
 	url  string
 	http *http.Client
 	logs *syncBuffer
+	// out is Django's stdout: the console email backend's emails.
+	out *syncBuffer
 }
 
 func startDjango(t *testing.T, c djangoConfig) *djangoServer {
@@ -87,6 +91,7 @@ func startDjango(t *testing.T, c djangoConfig) *djangoServer {
 		"WA_SIDECAR_API_KEY="+c.apiKey,
 		"WA_SIDECAR_WEBHOOK_SECRET_FILE="+c.secretFile,
 		"WA_SIDECAR_ORG="+c.org,
+		"WA_SIDECAR_OWNER_EMAIL="+c.ownerEmail,
 	)
 	logs := &syncBuffer{}
 	cmd.Stderr = logs
@@ -99,7 +104,7 @@ func startDjango(t *testing.T, c djangoConfig) *djangoServer {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	d := &djangoServer{t: t, logs: logs}
+	d := &djangoServer{t: t, logs: logs, out: &syncBuffer{}}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-done
@@ -114,7 +119,9 @@ func startDjango(t *testing.T, c djangoConfig) *djangoServer {
 		for sc.Scan() {
 			if p, ok := strings.CutPrefix(sc.Text(), "listening "); ok {
 				port <- p
+				continue
 			}
+			_, _ = d.out.Write([]byte(sc.Text() + "\n"))
 		}
 	}()
 	select {

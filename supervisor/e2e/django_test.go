@@ -99,7 +99,7 @@ func TestDjangoLinksAndSends(t *testing.T) {
 	if list, err := e.api.Messages(ctx, org, "", 50, ""); err != nil || len(list.Messages) != 1 {
 		t.Fatalf("the outbox holds %+v (%v), want the one message", list.Messages, err)
 	}
-	shown := regexp.MustCompile(`Message ` + regexp.QuoteMeta(first.ID) + ` is (delivered|read)\.`)
+	shown := regexp.MustCompile(`Message ` + regexp.QuoteMeta(first.ID) + ` is <span class="status">(delivered|read)</span>\.`)
 	e.eventually(30*time.Second, "the page to show the message delivered", func() error {
 		if _, page := d.get("/?sent=" + url.QueryEscape(first.ID)); !shown.Match(page) {
 			return fmt.Errorf("the page does not say %s is delivered", first.ID)
@@ -167,7 +167,8 @@ func TestDjangoWebhookSignatures(t *testing.T) {
 }
 
 // A Bad MAC trip reaches the Django example as a signed session_cleared
-// webhook. Needs the supervisor's webhook delivery.
+// webhook, through the wa_sidecar package's view, and the package emails
+// the organization's owner to scan again (Django's console backend).
 func TestDjangoWebhooks(t *testing.T) {
 	t.Parallel()
 	needDjango(t)
@@ -179,7 +180,8 @@ func TestDjangoWebhooks(t *testing.T) {
 		secretFile, secret = writeSecret(t, e.dir)
 		// The harness's API socket: the supervisor is not running yet, and
 		// Django calls the API only when asked.
-		d = startDjango(t, djangoConfig{api: "unix:" + filepath.Join(e.dir, "api.sock"), secretFile: secretFile, org: org})
+		d = startDjango(t, djangoConfig{api: "unix:" + filepath.Join(e.dir, "api.sock"), secretFile: secretFile, org: org,
+			ownerEmail: "owner@shop.example"})
 		appendConfig(e, fmt.Sprintf("[webhook]\nurl = %q\nsecret_file = %q\n", d.url+"/webhook", secretFile))
 	}})
 
@@ -216,6 +218,15 @@ func TestDjangoWebhooks(t *testing.T) {
 	if _, err := time.Parse(time.RFC3339, got.Timestamp); err != nil {
 		t.Fatalf("event timestamp %q: %v", got.Timestamp, err)
 	}
+	e.eventually(10*time.Second, "the owner's relink email", func() error {
+		mail := d.out.String()
+		for _, want := range []string{"Subject: WhatsApp for " + org + " must be linked again", "To: owner@shop.example", "Close WhatsApp Web"} {
+			if !strings.Contains(mail, want) {
+				return fmt.Errorf("django's stdout has no %q:\n%s", want, mail)
+			}
+		}
+		return nil
+	})
 	if e.logs.contains(string(secret)) {
 		t.Fatalf("the webhook secret appears in the supervisor's log")
 	}

@@ -1,24 +1,26 @@
-"""One organization's WhatsApp page (status, QR, send) and the webhook receiver."""
+"""One organization's WhatsApp page (status, QR, outbox, send) and what
+the webhooks brought. The webhook view itself is the package's
+(wa_sidecar.django): this module only listens to its signals."""
 
-import json
 import mimetypes
 import threading
 import uuid
 from collections import deque
-from functools import lru_cache
 
 from django import forms
 from django.conf import settings
-from django.http import HttpResponse, JsonResponse
+from django.dispatch import receiver
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from wa_sidecar_client import SIGNATURE_HEADER, WaSidecar, WaSidecarError, verify_webhook
+from wa_sidecar import WaSidecarError
+from wa_sidecar.django import client, signals
 
-wa = WaSidecar(settings.WA_SIDECAR_API, api_key=settings.WA_SIDECAR_API_KEY or None)
 ORG = settings.WA_SIDECAR_ORG
+# How many of the latest messages the page's outbox shows.
+OUTBOX_ROWS = 10
 
 
 class SendForm(forms.Form):
@@ -44,8 +46,8 @@ class SendForm(forms.Form):
 
 def _queue(data):
     """Queue the form's message: a text, or the attached file uploaded
-    first and sent with the text as its caption."""
-    key = data["idempotency_key"]
+    first (POST .../media) and sent with the text as its caption."""
+    wa, key = client(), data["idempotency_key"]
     f = data.get("attachment")
     if not f:
         return wa.send(ORG, data["to"], data["text"], idempotency_key=key)
@@ -58,8 +60,10 @@ def _page(request, form=None, error=None):
     if form is None:
         form = SendForm(initial={"idempotency_key": uuid.uuid4().hex})
     context = {"org": ORG, "form": form, "error": error}
+    wa = client()
     try:
         context["status"] = wa.status(ORG)
+        context["outbox"] = wa.messages(ORG, limit=OUTBOX_ROWS)["messages"]
         if "sent" in request.GET:
             context["sent"] = wa.message(ORG, request.GET["sent"])
     except WaSidecarError as err:
@@ -87,7 +91,16 @@ def index(request):
 def status_json(request):
     """The status object, polled by the page every second."""
     try:
-        return JsonResponse(wa.status(ORG))
+        return JsonResponse(client().status(ORG))
+    except WaSidecarError as err:
+        return _error_json(err)
+
+
+@require_GET
+def outbox_json(request):
+    """The latest messages, polled by the page while one is on its way."""
+    try:
+        return JsonResponse(client().messages(ORG, limit=OUTBOX_ROWS))
     except WaSidecarError as err:
         return _error_json(err)
 
@@ -95,7 +108,7 @@ def status_json(request):
 @require_POST
 def start(request):
     try:
-        wa.start(ORG)
+        client().start(ORG)
     except WaSidecarError as err:  # a 409 cooldown says until when in its sentence
         return _page(request, error=err)
     return redirect("index")
@@ -122,44 +135,17 @@ def send(request):
 
 
 # The latest verified events, kept in memory so that the example needs no
-# database. A real application stores them in its database with a unique
-# constraint on the event id: that deduplicates across processes and
-# restarts too.
+# database. A real application stores what it needs in its database, from
+# receivers like this one; the package's view has already checked the
+# signature and dropped events delivered twice.
 _events = deque(maxlen=100)
 _events_lock = threading.Lock()
 
 
-@lru_cache(maxsize=None)
-def _webhook_secret():
-    if not settings.WA_SIDECAR_WEBHOOK_SECRET_FILE:
-        return None
-    with open(settings.WA_SIDECAR_WEBHOOK_SECRET_FILE, "rb") as f:
-        return f.read().strip()  # trimmed, as the sidecar reads it
-
-
-@csrf_exempt  # the signature is what authenticates the sidecar
-@require_POST
-def webhook(request):
-    secret = _webhook_secret()
-    if secret is None:
-        # 5xx, so that the sidecar keeps the events and retries them once
-        # this receiver is configured.
-        return HttpResponse("webhook secret not configured\n", status=503)
-    if not verify_webhook(secret, request.body, request.headers.get(SIGNATURE_HEADER, "")):
-        return HttpResponse("bad or expired signature\n", status=403)
-    try:
-        event = json.loads(request.body)
-    except ValueError:
-        event = None
-    if not isinstance(event, dict) or not event.get("id"):
-        return HttpResponse("not an event\n", status=400)
+@receiver(signals.webhook_received, dispatch_uid="waexample_record_event")
+def _record(sender, event, **kwargs):
     with _events_lock:
-        # Delivery is at least once: the same id may come again.
-        if all(seen["id"] != event["id"] for seen in _events):
-            _events.append(event)
-    # Answer at once; slow work (mail staff after a session_cleared, update
-    # an order after a message_status) belongs in a task queue.
-    return HttpResponse(status=204)
+        _events.append(event)
 
 
 @require_GET
