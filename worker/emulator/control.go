@@ -15,6 +15,7 @@ import (
 	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // DeviceInfo is one linked device in GET /control/devices.
@@ -22,6 +23,10 @@ type DeviceInfo struct {
 	Phone     string `json:"phone"`
 	JID       string `json:"jid"`
 	Connected bool   `json:"connected"`
+	// DeviceProps is what the device announced when it registered
+	// (waCompanionReg.DeviceProps in protojson: its platform, and the
+	// history sync it asks the phone for), absent if it sent none.
+	DeviceProps json.RawMessage `json:"device_props,omitempty"`
 }
 
 // defaultBadMACSender is the peer whose messages /badmac corrupts when the
@@ -40,6 +45,7 @@ func (s *Server) registerControl(mux *http.ServeMux) {
 	mux.HandleFunc("/control/devices", only(http.MethodGet, s.handleDevices))
 	mux.HandleFunc("/control/media-host", only(http.MethodGet, s.handleMediaHost))
 	mux.HandleFunc("/control/media", s.handleMedia)
+	mux.HandleFunc("/control/history", s.handleHistory)
 	mux.HandleFunc("/control/unknown-iqs", only(http.MethodGet, s.handleUnknownIQs))
 	mux.HandleFunc("/control/registrations", only(http.MethodGet, s.handleRegistrations))
 	mux.HandleFunc("/control/scan", only(http.MethodPost, s.handleScan))
@@ -125,7 +131,11 @@ func (s *Server) Devices() []DeviceInfo {
 	for _, ph := range s.phones {
 		for _, dev := range ph.devices {
 			if !dev.removed {
-				out = append(out, DeviceInfo{Phone: ph.number, JID: dev.jid.String(), Connected: dev.conn != nil})
+				info := DeviceInfo{Phone: ph.number, JID: dev.jid.String(), Connected: dev.conn != nil}
+				if dev.props != nil {
+					info.DeviceProps, _ = protojson.Marshal(dev.props) // a parsed message always marshals
+				}
+				out = append(out, info)
 			}
 		}
 	}

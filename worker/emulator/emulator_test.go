@@ -275,7 +275,28 @@ func (h *harness) pair(phone string) (*whatsmeow.Client, *eventLog, types.JID) {
 		h.t.Fatalf("PairSuccess for %s, scan answered %s", success.ID, scanned.JID)
 	}
 	waitFor(h.t, el, next, func(*events.Connected) bool { return true })
+	h.awaitHistory(cli, el, next)
 	return cli, el, success.ID
+}
+
+// awaitHistory waits, when the emulator sends history, for the phone's
+// history notification that follows a client's first login and, unless
+// the client leaves history to be downloaded by hand, for the download's
+// HistorySync: both arrive in the background, and tests that wait for the
+// next message or for no more events start after them.
+func (h *harness) awaitHistory(cli *whatsmeow.Client, el *eventLog, from int) {
+	h.t.Helper()
+	if h.srv.History().Bytes == 0 {
+		return
+	}
+	waitFor(h.t, el, from, isHistoryNotification)
+	if !cli.ManualHistorySyncDownload {
+		waitFor(h.t, el, from, func(*events.HistorySync) bool { return true })
+	}
+}
+
+func isHistoryNotification(m *events.Message) bool {
+	return m.Message.GetProtocolMessage().GetHistorySyncNotification() != nil
 }
 
 // control calls the control API and decodes the answer into out (if not nil).
@@ -631,7 +652,7 @@ func wrongCode(code string) string {
 func TestPairByCode(t *testing.T) {
 	h := newHarness(t)
 	const phone = "573007915270"
-	_, el, code := h.startCodePairing(phone)
+	cli, el, code := h.startCodePairing(phone)
 
 	var e struct{ Error string }
 	h.control(http.MethodPost, "/control/pair-code", map[string]string{"phone": phone, "code": "ABC0-EFGH"}, http.StatusBadRequest, &e)
@@ -667,10 +688,11 @@ func TestPairByCode(t *testing.T) {
 	}
 	waitFor(t, el, next, func(*events.Connected) bool { return true })
 	h.waitConnected(phone, true)
+	h.awaitHistory(cli, el, next)
 
 	h.control(http.MethodPost, "/control/devices/"+phone+"/message",
 		map[string]string{"from": "573001112222", "text": "linked by code"}, http.StatusOK, nil)
-	msg, _ := waitFor(t, el, next, func(*events.Message) bool { return true })
+	msg, _ := waitFor(t, el, next, func(m *events.Message) bool { return !isHistoryNotification(m) })
 	if msg.Message.GetConversation() != "linked by code" {
 		t.Fatalf("got %q", msg.Message.GetConversation())
 	}

@@ -113,7 +113,13 @@ func (c *conn) handleIQ(node *waBinary.Node) error {
 			_ = c.send(iqError(node, 400, "bad-request"))
 			return fmt.Errorf("prekey upload: %w", err)
 		}
-		return c.send(result(node))
+		if err := c.send(result(node)); err != nil {
+			return err
+		}
+		// The first upload is the end of the first login after pairing:
+		// the companion can now be sent its history.
+		c.srv.maybeSendHistory(c, dev)
+		return nil
 	case xmlns == "encrypt" && typ == "get" && first == "key" && loggedIn:
 		resp, err := c.srv.preKeyBundles(c.ctx, dev, node.GetChildByTag("key"))
 		if err != nil {
@@ -360,11 +366,14 @@ func (c *conn) handleOutgoingMessage(node *waBinary.Node) error {
 func (c *conn) handleReceipt(node *waBinary.Node) error {
 	ag := node.AttrGetter()
 	id, typ := ag.OptionalString("id"), ag.OptionalString("type")
-	if typ == "retry" {
+	switch typ {
+	case "retry":
 		c.srv.mu.Lock()
 		c.srv.retryCounts[id]++
 		c.srv.mu.Unlock()
 		c.log.Info("device asked for a retry of a message it could not decrypt", "id", id)
+	case "hist_sync":
+		c.srv.recordHistoryReceipt(id)
 	}
 	ack := waBinary.Node{Tag: "ack", Attrs: waBinary.Attrs{"class": "receipt", "id": id}}
 	if typ != "" {

@@ -50,6 +50,9 @@ type mediaHost struct {
 	uploads int           // uploads stored
 	// abandoned counts uploads whose client went before the answer.
 	abandoned int
+	// downloads and downloaded count the GETs of each path and their bytes.
+	downloads  map[string]int
+	downloaded map[string]int64
 }
 
 func newMediaHost(log *slog.Logger) (*mediaHost, error) {
@@ -82,12 +85,14 @@ func newMediaHost(log *slog.Logger) (*mediaHost, error) {
 		return nil, fmt.Errorf("media host listen: %w", err)
 	}
 	m := &mediaHost{
-		log:     log.With("part", "media-host"),
-		addr:    ln.Addr().String(),
-		caPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pool:    x509.NewCertPool(),
-		blobs:   make(map[string][]byte),
-		release: make(chan struct{}),
+		log:        log.With("part", "media-host"),
+		addr:       ln.Addr().String(),
+		caPEM:      pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pool:       x509.NewCertPool(),
+		blobs:      make(map[string][]byte),
+		release:    make(chan struct{}),
+		downloads:  make(map[string]int),
+		downloaded: make(map[string]int64),
 	}
 	m.pool.AddCert(cert)
 	m.client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: m.pool}}}
@@ -165,12 +170,30 @@ func (m *mediaHost) handleUpload(w http.ResponseWriter, r *http.Request) {
 func (m *mediaHost) handleDownload(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
 	body, ok := m.blobs[r.URL.Path]
+	if ok {
+		m.downloads[r.URL.Path]++
+		m.downloaded[r.URL.Path] += int64(len(body))
+	}
 	m.mu.Unlock()
 	if !ok {
 		http.Error(w, "no such media", http.StatusNotFound)
 		return
 	}
 	_, _ = w.Write(body)
+}
+
+// put stores a blob the emulator itself uploaded (a phone's history).
+func (m *mediaHost) put(path string, body []byte) {
+	m.mu.Lock()
+	m.blobs[path] = body
+	m.mu.Unlock()
+}
+
+// downloadsOf is how often path was downloaded, and how many bytes that made.
+func (m *mediaHost) downloadsOf(path string) (int, int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.downloads[path], m.downloaded[path]
 }
 
 // MediaState is GET/PUT /control/media.

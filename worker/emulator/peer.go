@@ -86,7 +86,12 @@ func (p *peer) bundleNode(ctx context.Context) (waBinary.Node, error) {
 // peer has no session with it yet, takeBundle supplies the device's uploaded
 // keys (and consumes one of its one-time prekeys).
 func (p *peer) encrypt(ctx context.Context, to types.JID, text string, takeBundle func() (*prekey.Bundle, error)) (protocol.CiphertextMessage, error) {
-	plaintext, err := proto.Marshal(&waE2E.Message{Conversation: proto.String(text)})
+	return p.encryptMessage(ctx, to, &waE2E.Message{Conversation: proto.String(text)}, takeBundle)
+}
+
+// encryptMessage is encrypt for any message.
+func (p *peer) encryptMessage(ctx context.Context, to types.JID, msg *waE2E.Message, takeBundle func() (*prekey.Bundle, error)) (protocol.CiphertextMessage, error) {
+	plaintext, err := proto.Marshal(msg)
 	if err != nil {
 		return nil, fmt.Errorf("marshal message: %w", err)
 	}

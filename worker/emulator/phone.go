@@ -17,6 +17,7 @@ import (
 	"go.mau.fi/whatsmeow"
 	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/proto/waAdv"
+	"go.mau.fi/whatsmeow/proto/waCompanionReg"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 	"go.mau.fi/whatsmeow/util/keys"
@@ -55,6 +56,11 @@ type device struct {
 	rejectLogin    bool
 	ban            *tempBan // a temporary ban armed or in force, if any
 	conn           *conn    // the logged-in connection, if any
+	// props is what the companion announced of itself when it registered
+	// (nil if it sent none that parsed): its platform and the history it
+	// asks the phone for.
+	props       *waCompanionReg.DeviceProps
+	historySent bool
 }
 
 // registration is what a pairing connection announced in its client payload.
@@ -63,6 +69,7 @@ type registration struct {
 	registrationID uint32
 	signedPreKey   *keys.PreKey
 	refs           []string
+	props          *waCompanionReg.DeviceProps
 }
 
 // Delivery is a message a linked device sent, as its recipient decrypted it.
@@ -96,6 +103,14 @@ func (c *conn) startPairing() error {
 			KeyID:     binary.BigEndian.Uint32(append([]byte{0}, data.GetESkeyID()...)),
 			Signature: (*[64]byte)(bytes.Clone(data.GetESkeySig())),
 		},
+	}
+	if raw := data.GetDeviceProps(); raw != nil {
+		var props waCompanionReg.DeviceProps
+		if err := proto.Unmarshal(raw, &props); err != nil {
+			c.log.Warn("registration payload has device props that do not parse", "err", err)
+		} else {
+			reg.props = &props
+		}
 	}
 	refNodes := make([]waBinary.Node, qrRefCount)
 	for i := range refNodes {
@@ -170,6 +185,7 @@ func (s *Server) claimLocked(c *conn, number string) (*phone, *device) {
 		identityKey:    reg.identityKey,
 		registrationID: reg.registrationID,
 		signedPreKey:   reg.signedPreKey,
+		props:          reg.props,
 	}
 	return ph, dev
 }

@@ -27,6 +27,15 @@
 // the decrypted bytes. PUT /control/media { "stall": true } holds every
 // upload's answer so that a test can kill the sender mid-upload.
 //
+// History (history.go): once a newly linked device has uploaded its
+// prekeys, its phone uploads a history blob (32 KiB of decoded history by
+// default) to the media host and sends the device a history sync
+// notification, as WhatsApp does. GET /control/history lists every
+// notification with the device's hist_sync receipt and the blob's
+// downloads; PUT /control/history { "bytes": n } sizes the history of later
+// links (0: none). GET /control/devices shows the DeviceProps each device
+// registered with (device_props), the history it asked for included.
+//
 // Point a client at it with Configure. Every number other than the
 // device's own is an emulated peer with one device; messages to and from
 // peers need the device to be online (the emulator keeps no offline queue),
@@ -93,6 +102,13 @@ type Server struct {
 	// offWhatsApp holds the numbers PUT /control/directory marked as
 	// having no WhatsApp account.
 	offWhatsApp map[string]bool
+	// historyBytes sizes the history each new link is sent (0: none);
+	// history is every notification sent (history.go).
+	historyBytes int
+	history      []*sentHistory
+	// background counts the goroutines Close waits for before it closes
+	// the stores they use.
+	background sync.WaitGroup
 
 	// peersMu guards peers separately so that creating a peer's store (a
 	// database write) does not hold up the protocol paths under mu.
@@ -122,6 +138,8 @@ func New(opts Options) (*Server, error) {
 		phones:      make(map[string]*phone),
 		peers:       make(map[string]*peer),
 		retryCounts: make(map[string]int),
+
+		historyBytes: defaultHistoryBytes,
 	}
 	var err error
 	if s.certChain, err = buildCertChain(s.root, *s.static.Pub); err != nil {
@@ -232,6 +250,7 @@ func (s *Server) Close() error {
 		c.close()
 		<-c.done
 	}
+	s.background.Wait()
 	errs = append(errs, s.media.close(), s.peerDB.Close(), os.RemoveAll(s.storeDir))
 	return errors.Join(errs...)
 }

@@ -102,6 +102,26 @@ func (c control) post(path string, body any, out any) {
 	}
 }
 
+func (c control) put(path string, body any, out any) {
+	c.t.Helper()
+	raw, _ := json.Marshal(body)
+	req, err := http.NewRequest(http.MethodPut, c.base+path, bytes.NewReader(raw))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatalf("PUT %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("PUT %s: %s", path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		c.t.Fatalf("PUT %s: decode: %v", path, err)
+	}
+}
+
 func (c control) get(path string, out any) {
 	c.t.Helper()
 	resp, err := c.hc.Get(c.base + path)

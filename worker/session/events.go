@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 
@@ -50,6 +51,10 @@ func (t *translator) translate(evt any) *pb.Event {
 			Message: "client outdated: the pinned whatsmeow version is too old for WhatsApp",
 		}}
 	case *events.Message:
+		if historyNotification(e) != nil {
+			// The phone's pointer to chat history, not a message anyone wrote.
+			return nil
+		}
 		ev.Kind = &pb.Event_MessageReceived{MessageReceived: &pb.MessageReceived{
 			MessageId: e.Info.ID, Sender: phoneJID(e.Info.Sender, e.Info.SenderAlt).String(),
 			Chat: e.Info.Chat.String(), Text: textOf(e),
@@ -78,6 +83,11 @@ func (t *translator) translate(evt any) *pb.Event {
 		return nil
 	}
 	return ev
+}
+
+// historyNotification is the history sync notification e carries, if any.
+func historyNotification(e *events.Message) *waE2E.HistorySyncNotification {
+	return e.Message.GetProtocolMessage().GetHistorySyncNotification()
 }
 
 // receiptTypes maps the receipts that report on a recipient to the

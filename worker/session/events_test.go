@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mau.fi/libsignal/signalerror"
+	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/proto"
@@ -102,7 +103,14 @@ func TestTranslateIgnoresOthers(t *testing.T) {
 	tr, _ := newTranslator()
 	retry := &events.Receipt{Type: types.ReceiptTypeRetry, MessageIDs: []types.MessageID{"X"}}
 	own := &events.Receipt{MessageSource: types.MessageSource{IsFromMe: true}, Type: types.ReceiptTypeRead, MessageIDs: []types.MessageID{"X"}}
-	for _, evt := range []any{&events.QR{Codes: []string{"x"}}, &events.Receipt{}, retry, own, &events.KeepAliveTimeout{}, &events.OfflineSyncCompleted{}} {
+	// The phone's history notification is a message of its own to this
+	// device, not one that anybody wrote.
+	history := &events.Message{Info: types.MessageInfo{ID: "H1", MessageSource: types.MessageSource{IsFromMe: true}},
+		Message: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{
+			Type:                    waE2E.ProtocolMessage_HISTORY_SYNC_NOTIFICATION.Enum(),
+			HistorySyncNotification: &waE2E.HistorySyncNotification{FileLength: proto.Uint64(1 << 20)},
+		}}}
+	for _, evt := range []any{&events.QR{Codes: []string{"x"}}, &events.Receipt{}, retry, own, &events.KeepAliveTimeout{}, &events.OfflineSyncCompleted{}, history} {
 		if got := tr.translate(evt); got != nil {
 			t.Errorf("%T: got %v, want nil", evt, got)
 		}

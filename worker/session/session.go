@@ -158,6 +158,7 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 	// Before NewClient and before any connect: the registration payload is
 	// built from these globals.
 	devicefp.Apply(fp)
+	askNoHistory()
 
 	// Confined before the store opens, so that nothing parsed from the
 	// network ever runs in a process that reaches more than this org.
@@ -198,14 +199,14 @@ func (s *Session) Start(ctx context.Context, req *pb.StartRequest) (*pb.StartRes
 			container.Close()
 			return nil, fmt.Errorf("start %s: stopped while starting", req.OrganizationId)
 		}
-		s.fp, s.container, s.cli = fp, container, whatsmeow.NewClient(device, waLog.Sub("Client"))
+		s.fp, s.container, s.cli = fp, container, newClient(device, waLog.Sub("Client"))
 		s.mu.Unlock()
 		s.log.Warn("restore found no device in the store; not connecting, waiting for the supervisor",
 			"reason", "device_missing", "auth_dir", req.AuthDir)
 		return &pb.StartResponse{DeviceMissing: true, Sandbox: confined.Summary}, nil
 	}
 
-	cli := whatsmeow.NewClient(device, waLog.Sub("Client"))
+	cli := newClient(device, waLog.Sub("Client"))
 	if req.Proxy != "" {
 		// Before Connect, which builds the websocket from these clients. In
 		// emulator mode too: Configure replaces the websocket clients, but
@@ -429,6 +430,11 @@ func (s *Session) logUntranslated(evt any) {
 		s.log.Warn("keepalive timed out", "errors", e.ErrorCount)
 	case *events.CATRefreshError:
 		s.log.Warn("CAT refresh failed", "error", e.Error)
+	case *events.Message:
+		if n := historyNotification(e); n != nil {
+			s.log.Info("history sync notification acknowledged, not downloaded",
+				"sync_type", n.GetSyncType().String(), "blob_bytes", n.GetFileLength())
+		}
 	}
 }
 

@@ -156,3 +156,41 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 func (c *Client) SetOnWhatsApp(ctx context.Context, phone string, on bool) error {
 	return c.call(ctx, http.MethodPut, "/control/directory/"+url.PathEscape(phone), map[string]bool{"on_whatsapp": on}, nil)
 }
+
+// HistoryState is the emulator's history sync (GET/PUT /control/history):
+// the size of the history each new link is sent (Bytes, the decoded
+// waHistorySync.HistorySync; 0 sends none), and every history notification
+// sent so far.
+type HistoryState struct {
+	Bytes int           `json:"bytes"`
+	Sent  []HistorySent `json:"sent"`
+}
+
+// HistorySent is one history sync notification the phone sent a newly
+// linked device: Bytes decoded, BlobBytes as stored on the media host
+// (compressed and encrypted); Receipt once the device answered it with its
+// hist_sync receipt (whatsmeow does, downloading or not); Downloads and
+// DownloadedBytes count the GETs of its blob.
+type HistorySent struct {
+	Device          string `json:"device"`
+	ID              string `json:"id"`
+	Bytes           int    `json:"bytes"`
+	BlobBytes       int    `json:"blob_bytes"`
+	Receipt         bool   `json:"receipt"`
+	Downloads       int    `json:"downloads"`
+	DownloadedBytes int64  `json:"downloaded_bytes"`
+}
+
+// History reports the history blob size and the notifications sent.
+func (c *Client) History(ctx context.Context) (HistoryState, error) {
+	var out HistoryState
+	err := c.call(ctx, http.MethodGet, "/control/history", nil, &out)
+	return out, err
+}
+
+// SetHistoryBytes sizes the history every later link is sent (0: none).
+func (c *Client) SetHistoryBytes(ctx context.Context, n int) (HistoryState, error) {
+	var out HistoryState
+	err := c.call(ctx, http.MethodPut, "/control/history", map[string]int{"bytes": n}, &out)
+	return out, err
+}
