@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -85,8 +86,8 @@ func (c *Checker) Check(req *http.Request, status int, header http.Header, body 
 		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
 	}
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		return fmt.Errorf("%s %s (route %s %s) answered %d, which openapi.json does not allow: %w\nbody: %s",
-			req.Method, req.URL.Path, route.Method, route.Path, status, err, clip(body))
+		return fmt.Errorf("%s %s (route %s %s) answered %d, which openapi.json does not allow: %s\nbody: %s",
+			req.Method, req.URL.Path, route.Method, route.Path, status, strings.Join(reasons(err), "; "), clip(body))
 	}
 	return nil
 }
@@ -113,6 +114,46 @@ func (c *Checker) checkUnrouted(req *http.Request, status int, body []byte) erro
 		return fail("the body is not the error object: %v", err)
 	}
 	return nil
+}
+
+// reasons flattens a validation error into one short line per mismatch;
+// kin-openapi's own messages repeat the whole schema.
+func reasons(err error) []string {
+	var out []string
+	switch e := err.(type) {
+	case nil:
+		return nil
+	case *openapi3filter.ResponseError:
+		inner := reasons(e.Err)
+		if len(inner) == 0 {
+			return []string{e.Reason}
+		}
+		for _, r := range inner {
+			out = append(out, e.Reason+": "+r)
+		}
+		return out
+	case *openapi3.SchemaError:
+		// allOf and the like say in Origin where their branch failed; a
+		// format's Origin is only the pattern, and this error has the place.
+		if inner := reasons(e.Origin); len(inner) > 0 && strings.HasPrefix(inner[0], "at /") {
+			return inner
+		}
+		return []string{"at /" + strings.Join(e.JSONPointer(), "/") + ": " + e.Reason}
+	case openapi3.MultiError:
+		for _, inner := range e {
+			out = append(out, reasons(inner)...)
+		}
+		return out
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			out = append(out, reasons(inner)...)
+		}
+		return out
+	}
+	if inner := errors.Unwrap(err); inner != nil {
+		return reasons(inner)
+	}
+	return []string{err.Error()}
 }
 
 func clip(b []byte) string {
