@@ -85,16 +85,18 @@ func TestEveryDocumentedRouteIsServed(t *testing.T) {
 	}
 }
 
-// TestErrorCodesAreDocumented reads the codes the package answers with
-// from its source and compares them with the document's enum both ways.
-func TestErrorCodesAreDocumented(t *testing.T) {
+// errorCodes reads the Error schema's codes from openapi.json, each with
+// its description ("409: a hold ...").
+func errorCodes(t *testing.T) (enum []string, descriptions map[string]string) {
+	t.Helper()
 	var doc struct {
 		Components struct {
 			Schemas struct {
 				Error struct {
 					Properties struct {
 						Code struct {
-							Enum []string `json:"enum"`
+							Enum         []string          `json:"enum"`
+							Descriptions map[string]string `json:"x-enumDescriptions"`
 						} `json:"code"`
 					} `json:"properties"`
 				} `json:"Error"`
@@ -104,7 +106,17 @@ func TestErrorCodesAreDocumented(t *testing.T) {
 	if err := json.Unmarshal(OpenAPI, &doc); err != nil {
 		t.Fatal(err)
 	}
-	documented := doc.Components.Schemas.Error.Properties.Code.Enum
+	code := doc.Components.Schemas.Error.Properties.Code
+	return code.Enum, code.Descriptions
+}
+
+// TestErrorCodesAreDocumented reads the codes the package answers with
+// from its source and compares them with the document's enum both ways.
+func TestErrorCodesAreDocumented(t *testing.T) {
+	documented, descriptions := errorCodes(t)
+	if len(descriptions) != len(documented) {
+		t.Errorf("openapi.json describes %d codes in x-enumDescriptions and lists %d in enum", len(descriptions), len(documented))
+	}
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
@@ -156,4 +168,39 @@ func TestOpenAPIIsServedWithoutKeyBehindTheGuards(t *testing.T) {
 	wantError(t, h.do("GET", "/v1/openapi.json", "", "Host", "evil.example"), http.StatusForbidden, "bad_host")
 	wantError(t, h.do("GET", "/v1/openapi.json", "", "Origin", "https://evil.example"), http.StatusForbidden, "cross_site")
 	wantError(t, h.do("POST", "/v1/openapi.json", ""), http.StatusMethodNotAllowed, "method_not_allowed")
+}
+
+// TestAPIPageAgreesWithTheDocument checks docs/api.md's error table
+// against openapi.json, and that its curl examples with a body say JSON
+// (the server answers 415 otherwise).
+func TestAPIPageAgreesWithTheDocument(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join("..", "..", "docs", "api.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rowRE := regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\| ([0-9]{3}) \\|")
+	rows := map[string]string{}
+	for _, m := range rowRE.FindAllStringSubmatch(string(page), -1) {
+		rows[m[1]] = m[2]
+	}
+	enum, descriptions := errorCodes(t)
+	for _, code := range enum {
+		status, ok := rows[code]
+		switch {
+		case !ok:
+			t.Errorf("docs/api.md's error table lacks %s", code)
+		case !strings.HasPrefix(descriptions[code], status):
+			t.Errorf("docs/api.md gives %s HTTP %s; openapi.json says %q", code, status, descriptions[code])
+		}
+	}
+	for code := range rows {
+		if !slices.Contains(enum, code) {
+			t.Errorf("docs/api.md lists %s, which openapi.json does not", code)
+		}
+	}
+	for _, line := range strings.Split(string(page), "\n") {
+		if strings.Contains(line, "curl ") && strings.Contains(line, " -d ") && !strings.Contains(line, "Content-Type: application/json") {
+			t.Errorf("docs/api.md: a curl with a body lacks -H 'Content-Type: application/json': %s", line)
+		}
+	}
 }
