@@ -76,6 +76,23 @@ func TestCheckNamesWhatDoesNotMatch(t *testing.T) {
 	}
 }
 
+func TestCheckWantsRetryAfterOn503(t *testing.T) {
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "http://wa-supervisor/v1/orgs", nil)
+	body := []byte(`{"error":"the supervisor is still loading its state; retry in a second","code":"booting"}`)
+	with := http.Header{"Content-Type": {"application/json; charset=utf-8"}, "Retry-After": {"1"}}
+	if err := c.Check(req, 503, with, body); err != nil {
+		t.Errorf("503 booting with Retry-After refused: %v", err)
+	}
+	without := http.Header{"Content-Type": {"application/json; charset=utf-8"}}
+	if err := c.Check(req, 503, without, body); err == nil || !strings.Contains(err.Error(), "Retry-After") {
+		t.Errorf("503 without Retry-After: %v, want an error naming the header", err)
+	}
+}
+
 func TestTransportReportsAndPassesTheAnswerOn(t *testing.T) {
 	c, err := Load()
 	if err != nil {
