@@ -50,9 +50,26 @@ type Client struct {
 	http   *http.Client
 }
 
+// Option changes how New builds a client.
+type Option func(*options)
+
+type options struct {
+	wrap func(http.RoundTripper) http.RoundTripper
+}
+
+// WithTransport wraps the client's transport, e.g. to log or check every
+// answer; the wrapped one already dials the listen address.
+func WithTransport(wrap func(http.RoundTripper) http.RoundTripper) Option {
+	return func(o *options) { o.wrap = wrap }
+}
+
 // New returns a client for a listen address as written in the config:
 // "host:port" or "unix:/path".
-func New(listen, apiKey string) *Client {
+func New(listen, apiKey string, opts ...Option) *Client {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	// No proxy: the API is local by design, and a proxy from the
 	// environment would either fail or see the key.
 	tr := &http.Transport{Proxy: nil, MaxIdleConns: 2}
@@ -65,7 +82,11 @@ func New(listen, apiKey string) *Client {
 		// The host is only a placeholder: every connection goes to the socket.
 		base = "http://wa-supervisor"
 	}
-	return &Client{listen: listen, base: base, apiKey: apiKey, http: &http.Client{Transport: tr}}
+	var rt http.RoundTripper = tr
+	if o.wrap != nil {
+		rt = o.wrap(tr)
+	}
+	return &Client{listen: listen, base: base, apiKey: apiKey, http: &http.Client{Transport: rt}}
 }
 
 // Healthz reports whether the daemon answers at all.

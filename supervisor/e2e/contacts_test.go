@@ -165,7 +165,7 @@ func countOf(list []string, s string) int {
 // postJSON POSTs body to the TCP API and returns the status and raw answer.
 func (e *env) postJSON(path, body string) (int, string) {
 	e.t.Helper()
-	resp, err := http.Post(e.apiURL+path, "application/json", strings.NewReader(body))
+	resp, err := e.http.Post(e.apiURL+path, "application/json", strings.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}

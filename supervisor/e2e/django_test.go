@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
-	"github.com/wa-sidecar/wa-sidecar/supervisor/apiclient"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/statusapi"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/webhook"
 )
@@ -31,7 +30,7 @@ func TestDjangoLinksAndSends(t *testing.T) {
 	const org, phone, typed, to, text = "dj", "573007915400", "+57 300 123 4567", "573001234567", "Your order #1042 has shipped"
 	key := rand.Text()
 	e := newEnvWith(t, options{tcp: true, before: withAPIKey(key)})
-	e.api = apiclient.New(strings.TrimPrefix(e.apiURL, "http://"), key)
+	e.api = e.newAPI(strings.TrimPrefix(e.apiURL, "http://"), key)
 	d := startDjango(t, djangoConfig{api: e.apiURL, apiKey: key, org: org})
 
 	// The key is accepted: the sidecar's answer is that org is not registered yet.

@@ -70,6 +70,9 @@ type env struct {
 	emu      *emulator.Server
 	emuURL   string
 	api      *apiclient.Client
+	// http is for requests the API client cannot make; like api, it
+	// checks every answer against openapi.json.
+	http *http.Client
 
 	sup        *exec.Cmd
 	supDone    chan struct{}
@@ -194,7 +197,8 @@ url = %q
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.api = apiclient.New("unix:"+sock, "")
+	e.api = e.newAPI("unix:"+sock, "")
+	e.http = &http.Client{Transport: e.conforming(&http.Transport{Proxy: nil})}
 	if o.before != nil {
 		o.before(e)
 	}
@@ -240,7 +244,7 @@ func (e *env) startSupervisor() {
 		e.metricsURL = "http://" + metrics + "/metrics"
 		if e.tcp {
 			e.apiURL = "http://" + api
-			e.api = apiclient.New(api, "")
+			e.api = e.newAPI(api, "")
 		}
 	case <-e.supDone:
 		e.t.Fatalf("supervisor exited before ready:\n%s", e.logs.String())

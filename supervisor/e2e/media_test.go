@@ -149,7 +149,7 @@ func TestMediaSurvivesKillsMidUpload(t *testing.T) {
 		{"/v1/orgs/md/media", fmt.Sprintf(`{"data":"%s","mime":"application/pdf"}`, strings.Repeat("A", 3<<20)), 413, "media.max_bytes"},
 		{"/v1/orgs/md/messages", `{"to":"573001260004","media":"sha256:` + strings.Repeat("0", 64) + `"}`, 400, "names no uploaded file"},
 	} {
-		resp, err := http.Post(e.apiURL+c.path, "application/json", strings.NewReader(c.body))
+		resp, err := e.http.Post(e.apiURL+c.path, "application/json", strings.NewReader(c.body))
 		if err != nil {
 			t.Fatal(err)
 		}

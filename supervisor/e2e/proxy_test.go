@@ -20,7 +20,7 @@ import (
 func (e *env) startWith(org string, body any) (int, string) {
 	e.t.Helper()
 	b, _ := json.Marshal(body)
-	resp, err := http.Post(e.apiURL+"/v1/orgs/"+org+"/start", "application/json", bytes.NewReader(b))
+	resp, err := e.http.Post(e.apiURL+"/v1/orgs/"+org+"/start", "application/json", bytes.NewReader(b))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func (e *env) startWith(org string, body any) (int, string) {
 // get returns the raw answer of a GET on the TCP API.
 func (e *env) get(path string) string {
 	e.t.Helper()
-	resp, err := http.Get(e.apiURL + path)
+	resp, err := e.http.Get(e.apiURL + path)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -190,7 +190,7 @@ func TestSendBadInput(t *testing.T) {
 	} {
 		req, _ := http.NewRequest(c.method, e.apiURL+c.path, strings.NewReader(c.body))
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := e.http.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -232,7 +232,7 @@ func TestWebhookDeadLetterRetry(t *testing.T) {
 	e := newEnvWith(t, options{tcp: true, extra: hookConfig(t, r, "give_up_after = \"1s\"\n")})
 	e.start("wd")
 	get := func() statusapi.DeadLetterList {
-		resp, err := http.Get(e.apiURL + "/v1/webhooks/dead")
+		resp, err := e.http.Get(e.apiURL + "/v1/webhooks/dead")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -261,7 +261,7 @@ func TestWebhookDeadLetterRetry(t *testing.T) {
 	if first.LastError != "receiver answered HTTP 503" || first.Event != "status_changed" {
 		t.Fatalf("dead letter %+v", first)
 	}
-	resp, err := http.Post(e.apiURL+"/v1/webhooks/dead/"+first.ID+"/retry", "application/json", nil)
+	resp, err := e.http.Post(e.apiURL+"/v1/webhooks/dead/"+first.ID+"/retry", "application/json", nil)
 	if err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("retry: %v %v", resp, err)
 	}
@@ -276,7 +276,7 @@ func TestWebhookDeadLetterRetry(t *testing.T) {
 		}
 		return fmt.Errorf("not yet")
 	})
-	resp, _ = http.Post(e.apiURL+"/v1/webhooks/dead/evt_nope/retry", "application/json", nil)
+	resp, _ = e.http.Post(e.apiURL+"/v1/webhooks/dead/evt_nope/retry", "application/json", nil)
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("retry of an unknown event: HTTP %d", resp.StatusCode)
 	}

@@ -80,7 +80,12 @@ func New(f Fleet, o Options) http.Handler {
 		sum := sha256.Sum256([]byte(o.APIKey))
 		s.keySum = sum[:]
 	}
-	s.routes()
+	for _, rt := range s.routes() {
+		s.mux.HandleFunc(rt.method+" "+rt.pattern, rt.handler)
+	}
+	// Without a catch-all, ServeMux would answer unknown routes and wrong
+	// methods in plain text, which callers parsing JSON choke on.
+	s.mux.HandleFunc("/", s.unrouted)
 	return http.HandlerFunc(s.serve)
 }
 
@@ -114,46 +119,61 @@ type server struct {
 // probeMethods are tried against the route table to tell a 405 from a 404.
 var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
-func (s *server) routes() {
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.ready(); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
-	})
-	s.mux.HandleFunc("GET /v1/orgs", s.handle(s.list))
-	s.mux.HandleFunc("GET /v1/orgs/{id}", s.org(s.get))
-	s.mux.HandleFunc("POST /v1/orgs/{id}/start", s.org(s.start))
-	s.mux.HandleFunc("POST /v1/orgs/{id}/stop", s.org(s.snapshotAction(s.fleet.Stop)))
-	s.mux.HandleFunc("POST /v1/orgs/{id}/logout", s.org(s.snapshotAction(s.fleet.Logout)))
-	s.mux.HandleFunc("POST /v1/orgs/{id}/clear", s.org(s.snapshotAction(s.fleet.Clear)))
-	s.mux.HandleFunc("DELETE /v1/orgs/{id}", s.org(s.delete))
-	s.mux.HandleFunc("POST /v1/orgs/{id}/pair-phone", s.org(s.pairPhone))
-	s.mux.HandleFunc("POST /api/clear-corrupted-session", s.handle(s.clearCorruptedSession))
+// route is one entry of the route table. openapi_test.go checks the table
+// against openapi.json both ways, so a route cannot be served undocumented.
+type route struct {
+	method, pattern string
+	handler         http.HandlerFunc
+}
+
+// routes is the route table; a route whose dependency is off (no outbox,
+// media or contacts) is not in it and answers 404.
+func (s *server) routes() []route {
+	rs := []route{
+		{"GET", "/healthz", s.healthz},
+		{"GET", "/readyz", s.readyz},
+		{"GET", openAPIPath, s.openAPI},
+		{"GET", "/v1/orgs", s.handle(s.list)},
+		{"GET", "/v1/orgs/{id}", s.org(s.get)},
+		{"POST", "/v1/orgs/{id}/start", s.org(s.start)},
+		{"POST", "/v1/orgs/{id}/stop", s.org(s.snapshotAction(s.fleet.Stop))},
+		{"POST", "/v1/orgs/{id}/logout", s.org(s.snapshotAction(s.fleet.Logout))},
+		{"POST", "/v1/orgs/{id}/clear", s.org(s.snapshotAction(s.fleet.Clear))},
+		{"DELETE", "/v1/orgs/{id}", s.org(s.delete)},
+		{"POST", "/v1/orgs/{id}/pair-phone", s.org(s.pairPhone)},
+		{"POST", "/api/clear-corrupted-session", s.handle(s.clearCorruptedSession)},
+		{"GET", "/v1/webhooks/dead", s.handle(s.listDead)},
+		{"POST", "/v1/webhooks/dead/{event}/retry", s.handle(s.retryDead)},
+	}
 	if s.outbox != nil {
-		s.mux.HandleFunc("POST /v1/orgs/{id}/messages", s.orgUpTo(maxMessageBody, s.sendMessage))
-		s.mux.HandleFunc("GET /v1/orgs/{id}/messages", s.org(s.listMessages))
-		s.mux.HandleFunc("GET /v1/orgs/{id}/messages/{msg}", s.org(s.getMessage))
-		s.mux.HandleFunc("POST /v1/orgs/{id}/broadcasts", s.orgUpTo(maxBroadcastBody, s.createBroadcast))
-		s.mux.HandleFunc("GET /v1/orgs/{id}/broadcasts", s.org(s.listBroadcasts))
-		s.mux.HandleFunc("GET /v1/orgs/{id}/broadcasts/{b}", s.org(s.getBroadcast))
-		s.mux.HandleFunc("POST /v1/orgs/{id}/broadcasts/{b}/cancel", s.org(s.cancelBroadcast))
+		rs = append(rs,
+			route{"POST", "/v1/orgs/{id}/messages", s.orgUpTo(maxMessageBody, s.sendMessage)},
+			route{"GET", "/v1/orgs/{id}/messages", s.org(s.listMessages)},
+			route{"GET", "/v1/orgs/{id}/messages/{msg}", s.org(s.getMessage)},
+			route{"POST", "/v1/orgs/{id}/broadcasts", s.orgUpTo(maxBroadcastBody, s.createBroadcast)},
+			route{"GET", "/v1/orgs/{id}/broadcasts", s.org(s.listBroadcasts)},
+			route{"GET", "/v1/orgs/{id}/broadcasts/{b}", s.org(s.getBroadcast)},
+			route{"POST", "/v1/orgs/{id}/broadcasts/{b}/cancel", s.org(s.cancelBroadcast)})
 	}
 	if s.media != nil {
-		s.mux.HandleFunc("POST /v1/orgs/{id}/media", s.orgUpTo(mediaBodyLimit(s.mediaMax), s.uploadMedia))
+		rs = append(rs, route{"POST", "/v1/orgs/{id}/media", s.orgUpTo(mediaBodyLimit(s.mediaMax), s.uploadMedia)})
 	}
 	if s.contacts != nil {
-		s.mux.HandleFunc("POST /v1/orgs/{id}/contacts/check", s.orgUpTo(maxMessageBody, s.checkNumbers))
+		rs = append(rs, route{"POST", "/v1/orgs/{id}/contacts/check", s.orgUpTo(maxMessageBody, s.checkNumbers)})
 	}
-	s.mux.HandleFunc("GET /v1/webhooks/dead", s.handle(s.listDead))
-	s.mux.HandleFunc("POST /v1/webhooks/dead/{event}/retry", s.handle(s.retryDead))
-	// Without a catch-all, ServeMux would answer unknown routes and wrong
-	// methods in plain text, which callers parsing JSON choke on.
-	s.mux.HandleFunc("/", s.unrouted)
+	return rs
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.ready(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // serve wraps the route table with what every request needs: a debug log
@@ -189,9 +209,10 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		rec.status = http.StatusNoContent
 		return
 	}
-	if probe := r.URL.Path == "/healthz" || r.URL.Path == "/readyz"; !probe {
-		// Nothing but the probes answers before the state is loaded: a
-		// start racing the boot must not register over a saved hold.
+	if !ungated(r.URL.Path) {
+		// Nothing but the probes and the document answers before the
+		// state is loaded: a start racing the boot must not register over
+		// a saved hold.
 		if err := s.fleet.Ready(); errors.Is(err, fleet.ErrBooting) {
 			s.writeError(rec, r, err)
 			return
