@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/cluster"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 )
 
@@ -71,11 +72,18 @@ type Options struct {
 	MediaMaxBytes int64
 	// Contacts serves POST /v1/orgs/{id}/contacts/check; nil: no route.
 	Contacts Contacts
+	// Cluster routes every organization's requests to its owner node;
+	// nil: one host.
+	Cluster Cluster
+	// Internal serves the node-to-node routes under /internal/ besides
+	// the organizations' list; only callers with the cluster key reach
+	// it. Used in cluster mode only.
+	Internal http.Handler
 }
 
 // New returns the API handler.
 func New(f Fleet, o Options) http.Handler {
-	s := &server{fleet: f, outbox: o.Outbox, webhooks: o.Webhooks, media: o.Media, mediaMax: o.MediaMaxBytes, contacts: o.Contacts, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
+	s := &server{fleet: f, outbox: o.Outbox, webhooks: o.Webhooks, media: o.Media, mediaMax: o.MediaMaxBytes, contacts: o.Contacts, cluster: o.Cluster, internal: o.Internal, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
 	if o.APIKey != "" {
 		sum := sha256.Sum256([]byte(o.APIKey))
 		s.keySum = sum[:]
@@ -103,6 +111,8 @@ type server struct {
 	media    Media
 	mediaMax int64
 	contacts Contacts
+	cluster  Cluster
+	internal http.Handler
 	log      *slog.Logger
 	mux      *http.ServeMux
 	guard    guard
@@ -125,7 +135,7 @@ func (s *server) routes() {
 		}
 		s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	s.mux.HandleFunc("GET /v1/orgs", s.handle(s.list))
+	s.mux.HandleFunc("GET /v1/orgs", s.list)
 	s.mux.HandleFunc("GET /v1/orgs/{id}", s.org(s.get))
 	s.mux.HandleFunc("POST /v1/orgs/{id}/start", s.org(s.start))
 	s.mux.HandleFunc("POST /v1/orgs/{id}/stop", s.org(s.snapshotAction(s.fleet.Stop)))
@@ -148,6 +158,14 @@ func (s *server) routes() {
 	}
 	if s.contacts != nil {
 		s.mux.HandleFunc("POST /v1/orgs/{id}/contacts/check", s.orgUpTo(maxMessageBody, s.checkNumbers))
+	}
+	if s.cluster != nil {
+		s.mux.HandleFunc("GET "+cluster.InternalOrgsPath, s.handle(func(*http.Request) (int, any, error) {
+			return http.StatusOK, s.localList(), nil
+		}))
+		if s.internal != nil {
+			s.mux.Handle(internalPrefix, s.internal)
+		}
 	}
 	s.mux.HandleFunc("GET /v1/webhooks/dead", s.handle(s.listDead))
 	s.mux.HandleFunc("POST /v1/webhooks/dead/{event}/retry", s.handle(s.retryDead))
@@ -177,7 +195,20 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		s.writeError(rec, r, errNotFound("path %q is not canonical", r.URL.Path))
 		return
 	}
-	if ae := s.guard.host(r); ae != nil {
+	// A call that carries the cluster key comes from another node: the
+	// key, which no browser page knows, stands for the API key and the
+	// Host check (nodes reach each other by names the guard cannot know).
+	fromNode := false
+	if s.cluster != nil {
+		rec.Header().Set(cluster.NodeHeader, s.cluster.Self())
+		fromNode = s.cluster.FromNode(r)
+	}
+	if strings.HasPrefix(r.URL.Path, internalPrefix) && !fromNode {
+		s.writeError(rec, r, &apiError{status: http.StatusUnauthorized, code: "unauthorized",
+			msg: "internal routes answer only other nodes of the cluster, with the " + cluster.KeyHeader + " header"})
+		return
+	}
+	if ae := s.guard.host(r); ae != nil && !fromNode {
 		s.writeError(rec, r, ae)
 		return
 	}
@@ -196,7 +227,7 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 			s.writeError(rec, r, err)
 			return
 		}
-		if !s.authorized(r) {
+		if !fromNode && !s.authorized(r) {
 			msg := "x-api-key header does not match the configured API key"
 			if r.Header.Get("x-api-key") == "" {
 				msg = "x-api-key header is missing"

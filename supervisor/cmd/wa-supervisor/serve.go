@@ -25,6 +25,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/logline"
 	"github.com/wa-sidecar/wa-sidecar/shared/private"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/archive"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/cluster"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/launcher"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lockfile"
@@ -161,10 +162,24 @@ func serve(configPath string, stderr io.Writer) error {
 		apiLn.Close()
 		return fmt.Errorf("metrics.listen: %w", err)
 	}
-	apiSrv := newServer(statusapi.New(fl, statusapi.Options{
+	cl, err := joinCluster(&cfg, apiLn, promReg, log)
+	if err != nil {
+		apiLn.Close()
+		metricsLn.Close()
+		return err
+	}
+	apiOpts := statusapi.Options{
 		APIKey: apiKey, Listen: cfg.API.Listen, AllowedOrigins: cfg.API.AllowedOrigins, Log: log, Outbox: ob, Contacts: ob,
 		Webhooks: hooks.api(), Media: lib, MediaMaxBytes: cfg.Media.MaxBytes.Bytes,
-	}))
+	}
+	// internal holds the node-to-node routes (under /internal/) besides
+	// the organizations' list, which the status API serves itself.
+	internal := http.NewServeMux()
+	if cl != nil {
+		defer cl.Close()
+		apiOpts.Cluster, apiOpts.Internal = cluster.NewRouter(cl, log), internal
+	}
+	apiSrv := newServer(statusapi.New(fl, apiOpts))
 	metricsSrv := newServer(metrics.Handler(promReg))
 
 	var g run.Group
@@ -192,7 +207,7 @@ func serve(configPath string, stderr io.Writer) error {
 			if err := ob.Start(ctx); err != nil {
 				return err
 			}
-			fl.Boot(recs)
+			fl.Boot(ownedRecords(ctx, cl, recs))
 			log.Info("supervisor ready", "api", apiLn.Addr().String(), "metrics", metricsLn.Addr().String(),
 				"state_dir", cfg.StateDir, "max_live", cfg.Workers.MaxLive)
 			_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
@@ -208,6 +223,10 @@ func serve(configPath string, stderr io.Writer) error {
 			ob.Stop()
 			fl.Shutdown(sctx)
 		})
+	}
+	if cl != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { return cl.Run(ctx) }, func(error) { cancel() })
 	}
 	if hooks != nil {
 		ctx, cancel := context.WithCancel(context.Background())
