@@ -112,6 +112,13 @@ func (m Mover) Run(ctx context.Context, req Request) (State, state.Snapshot) {
 		}
 		s = Next(s, in)
 	}
+	if s.Result == Unknown {
+		// Stopped on both nodes; the source takes inputs again, so that
+		// an operator can start it once etcd tells who owns it.
+		if err := m.Source.Restore(ctx, req.Org, false); err != nil {
+			log.Error("the organization could not be given back its inputs", "err", err)
+		}
+	}
 	switch {
 	case s.Result == Moved && s.ForgetFailed:
 		log.Error("moved, but the copy on this node could not be archived; it stays stopped here, archive it by hand", "result", string(s.Result))

@@ -79,11 +79,13 @@ type Options struct {
 	// the organizations' list; only callers with the cluster key reach
 	// it. Used in cluster mode only.
 	Internal http.Handler
+	// Mover serves POST /v1/orgs/{id}/move; nil: no such route.
+	Mover Mover
 }
 
 // New returns the API handler.
 func New(f Fleet, o Options) http.Handler {
-	s := &server{fleet: f, outbox: o.Outbox, webhooks: o.Webhooks, media: o.Media, mediaMax: o.MediaMaxBytes, contacts: o.Contacts, cluster: o.Cluster, internal: o.Internal, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
+	s := &server{fleet: f, outbox: o.Outbox, webhooks: o.Webhooks, media: o.Media, mediaMax: o.MediaMaxBytes, contacts: o.Contacts, cluster: o.Cluster, internal: o.Internal, mover: o.Mover, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
 	if o.APIKey != "" {
 		sum := sha256.Sum256([]byte(o.APIKey))
 		s.keySum = sum[:]
@@ -113,6 +115,7 @@ type server struct {
 	contacts Contacts
 	cluster  Cluster
 	internal http.Handler
+	mover    Mover
 	log      *slog.Logger
 	mux      *http.ServeMux
 	guard    guard
@@ -158,6 +161,9 @@ func (s *server) routes() {
 	}
 	if s.contacts != nil {
 		s.mux.HandleFunc("POST /v1/orgs/{id}/contacts/check", s.orgUpTo(maxMessageBody, s.checkNumbers))
+	}
+	if s.mover != nil {
+		s.mux.HandleFunc("POST /v1/orgs/{id}/move", s.moveRoute())
 	}
 	if s.cluster != nil {
 		s.mux.HandleFunc("GET "+cluster.InternalOrgsPath, s.handle(func(*http.Request) (int, any, error) {

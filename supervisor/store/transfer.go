@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 )
 
 // OrgData is every row of state.db that belongs to one organization, as a
@@ -202,7 +204,12 @@ func (s *Store) ImportOrg(ctx context.Context, d OrgData, beforeCommit func() er
 			tombHold.until, tombHold.until, tombHold.until, tombHold.reason, d.Org); err != nil {
 			return fmt.Errorf("stop the imported record: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, 'moving')`, pendingKey(d.Org)); err != nil {
+		// The source's run flag waits in the mark for the activation.
+		run := "0"
+		if v, _ := sqlValue(byName["orgs"].Rows[0]["run"]); v == int64(1) {
+			run = "1"
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)`, pendingKey(d.Org), run); err != nil {
 			return fmt.Errorf("mark the import pending: %w", err)
 		}
 		if beforeCommit != nil {
@@ -340,6 +347,27 @@ func deleteOrgRows(ctx context.Context, tx *sql.Tx, org string) error {
 	return nil
 }
 
+// PendingImports lists the organizations imported by a move and not
+// activated yet: at boot, those this node owns are activated (the move's
+// source flipped the owner but did not get to say so), the others are a
+// failed move's leftovers.
+func (s *Store) PendingImports(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT substr(key, length('import_pending/') + 1) FROM meta WHERE key LIKE 'import_pending/%' ORDER BY key`)
+	if err != nil {
+		return nil, fmt.Errorf("pending imports: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var org string
+		if err := rows.Scan(&org); err != nil {
+			return nil, fmt.Errorf("pending imports: %w", err)
+		}
+		out = append(out, org)
+	}
+	return out, rows.Err()
+}
+
 // ImportPending says whether org is an import not activated yet.
 func (s *Store) ImportPending(ctx context.Context, org string) (bool, error) {
 	var v string
@@ -354,23 +382,34 @@ func (s *Store) ImportPending(ctx context.Context, org string) (bool, error) {
 }
 
 // ActivateImport ends org's pending import once this node owns it: the
-// record may run again (run as the source had it), at at.
-func (s *Store) ActivateImport(ctx context.Context, org string, run bool, at time.Time) error {
+// record runs again as it ran on the source, at at. It returns the record
+// as committed, for the fleet to adopt.
+func (s *Store) ActivateImport(ctx context.Context, org string, at time.Time) (lifecycle.Record, error) {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key = ?`, pendingKey(org))
+		var run string
+		err := tx.QueryRowContext(ctx, `DELETE FROM meta WHERE key = ? RETURNING value`, pendingKey(org)).Scan(&run)
+		if isNoRows(err) {
+			return fmt.Errorf("no pending import")
+		}
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("no pending import")
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE orgs SET run = ?, updated_at = ? WHERE id = ?`, run, millis(at), org)
+		_, err = tx.ExecContext(ctx, `UPDATE orgs SET run = ?, updated_at = ? WHERE id = ?`, run == "1", millis(at), org)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("activate the import of %s: %w", org, err)
+		return lifecycle.Record{}, fmt.Errorf("activate the import of %s: %w", org, err)
 	}
-	return nil
+	recs, err := s.LoadOrgs(ctx)
+	if err != nil {
+		return lifecycle.Record{}, err
+	}
+	for _, r := range recs {
+		if r.ID == org {
+			return r, nil
+		}
+	}
+	return lifecycle.Record{}, fmt.Errorf("activate the import of %s: %w", org, ErrNoOrg)
 }
 
 // ForgetOrg removes every row of org in one transaction: the source of a

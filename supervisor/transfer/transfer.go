@@ -173,6 +173,9 @@ func readTree(root string) ([]File, error) {
 	return out, err
 }
 
+// ErrBadBundle wraps what Check finds wrong with a bundle.
+var ErrBadBundle = errors.New("bad bundle")
+
 // Check refuses a bundle that is not one organization's, or whose paths
 // would leave their directory.
 func (b Bundle) Check() error {
@@ -215,7 +218,7 @@ func local(p string) bool {
 // stopped and pending (see store.ImportOrg) until the move activates it.
 func Import(ctx context.Context, st Store, dirs Dirs, b Bundle, now time.Time) error {
 	if err := b.Check(); err != nil {
-		return fmt.Errorf("import: %w", err)
+		return fmt.Errorf("import: %w: %w", ErrBadBundle, err)
 	}
 	org := b.Org
 	if err := private.Dir(dirs.Auth); err != nil {

@@ -231,11 +231,18 @@ func TestMoveCarriesEverythingAndArchivesTheSource(t *testing.T) {
 		t.Errorf("media row on the target: %v", err)
 	}
 
-	if err := dst.st.ActivateImport(ctx, org, true, now); err != nil {
+	if pending, err := dst.st.PendingImports(ctx); err != nil || len(pending) != 1 || pending[0] != org {
+		t.Errorf("pending imports %v, %v", pending, err)
+	}
+	rec, err := dst.st.ActivateImport(ctx, org, now)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if v := look(t, dst, now); !v.Record.Run {
-		t.Error("the activated record does not run")
+	if v := look(t, dst, now); !v.Record.Run || !rec.Run || rec.JID != before.Record.JID {
+		t.Errorf("the activated record does not run as on the source: %+v", rec)
+	}
+	if _, err := dst.st.ActivateImport(ctx, org, now); err == nil {
+		t.Error("a second activation went through")
 	}
 	if pending, _ := dst.st.ImportPending(ctx, org); pending {
 		t.Error("still pending after the activation")

@@ -25,16 +25,19 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/logline"
 	"github.com/wa-sidecar/wa-sidecar/shared/private"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/archive"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/cluster"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/launcher"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lockfile"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/mediastore"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/metrics"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/move"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/retention"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/statusapi"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/transfer"
 )
 
 // serve wires the daemon: config, state, then an oklog/run group of actors
@@ -175,9 +178,16 @@ func serve(configPath string, stderr io.Writer) error {
 	// internal holds the node-to-node routes (under /internal/) besides
 	// the organizations' list, which the status API serves itself.
 	internal := http.NewServeMux()
+	// Moves: this node as the source of its own (POST /v1/orgs/{id}/move)
+	// and as the target of the others' (internal routes).
+	mover := &move.Local{Fleet: fl, Store: st, Outbox: ob, Dirs: transfer.DirsOf(cfg.StateDir), Clock: clock.Real{}, Log: log}
+	moves := &move.Service{Local: mover}
+	apiOpts.Mover = moves
 	if cl != nil {
 		defer cl.Close()
 		apiOpts.Cluster, apiOpts.Internal = cluster.NewRouter(cl, log), internal
+		mover.Self, mover.Owners, moves.Cluster = cl.Self(), cl, cl
+		mover.Register(internal)
 	}
 	apiSrv := newServer(statusapi.New(fl, apiOpts))
 	metricsSrv := newServer(metrics.Handler(promReg))
@@ -200,6 +210,13 @@ func serve(configPath string, stderr io.Writer) error {
 			// The API already answers /healthz; everything else waits
 			// for this load (503 booting), so no request can act on an
 			// organization before its saved holds are known.
+			if cl != nil {
+				// Before the records load: an import a restart cut off
+				// is finished or dropped, never booted half.
+				if err := mover.ResumeImports(ctx); err != nil {
+					return err
+				}
+			}
 			recs, err := st.LoadOrgs(ctx)
 			if err != nil {
 				return err
