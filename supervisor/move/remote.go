@@ -3,12 +3,14 @@ package move
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/cluster"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/transfer"
 )
 
@@ -77,6 +79,11 @@ const maxAnswer = 1 << 20
 
 func (r Remote) call(ctx context.Context, node, path string, body io.Reader) ([]byte, error) {
 	resp, err := r.Caller.Request(ctx, http.MethodPost, node, path, body)
+	var unreachable *cluster.UnreachableError
+	if errors.As(err, &unreachable) {
+		// Its own sentence speaks of an owner; here the node is the target.
+		return nil, fmt.Errorf("target node %s cannot be reached: %w", node, unreachable.Err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -75,6 +75,7 @@ func (m Mover) Run(ctx context.Context, req Request) (State, state.Snapshot) {
 		case StepExport:
 			var err error
 			bundle, err = m.Source.Export(ctx, req.Org)
+			bundle.Run = s.WasRunning
 			in = outcome(err)
 		case StepImport:
 			in = outcome(m.Target.Import(ctx, req.To, bundle))

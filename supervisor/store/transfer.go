@@ -149,14 +149,15 @@ func selectRows(ctx context.Context, tx *sql.Tx, t transferTable, org string) ([
 // ImportOrg writes d in one transaction: nothing of it is visible unless
 // all of it is. The record is written stopped (run = 0) and marked pending
 // until ActivateImport: before the owner flips, the copy must never start a
-// worker, also after a restart of this node. beforeCommit runs inside the
+// worker, also after a restart of this node; run (whether it ran on the
+// source) waits in the mark for the activation. beforeCommit runs inside the
 // transaction after every row is written (the caller puts the auth
 // directory in place there); its error rolls everything back.
 //
 // An organization this node already has is refused with ErrOrgExists,
 // unless it is a pending import (a retried move, replaced) or a tombstone
 // (its holds are kept where they end later than the imported ones).
-func (s *Store) ImportOrg(ctx context.Context, d OrgData, beforeCommit func() error) error {
+func (s *Store) ImportOrg(ctx context.Context, d OrgData, run bool, beforeCommit func() error) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var schema int
 		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&schema); err != nil {
@@ -204,12 +205,13 @@ func (s *Store) ImportOrg(ctx context.Context, d OrgData, beforeCommit func() er
 			tombHold.until, tombHold.until, tombHold.until, tombHold.reason, d.Org); err != nil {
 			return fmt.Errorf("stop the imported record: %w", err)
 		}
-		// The source's run flag waits in the mark for the activation.
-		run := "0"
-		if v, _ := sqlValue(byName["orgs"].Rows[0]["run"]); v == int64(1) {
-			run = "1"
+		// Whether it ran on the source (its record, exported after the
+		// stop, says stopped) waits in the mark for the activation.
+		mark := "0"
+		if run {
+			mark = "1"
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)`, pendingKey(d.Org), run); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)`, pendingKey(d.Org), mark); err != nil {
 			return fmt.Errorf("mark the import pending: %w", err)
 		}
 		if beforeCommit != nil {

@@ -54,6 +54,9 @@ type Bundle struct {
 	Auth []File `json:"auth"`
 	// Media are the files the organization's messages name, by media id.
 	Media []File `json:"media"`
+	// Run says the organization ran on the source before the move
+	// stopped it: the target starts it once it owns it.
+	Run bool `json:"run"`
 }
 
 // File is one file of a bundle.
@@ -65,7 +68,7 @@ type File struct {
 // Store is what a transfer needs of state.db; *store.Store implements it.
 type Store interface {
 	ExportOrg(ctx context.Context, org string) (store.OrgData, error)
-	ImportOrg(ctx context.Context, d store.OrgData, beforeCommit func() error) error
+	ImportOrg(ctx context.Context, d store.OrgData, run bool, beforeCommit func() error) error
 	ForgetOrg(ctx context.Context, org string) error
 }
 
@@ -242,7 +245,7 @@ func Import(ctx context.Context, st Store, dirs Dirs, b Bundle, now time.Time) e
 	}
 	final := filepath.Join(dirs.Auth, org)
 	renamed := false
-	err = st.ImportOrg(ctx, b.Data, func() error {
+	err = st.ImportOrg(ctx, b.Data, b.Run, func() error {
 		// Inside the transaction: a directory already there has no
 		// committed rows (ImportOrg refused a registered organization), so
 		// it is what a crashed import or a forgotten copy left: archived.

@@ -190,6 +190,7 @@ func TestMoveCarriesEverythingAndArchivesTheSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.Run = true // it ran before the move stopped it
 	if err := transfer.Import(ctx, dst.st, dst.dirs, roundTrip(t, b), now); err != nil {
 		t.Fatal(err)
 	}
