@@ -55,6 +55,32 @@ type Local struct {
 	// so that the target never starts one it does not own.
 	Self   string
 	Owners Owners
+	// Claimer records, where the cluster keeps it, that this node owns a
+	// moved-in organization (the owned list a node restarted without etcd
+	// trusts); nil: nothing to record.
+	Claimer Claimer
+}
+
+// Claimer confirms an owner; *cluster.Cluster implements it (a claim of
+// an organization that has an owner changes nothing in etcd and returns
+// it, and notes it locally when it is this node).
+type Claimer interface {
+	Claim(ctx context.Context, org, node string) (string, error)
+}
+
+// noteOwned tells the Claimer that this node owns org.
+func (l *Local) noteOwned(ctx context.Context, org string) error {
+	if l.Claimer == nil {
+		return nil
+	}
+	owner, err := l.Claimer.Claim(ctx, org, l.Self)
+	if err != nil {
+		return err
+	}
+	if owner != l.Self {
+		return fmt.Errorf("note %s as owned: the owner is %q: %w", org, owner, ErrNotOwnedHere)
+	}
+	return nil
 }
 
 // Stop implements Source.
@@ -134,6 +160,9 @@ func (l *Local) Activate(ctx context.Context, org string) (state.Snapshot, error
 	if !found || owner != l.Self {
 		return state.Snapshot{}, fmt.Errorf("activate %s: the owner is %q: %w", org, owner, ErrNotOwnedHere)
 	}
+	if err := l.noteOwned(ctx, org); err != nil {
+		return state.Snapshot{}, err
+	}
 	pending, err := l.Store.ImportPending(ctx, org)
 	if err != nil {
 		return state.Snapshot{}, err
@@ -187,6 +216,9 @@ func (l *Local) ResumeImports(ctx context.Context) error {
 		case err != nil:
 			l.Log.Warn("a moved organization waits: its owner cannot be read", "org", org, "err", err)
 		case found && owner == l.Self:
+			if err := l.noteOwned(ctx, org); err != nil {
+				return err
+			}
 			if _, err := l.Store.ActivateImport(ctx, org, l.Clock.Now()); err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package move_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -234,5 +235,53 @@ func TestAMoveThatFailsHalfwayLeavesTheOrganizationOnTheSource(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(b.dir, "auth_sessions", org)); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the target kept an auth directory: %v", err)
+	}
+}
+
+// A target restarted between its import and the activation finishes the
+// move at boot when the owner flipped, and drops its copy when not.
+func TestResumeImportsAfterARestart(t *testing.T) {
+	for _, flipped := range []bool{true, false} {
+		t.Run(fmt.Sprintf("flipped=%v", flipped), func(t *testing.T) {
+			own := &owners{of: map[string]string{org: "a"}}
+			a := newNode(t, "a", own, loggedOut())
+			b := newNode(t, "b", own)
+			withAuthAndMessage(t, a)
+			ctx := context.Background()
+			if _, err := a.local.Stop(ctx, org); err != nil {
+				t.Fatal(err)
+			}
+			bundle, err := a.local.Export(ctx, org)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bundle.Run = true
+			if err := (move.Remote{Caller: caller{"b": b}}).Import(ctx, "b", bundle); err != nil {
+				t.Fatal(err)
+			}
+			if flipped {
+				own.of[org] = "b"
+			}
+			if err := b.local.ResumeImports(ctx); err != nil {
+				t.Fatal(err)
+			}
+			recs, err := b.st.LoadOrgs(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pending, _ := b.st.PendingImports(ctx)
+			switch {
+			case len(pending) != 0:
+				t.Fatalf("still pending after the boot: %v", pending)
+			case flipped && (len(recs) != 1 || !recs[0].Run):
+				t.Fatalf("the owned import was not activated to run as on the source: %+v", recs)
+			case !flipped && len(recs) != 0:
+				t.Fatalf("the copy of a move that did not flip was kept: %+v", recs)
+			}
+			_, err = os.Stat(filepath.Join(b.dir, "auth_sessions", org))
+			if flipped != (err == nil) {
+				t.Fatalf("auth directory on the target (flipped %v): %v", flipped, err)
+			}
+		})
 	}
 }

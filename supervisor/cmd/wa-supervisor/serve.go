@@ -186,7 +186,7 @@ func serve(configPath string, stderr io.Writer) error {
 	if cl != nil {
 		defer cl.Close()
 		apiOpts.Cluster, apiOpts.Internal = cluster.NewRouter(cl, log), internal
-		mover.Self, mover.Owners, moves.Cluster = cl.Self(), cl, cl
+		mover.Self, mover.Owners, mover.Claimer, moves.Cluster = cl.Self(), cl, cl, cl
 		mover.Register(internal)
 	}
 	apiSrv := newServer(statusapi.New(fl, apiOpts))
