@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/transfer"
@@ -59,8 +60,29 @@ type Mover struct {
 // ctx should not be a caller's request: a move cut off midway is finished
 // by its failure path, which needs time too.
 func (m Mover) Run(ctx context.Context, req Request) (State, state.Snapshot) {
+	return m.runFrom(ctx, req, Begin())
+}
+
+// Resolve finishes a move that ended Unknown (etcd lost during the flip):
+// the source stays fenced and the target's copy pending until the owner
+// can be read, then the move goes on from there, forward or back, as
+// Next decides. It polls every `every` until ctx ends.
+func (m Mover) Resolve(ctx context.Context, req Request, last State, every time.Duration) (State, state.Snapshot) {
+	for {
+		s, snap := m.runFrom(ctx, req, State{Step: StepCheckOwner, WasRunning: last.WasRunning, Imported: true})
+		if s.Result != Unknown || ctx.Err() != nil {
+			return s, snap
+		}
+		select {
+		case <-ctx.Done():
+			return s, snap
+		case <-time.After(every):
+		}
+	}
+}
+
+func (m Mover) runFrom(ctx context.Context, req Request, s State) (State, state.Snapshot) {
 	log := m.Log.With("org", req.Org, "from", req.From, "to", req.To)
-	s := Begin()
 	var (
 		bundle transfer.Bundle
 		snap   state.Snapshot
@@ -112,13 +134,6 @@ func (m Mover) Run(ctx context.Context, req Request) (State, state.Snapshot) {
 			log.Warn("move step failed", "step", string(s.Step), "attempt", s.Attempts+1, "err", in.Cause)
 		}
 		s = Next(s, in)
-	}
-	if s.Result == Unknown {
-		// Stopped on both nodes; the source takes inputs again, so that
-		// an operator can start it once etcd tells who owns it.
-		if err := m.Source.Restore(ctx, req.Org, false); err != nil {
-			log.Error("the organization could not be given back its inputs", "err", err)
-		}
 	}
 	switch {
 	case s.Result == Moved && s.ForgetFailed:

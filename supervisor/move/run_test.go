@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/transfer"
@@ -167,10 +168,33 @@ func TestRunKeepsTheOrganizationOnOneNode(t *testing.T) {
 					t.Errorf("source copy kept = %v: %+v", w.srcHas, w)
 				}
 			case Unknown, Unfinished:
-				if w.srcRuns || w.dstRuns || (s.Result == Unknown && w.srcFenced) {
+				// Unknown: still fenced on the source, for Resolve.
+				if w.srcRuns || w.dstRuns || (s.Result == Unknown && !w.srcFenced) {
 					t.Errorf("runs somewhere while the move is unresolved: %+v", w)
 				}
 			}
 		})
+	}
+}
+
+// A move left Unknown is resolved once the owner can be read: forward
+// when the swap had happened, back to the source when not.
+func TestResolveFinishesAnUnknownMove(t *testing.T) {
+	for _, swapped := range []bool{true, false} {
+		w := &world{t: t, owner: "a", srcRuns: true, srcHas: true, failAt: "swap", ownerUnknown: true, lostSwap: swapped}
+		m := Mover{Source: w, Target: w, Owners: w, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		req := Request{Org: "o", From: "a", To: "b"}
+		s, _ := m.Run(context.Background(), req)
+		if s.Result != Unknown || !w.srcFenced || w.srcRuns || w.dstRuns {
+			t.Fatalf("swapped %v: before the resolution %+v %+v", swapped, s, w)
+		}
+		w.ownerUnknown = false
+		s, _ = m.Resolve(context.Background(), req, s, time.Millisecond)
+		switch {
+		case swapped && (s.Result != Moved || !w.dstRuns || w.srcHas):
+			t.Errorf("resolved after a swap: %+v %+v", s, w)
+		case !swapped && (s.Result != Failed || !w.srcRuns || w.srcFenced || w.dstHas):
+			t.Errorf("resolved without a swap: %+v %+v", s, w)
+		}
 	}
 }

@@ -38,6 +38,13 @@ func (e *Error) Error() string { return e.Msg }
 // of MiB and a worker's stop fit well within it.
 const moveTime = 15 * time.Minute
 
+// resolveTime and resolveEvery bound and pace the wait for etcd after a
+// move whose flip could not be read back.
+const (
+	resolveTime  = 24 * time.Hour
+	resolveEvery = 5 * time.Second
+)
+
 // Service answers POST /v1/orgs/{id}/move on the organization's owner
 // (the status API routes the request there).
 type Service struct {
@@ -81,8 +88,19 @@ func (s *Service) Move(ctx context.Context, org, to string) (state.Snapshot, err
 	// half done; the failure path needs time too.
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), moveTime)
 	defer cancel()
-	st, snap := m.Run(mctx, Request{Org: org, From: self, To: to})
+	req := Request{Org: org, From: self, To: to}
+	st, snap := m.Run(mctx, req)
 	s.Cluster.CountMove(string(st.Result))
+	if st.Result == Unknown {
+		// Neither node may run it until etcd says whose it is; then the
+		// move goes on, forward or back, without anyone asking again.
+		go func() {
+			rctx, cancel := context.WithTimeout(context.Background(), resolveTime)
+			defer cancel()
+			final, _ := m.Resolve(rctx, req, st, resolveEvery)
+			s.Cluster.CountMove(string(final.Result))
+		}()
+	}
 	return snap, resultError(org, self, to, st)
 }
 
@@ -146,7 +164,7 @@ func resultError(org, from, to string, st State) error {
 			Msg: fmt.Sprintf("organization %s is on node %s now but was not started there (%s); POST /v1/orgs/%[1]s/start starts it", org, to, st.Cause)}
 	}
 	return &Error{Status: http.StatusServiceUnavailable, Code: "cluster_unavailable",
-		Msg: fmt.Sprintf("whether organization %s moved to node %s cannot be told while etcd is out of reach (%s); it stays stopped on both; once etcd is back, start it (its owner runs it) or move it again", org, to, st.Cause)}
+		Msg: fmt.Sprintf("whether organization %s moved to node %s cannot be told while etcd is out of reach (%s); it stays stopped on both nodes until etcd answers, then the move finishes or goes back by itself", org, to, st.Cause)}
 }
 
 var _ Caller = (*cluster.Cluster)(nil)
