@@ -220,3 +220,43 @@ func TestAMoveThatFailsHalfwayLeavesTheOrgOnTheSource(t *testing.T) {
 	}
 	sampler.Finish(t)
 }
+
+// A move without a target goes where the placement says among the other
+// nodes (what drain does), and a move back onto the node that archived
+// its copy works the same: the session survives both.
+func TestMoveThereAndBack(t *testing.T) {
+	e := NewEnv(t, Options{})
+	sampler := e.SampleWorkers()
+	const org, phone = "roundtrip", "573000000204"
+	jid := e.Nodes[0].Link(org, phone)
+	home := e.Nodes[0].Owner(org)
+
+	r := e.Nodes[0].Do(http.MethodPost, "/v1/orgs/"+org+"/move", map[string]string{})
+	if r.Status != http.StatusOK {
+		t.Fatalf("move without a target: %d %s", r.Status, r.Body)
+	}
+	var away state.Snapshot
+	r.JSON(t, &away)
+	if away.Node == "" || away.Node == home {
+		t.Fatalf("moved from %s to %q", home, away.Node)
+	}
+	e.Node(away.Node).WaitStatus(org, state.Connected, 30*time.Second)
+
+	r = e.Nodes[0].Do(http.MethodPost, "/v1/orgs/"+org+"/move", statusapi.MoveRequest{To: home})
+	if r.Status != http.StatusOK {
+		t.Fatalf("move back to %s: %d %s", home, r.Status, r.Body)
+	}
+	if s := e.Node(home).WaitStatus(org, state.Connected, 30*time.Second); s.JID != jid || s.Node != home {
+		t.Fatalf("back home: %+v, want connected as %s on %s", s, jid, home)
+	}
+	if r := e.Nodes[0].Do(http.MethodPost, "/v1/orgs/"+org+"/move", statusapi.MoveRequest{To: home}); r.Status != http.StatusBadRequest || r.Code() != "bad_body" {
+		t.Fatalf("move to the node it is on: %d %s", r.Status, r.Body)
+	}
+	if r := e.Nodes[0].Do(http.MethodPost, "/v1/orgs/"+org+"/move", statusapi.MoveRequest{To: "nowhere"}); r.Status != http.StatusBadRequest || r.Code() != "unknown_node" {
+		t.Fatalf("move to an unknown node: %d %s", r.Status, r.Body)
+	}
+	if r := e.Nodes[0].Do(http.MethodPost, "/v1/orgs/nobody/move", statusapi.MoveRequest{To: home}); r.Status != http.StatusNotFound {
+		t.Fatalf("move of an unknown organization: %d %s", r.Status, r.Body)
+	}
+	sampler.Finish(t)
+}
