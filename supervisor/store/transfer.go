@@ -190,6 +190,11 @@ func (s *Store) ImportOrg(ctx context.Context, d OrgData, run bool, beforeCommit
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
 		}
+		if len(byName["webhook_events"].Rows) > 0 {
+			// The dispatcher hears of them after the commit, as of
+			// events emitted here.
+			s.emitted.Store(true)
+		}
 		// The insert triggers counted the messages into their broadcasts
 		// on top of the counts the rows carry, which already hold them
 		// (and the pruned ones): the carried counts are the truth.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,8 +192,13 @@ func TestMoveCarriesEverythingAndArchivesTheSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Run = true // it ran before the move stopped it
+	var notified atomic.Int32
+	dst.st.EnableEvents(false, func() { notified.Add(1) })
 	if err := transfer.Import(ctx, dst.st, dst.dirs, roundTrip(t, b), now); err != nil {
 		t.Fatal(err)
+	}
+	if notified.Load() != 1 {
+		t.Errorf("the webhook dispatcher was told %d times of the imported events, want once", notified.Load())
 	}
 	after := look(t, dst, now)
 
