@@ -39,10 +39,11 @@ import (
 // Version is the bundle format; an import refuses another.
 const Version = 1
 
-// MaxBytes bounds an encoded bundle: a whatsmeow store is a few MiB, a
-// year of one organization's messages some tens, and queued messages may
-// name media files of up to 100 MiB in all.
-const MaxBytes = 512 << 20
+// MaxBytes bounds an encoded bundle, which both ends hold in memory: a
+// whatsmeow store is a few MiB, a month of one organization's messages
+// some tens, and what is left for the media files its queued messages
+// name. An organization past it cannot move (the import answers 413).
+const MaxBytes = 256 << 20
 
 // Bundle is one organization on its way to another node.
 type Bundle struct {
