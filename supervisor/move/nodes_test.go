@@ -2,6 +2,7 @@ package move_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -283,5 +284,50 @@ func TestResumeImportsAfterARestart(t *testing.T) {
 				t.Fatalf("auth directory on the target (flipped %v): %v", flipped, err)
 			}
 		})
+	}
+}
+
+func TestInternalRoutesRefuseWhatTheyCannotDo(t *testing.T) {
+	own := &owners{of: map[string]string{org: "a", "held": "b"}}
+	b := newNode(t, "b", own, loggedOut())
+	post := func(path, body string) (int, string) {
+		t.Helper()
+		resp, err := http.Post(b.srv.URL+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e struct{ Code string }
+		raw, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(raw, &e)
+		return resp.StatusCode, e.Code
+	}
+	// A bundle of the organization b has registered, in b's own schema.
+	mine, err := b.st.ExportOrg(context.Background(), org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	registered := fmt.Sprintf(`{"version":1,"org":%q,"data":{"org":%[1]q,"schema":%d,"tables":[{"name":"orgs","rows":[{"id":%[1]q,"status":"stopped"}]}]}}`, org, mine.Schema)
+	for _, tc := range []struct {
+		name, path, body string
+		status           int
+		code             string
+	}{
+		{"not JSON", "/internal/v1/orgs/x/import", "{", http.StatusBadRequest, "bad_body"},
+		{"another org's bundle", "/internal/v1/orgs/x/import", `{"version":1,"org":"y","data":{"org":"y","schema":11,"tables":[]}}`, http.StatusBadRequest, "bad_body"},
+		{"bad path", "/internal/v1/orgs/x/import", `{"version":1,"org":"x","data":{"org":"x","schema":11,"tables":[]},"auth":[{"path":"../../etc/x","data":""}]}`, http.StatusBadRequest, "bad_body"},
+		{"registered here", "/internal/v1/orgs/" + org + "/import", registered, http.StatusConflict, "conflict"},
+		{"bad id", "/internal/v1/orgs/a_moved_1/import", "{}", http.StatusBadRequest, "bad_id"},
+		{"discard a registered org", "/internal/v1/orgs/" + org + "/discard", "", http.StatusConflict, "conflict"},
+		{"activate what another node owns", "/internal/v1/orgs/" + org + "/activate", "", http.StatusConflict, "not_owner"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if status, code := post(tc.path, tc.body); status != tc.status || code != tc.code {
+				t.Fatalf("%s: %d %s, want %d %s", tc.path, status, code, tc.status, tc.code)
+			}
+		})
+	}
+	if recs, _ := b.st.LoadOrgs(context.Background()); len(recs) != 1 || recs[0].Status != state.LoggedOut {
+		t.Fatalf("the refusals changed the node: %+v", recs)
 	}
 }
