@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // KeyHeader carries the cluster key on node-to-node calls, which never
@@ -90,6 +92,14 @@ func New(o Options) (*Cluster, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   o.Endpoints,
 		DialTimeout: opTimeout,
+		// gRPC's default reconnect backoff grows to two minutes: a node
+		// would stay fail static that long after etcd is back.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: opTimeout,
+		})},
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: opTimeout,
 		// The client's own zap logs would break the one-JSON-shape log;
 		// what matters is logged here, with org= and node=.
 		Logger: zap.NewNop(),
@@ -123,8 +133,20 @@ func unavailable(what string, err error) error {
 	return fmt.Errorf("%s: %w (%v)", what, ErrUnavailable, err)
 }
 
+// down reports whether the last probe failed: then calls fail at once
+// instead of each waiting out its timeout (the probe runs every second,
+// so the first calls after etcd returns may still be refused).
+func (c *Cluster) down() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.probed && !c.up
+}
+
 // Owner reads orgs/<org>.
 func (c *Cluster) Owner(ctx context.Context, org string) (string, bool, error) {
+	if c.down() {
+		return "", false, unavailable("owner of "+org, errors.New("the last probe failed"))
+	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	resp, err := c.cli.Get(ctx, orgsKey+org)
@@ -326,11 +348,11 @@ func (c *Cluster) membershipLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		lease, err := c.join(ctx, string(val))
 		if err != nil {
-			c.log.Warn("cluster: cannot join; retrying", "node", c.Self(), "err", err)
+			c.log.Warn("cluster: cannot join; retrying", "err", err)
 			sleep(ctx, probeGap)
 			continue
 		}
-		c.log.Info("cluster: joined", "node", c.Self(), "advertise", c.o.Advertise)
+		c.log.Info("cluster: joined", "advertise", c.o.Advertise)
 		ka, err := c.cli.KeepAlive(ctx, lease)
 		if err == nil {
 			// The channel closes when ctx ends or the lease cannot be
@@ -344,7 +366,7 @@ func (c *Cluster) membershipLoop(ctx context.Context) {
 			cancel()
 			return
 		}
-		c.log.Warn("cluster: lease lost; joining again", "node", c.Self())
+		c.log.Warn("cluster: lease lost; joining again")
 	}
 }
 
@@ -407,21 +429,27 @@ func (c *Cluster) probe(ctx context.Context) {
 	if err != nil {
 		c.metrics.etcdUp.Set(0)
 		if (was || first) && ctx.Err() == nil {
-			c.log.Warn("cluster: etcd unreachable; running fail static", "node", c.Self(), "err", err)
+			c.log.Warn("cluster: etcd unreachable; running fail static", "err", err)
 		}
 		return
 	}
 	c.metrics.etcdUp.Set(1)
 	if !was {
-		c.log.Info("cluster: etcd reachable", "node", c.Self())
+		c.log.Info("cluster: etcd reachable")
 	}
-	n := 0
-	for _, owner := range owners {
+	// etcd is the truth: what this node owns there is what it may run
+	// through an outage (a node placing an org on another does not tell
+	// the owner; this does, within a probe).
+	var mine []string
+	for org, owner := range owners {
 		if owner == c.Self() {
-			n++
+			mine = append(mine, org)
 		}
 	}
-	c.metrics.owned.Set(float64(n))
+	if err := c.owned.replace(mine); err != nil {
+		c.log.Error("cluster: could not save the owned organizations", "err", err)
+	}
+	c.metrics.owned.Set(float64(len(mine)))
 }
 
 func sleep(ctx context.Context, d time.Duration) {

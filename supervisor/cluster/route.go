@@ -135,6 +135,12 @@ func (r *Router) Route(w http.ResponseWriter, req *http.Request, org string, reg
 	d := Decide(r.c.Self(), l, r.c.OwnsLocally(org), registers, forwarded)
 	switch d.Action {
 	case Local:
+		if l.Found && l.Owner == r.c.Self() {
+			// The node that placed it here did not tell this one.
+			if err := r.c.owned.set(org, true); err != nil {
+				return true, err
+			}
+		}
 		return false, nil
 	case Unavailable:
 		return true, l.Err

@@ -515,13 +515,17 @@ func (e *Env) Control(method, path string, body, out any) {
 	}
 }
 
-// WaitMembers waits until every running node counts n live members.
+// WaitMembers waits until every running node reaches etcd and counts
+// want live members.
 func (e *Env) WaitMembers(want int) {
 	e.T.Helper()
 	e.Eventually(20*time.Second, fmt.Sprintf("%d live members on every node", want), func() error {
 		for _, n := range e.Nodes {
 			if !n.Running() {
 				continue
+			}
+			if up := n.Metric("wa_sidecar_cluster_etcd_up", nil); up != 1 {
+				return fmt.Errorf("node %s does not reach etcd", n.Name)
 			}
 			if got := n.Metric("wa_sidecar_cluster_members", nil); int(got) != want {
 				return fmt.Errorf("node %s sees %v members", n.Name, got)
