@@ -143,7 +143,7 @@ func (s *server) routes() {
 	s.mux.HandleFunc("POST /v1/orgs/{id}/clear", s.org(s.snapshotAction(s.fleet.Clear)))
 	s.mux.HandleFunc("DELETE /v1/orgs/{id}", s.org(s.delete))
 	s.mux.HandleFunc("POST /v1/orgs/{id}/pair-phone", s.org(s.pairPhone))
-	s.mux.HandleFunc("POST /api/clear-corrupted-session", s.handle(s.clearCorruptedSession))
+	s.mux.HandleFunc("POST /api/clear-corrupted-session", s.routedByBody(s.handle(s.clearCorruptedSession)))
 	if s.outbox != nil {
 		s.mux.HandleFunc("POST /v1/orgs/{id}/messages", s.orgUpTo(maxMessageBody, s.sendMessage))
 		s.mux.HandleFunc("GET /v1/orgs/{id}/messages", s.org(s.listMessages))
