@@ -77,7 +77,14 @@ type Cluster struct {
 	clientOnce sync.Once
 	http       *http.Client
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// leaving are the orgs this node is giving away (a swap under way):
+	// the probe must not add them back to the owned list from a read
+	// taken before the swap.
+	leaving map[string]bool
+	// swaps counts the swaps begun, so that a probe whose read began
+	// before one does not write its stale view.
+	swaps   int
 	up      bool
 	probed  bool
 	members map[string]Member // every node seen, Live for those under a lease now
@@ -108,7 +115,7 @@ func New(o Options) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: etcd client: %w", err)
 	}
 	c := &Cluster{o: o, cli: cli, owned: owned, metrics: newMetrics(o.Registerer), log: o.Log,
-		members: map[string]Member{}}
+		members: map[string]Member{}, leaving: map[string]bool{}}
 	c.metrics.owned.Set(float64(len(owned.list())))
 	return c, nil
 }
@@ -162,6 +169,7 @@ func (c *Cluster) Owner(ctx context.Context, org string) (string, bool, error) {
 // Claim writes orgs/<org> = node only if no owner exists, and returns the
 // owner after the transaction: node, or whoever was first.
 func (c *Cluster) Claim(ctx context.Context, org, node string) (string, error) {
+	gen := c.generation()
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	key := orgsKey + org
@@ -181,7 +189,7 @@ func (c *Cluster) Claim(ctx context.Context, org, node string) (string, error) {
 		owner = string(kvs[0].Value)
 	}
 	if owner == c.Self() {
-		if err := c.owned.set(org, true); err != nil {
+		if err := c.markOwned(org, gen); err != nil {
 			return "", err
 		}
 	}
@@ -195,6 +203,15 @@ func (c *Cluster) Claim(ctx context.Context, org, node string) (string, error) {
 // that fails gives it back.
 func (c *Cluster) SwapOwner(ctx context.Context, org, from, to string) error {
 	if from == c.Self() {
+		c.mu.Lock()
+		c.leaving[org] = true
+		c.swaps++
+		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			delete(c.leaving, org)
+			c.mu.Unlock()
+		}()
 		if err := c.owned.set(org, false); err != nil {
 			return err
 		}
@@ -233,6 +250,25 @@ func (c *Cluster) swap(ctx context.Context, org, from, to string) (bool, error) 
 		return true, unavailable("swap owner of "+org, err)
 	}
 	return resp.Succeeded, nil
+}
+
+// generation is the count of swaps begun; markOwned takes the one read
+// before etcd was.
+func (c *Cluster) generation() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.swaps
+}
+
+// markOwned records that etcd said this node owns org, unless a swap of
+// it began since the read (gen): that read may predate the swap.
+func (c *Cluster) markOwned(org string, gen int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.swaps != gen || c.leaving[org] {
+		return nil
+	}
+	return c.owned.set(org, true)
 }
 
 // OwnsLocally reports whether this node owns org as far as it knows
@@ -394,6 +430,9 @@ func (c *Cluster) probeLoop(ctx context.Context) {
 }
 
 func (c *Cluster) probe(ctx context.Context) {
+	c.mu.Lock()
+	swaps := c.swaps
+	c.mu.Unlock()
 	pctx, cancel := context.WithTimeout(ctx, opTimeout)
 	resp, err := c.cli.Get(pctx, nodesKey, clientv3.WithPrefix())
 	cancel()
@@ -441,13 +480,24 @@ func (c *Cluster) probe(ctx context.Context) {
 	// through an outage (a node placing an org on another does not tell
 	// the owner; this does, within a probe).
 	var mine []string
+	c.mu.Lock()
+	stale := c.swaps != swaps
 	for org, owner := range owners {
-		if owner == c.Self() {
+		if owner == c.Self() && !c.leaving[org] {
 			mine = append(mine, org)
 		}
 	}
-	if err := c.owned.replace(mine); err != nil {
-		c.log.Error("cluster: could not save the owned organizations", "err", err)
+	// Under c.mu, so that no swap begins between the check and the write.
+	var err2 error
+	if !stale {
+		err2 = c.owned.replace(mine)
+	}
+	c.mu.Unlock()
+	if stale {
+		return
+	}
+	if err2 != nil {
+		c.log.Error("cluster: could not save the owned organizations", "err", err2)
 	}
 	c.metrics.owned.Set(float64(len(mine)))
 }
