@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -96,8 +97,18 @@ func TestClusterInternalRoutesNeedTheClusterKey(t *testing.T) {
 			t.Errorf("internal list: %s on %q", s.OrganizationID, s.Node)
 		}
 	}
-	if rec := h.do(http.MethodPost, "/internal/v1/echo", "", "x-api-key", "", cluster.KeyHeader, testClusterKey); rec.Code != http.StatusTeapot {
-		t.Errorf("internal route with the key: %d %s", rec.Code, rec.Body)
+	req := httptest.NewRequest(http.MethodPost, "/internal/v1/echo", strings.NewReader("a tar stream"))
+	req.Host = "127.0.0.1:8089"
+	req.Header.Set(cluster.KeyHeader, testClusterKey)
+	req.Header.Set("Content-Type", "application/x-tar")
+	rec = httptest.NewRecorder()
+	h.h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusTeapot {
+		t.Errorf("internal route with the key and a non-JSON body: %d %s", rec.Code, rec.Body)
+	}
+	rec = h.do(http.MethodGet, "/internal/v1/nothing", "", cluster.KeyHeader, testClusterKey)
+	if body := decodeAs[ErrorBody](t, rec); rec.Code != http.StatusNotFound || body.Code != "not_found" {
+		t.Errorf("unknown internal route: %d %+v", rec.Code, body)
 	}
 	// The key is no way around the Host guard for a browser without it.
 	if rec := h.do(http.MethodGet, "/v1/orgs/7", "", "Host", "evil.example"); rec.Code == http.StatusOK {

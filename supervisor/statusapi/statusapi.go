@@ -164,7 +164,7 @@ func (s *server) routes() {
 			return http.StatusOK, s.localList(), nil
 		}))
 		if s.internal != nil {
-			s.mux.Handle(internalPrefix, s.internal)
+			s.mux.HandleFunc(internalPrefix, s.serveInternal)
 		}
 	}
 	s.mux.HandleFunc("GET /v1/webhooks/dead", s.handle(s.listDead))
@@ -203,7 +203,8 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		rec.Header().Set(cluster.NodeHeader, s.cluster.Self())
 		fromNode = s.cluster.FromNode(r)
 	}
-	if strings.HasPrefix(r.URL.Path, internalPrefix) && !fromNode {
+	internal := strings.HasPrefix(r.URL.Path, internalPrefix)
+	if internal && !fromNode {
 		s.writeError(rec, r, &apiError{status: http.StatusUnauthorized, code: "unauthorized",
 			msg: "internal routes answer only other nodes of the cluster, with the " + cluster.KeyHeader + " header"})
 		return
@@ -236,7 +237,8 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if ae := jsonBody(r); ae != nil {
+	// Node-to-node routes may carry other bodies (an auth directory).
+	if ae := jsonBody(r); ae != nil && !internal {
 		s.writeError(rec, r, ae)
 		return
 	}
