@@ -16,7 +16,7 @@ func (c *Cluster) Client() *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
-		ResponseHeaderTimeout: 30 * time.Second,
+		ResponseHeaderTimeout: 55 * time.Second, // the API answers within its 60 s WriteTimeout
 		MaxIdleConnsPerHost:   8,
 		IdleConnTimeout:       90 * time.Second,
 	}}

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // KeyHeader carries the cluster key on node-to-node calls, which never
@@ -75,7 +77,14 @@ type Cluster struct {
 	clientOnce sync.Once
 	http       *http.Client
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// leaving are the orgs this node is giving away (a swap under way):
+	// the probe must not add them back to the owned list from a read
+	// taken before the swap.
+	leaving map[string]bool
+	// swaps counts the swaps begun, so that a probe whose read began
+	// before one does not write its stale view.
+	swaps   int
 	up      bool
 	probed  bool
 	members map[string]Member // every node seen, Live for those under a lease now
@@ -90,6 +99,14 @@ func New(o Options) (*Cluster, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   o.Endpoints,
 		DialTimeout: opTimeout,
+		// gRPC's default reconnect backoff grows to two minutes: a node
+		// would stay fail static that long after etcd is back.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: opTimeout,
+		})},
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: opTimeout,
 		// The client's own zap logs would break the one-JSON-shape log;
 		// what matters is logged here, with org= and node=.
 		Logger: zap.NewNop(),
@@ -98,7 +115,7 @@ func New(o Options) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: etcd client: %w", err)
 	}
 	c := &Cluster{o: o, cli: cli, owned: owned, metrics: newMetrics(o.Registerer), log: o.Log,
-		members: map[string]Member{}}
+		members: map[string]Member{}, leaving: map[string]bool{}}
 	c.metrics.owned.Set(float64(len(owned.list())))
 	return c, nil
 }
@@ -123,8 +140,20 @@ func unavailable(what string, err error) error {
 	return fmt.Errorf("%s: %w (%v)", what, ErrUnavailable, err)
 }
 
+// down reports whether the last probe failed: then calls fail at once
+// instead of each waiting out its timeout (the probe runs every second,
+// so the first calls after etcd returns may still be refused).
+func (c *Cluster) down() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.probed && !c.up
+}
+
 // Owner reads orgs/<org>.
 func (c *Cluster) Owner(ctx context.Context, org string) (string, bool, error) {
+	if c.down() {
+		return "", false, unavailable("owner of "+org, errors.New("the last probe failed"))
+	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	resp, err := c.cli.Get(ctx, orgsKey+org)
@@ -140,6 +169,7 @@ func (c *Cluster) Owner(ctx context.Context, org string) (string, bool, error) {
 // Claim writes orgs/<org> = node only if no owner exists, and returns the
 // owner after the transaction: node, or whoever was first.
 func (c *Cluster) Claim(ctx context.Context, org, node string) (string, error) {
+	gen := c.generation()
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	key := orgsKey + org
@@ -159,7 +189,7 @@ func (c *Cluster) Claim(ctx context.Context, org, node string) (string, error) {
 		owner = string(kvs[0].Value)
 	}
 	if owner == c.Self() {
-		if err := c.owned.set(org, true); err != nil {
+		if err := c.markOwned(org, gen); err != nil {
 			return "", err
 		}
 	}
@@ -173,6 +203,15 @@ func (c *Cluster) Claim(ctx context.Context, org, node string) (string, error) {
 // that fails gives it back.
 func (c *Cluster) SwapOwner(ctx context.Context, org, from, to string) error {
 	if from == c.Self() {
+		c.mu.Lock()
+		c.leaving[org] = true
+		c.swaps++
+		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			delete(c.leaving, org)
+			c.mu.Unlock()
+		}()
 		if err := c.owned.set(org, false); err != nil {
 			return err
 		}
@@ -211,6 +250,25 @@ func (c *Cluster) swap(ctx context.Context, org, from, to string) (bool, error) 
 		return true, unavailable("swap owner of "+org, err)
 	}
 	return resp.Succeeded, nil
+}
+
+// generation is the count of swaps begun; markOwned takes the one read
+// before etcd was.
+func (c *Cluster) generation() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.swaps
+}
+
+// markOwned records that etcd said this node owns org, unless a swap of
+// it began since the read (gen): that read may predate the swap.
+func (c *Cluster) markOwned(org string, gen int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.swaps != gen || c.leaving[org] {
+		return nil
+	}
+	return c.owned.set(org, true)
 }
 
 // OwnsLocally reports whether this node owns org as far as it knows
@@ -326,11 +384,11 @@ func (c *Cluster) membershipLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		lease, err := c.join(ctx, string(val))
 		if err != nil {
-			c.log.Warn("cluster: cannot join; retrying", "node", c.Self(), "err", err)
+			c.log.Warn("cluster: cannot join; retrying", "err", err)
 			sleep(ctx, probeGap)
 			continue
 		}
-		c.log.Info("cluster: joined", "node", c.Self(), "advertise", c.o.Advertise)
+		c.log.Info("cluster: joined", "advertise", c.o.Advertise)
 		ka, err := c.cli.KeepAlive(ctx, lease)
 		if err == nil {
 			// The channel closes when ctx ends or the lease cannot be
@@ -344,7 +402,7 @@ func (c *Cluster) membershipLoop(ctx context.Context) {
 			cancel()
 			return
 		}
-		c.log.Warn("cluster: lease lost; joining again", "node", c.Self())
+		c.log.Warn("cluster: lease lost; joining again")
 	}
 }
 
@@ -372,6 +430,9 @@ func (c *Cluster) probeLoop(ctx context.Context) {
 }
 
 func (c *Cluster) probe(ctx context.Context) {
+	c.mu.Lock()
+	swaps := c.swaps
+	c.mu.Unlock()
 	pctx, cancel := context.WithTimeout(ctx, opTimeout)
 	resp, err := c.cli.Get(pctx, nodesKey, clientv3.WithPrefix())
 	cancel()
@@ -407,21 +468,38 @@ func (c *Cluster) probe(ctx context.Context) {
 	if err != nil {
 		c.metrics.etcdUp.Set(0)
 		if (was || first) && ctx.Err() == nil {
-			c.log.Warn("cluster: etcd unreachable; running fail static", "node", c.Self(), "err", err)
+			c.log.Warn("cluster: etcd unreachable; running fail static", "err", err)
 		}
 		return
 	}
 	c.metrics.etcdUp.Set(1)
 	if !was {
-		c.log.Info("cluster: etcd reachable", "node", c.Self())
+		c.log.Info("cluster: etcd reachable")
 	}
-	n := 0
-	for _, owner := range owners {
-		if owner == c.Self() {
-			n++
+	// etcd is the truth: what this node owns there is what it may run
+	// through an outage (a node placing an org on another does not tell
+	// the owner; this does, within a probe).
+	var mine []string
+	c.mu.Lock()
+	stale := c.swaps != swaps
+	for org, owner := range owners {
+		if owner == c.Self() && !c.leaving[org] {
+			mine = append(mine, org)
 		}
 	}
-	c.metrics.owned.Set(float64(n))
+	// Under c.mu, so that no swap begins between the check and the write.
+	var err2 error
+	if !stale {
+		err2 = c.owned.replace(mine)
+	}
+	c.mu.Unlock()
+	if stale {
+		return
+	}
+	if err2 != nil {
+		c.log.Error("cluster: could not save the owned organizations", "err", err2)
+	}
+	c.metrics.owned.Set(float64(len(mine)))
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -93,7 +93,13 @@ func TestOwnershipAndMembershipOnRealEtcd(t *testing.T) {
 	if err := b.SwapOwner(ctx, "7", "b", "a"); !errors.Is(err, ErrNotOwner) {
 		t.Fatalf("swap from a non-owner: %v", err)
 	}
+	// A read of etcd taken before the swap (a probe, a request) must not
+	// give the org back to a's owned list after it.
+	gen := a.generation()
 	if err := a.SwapOwner(ctx, "7", "a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.markOwned("7", gen); err != nil {
 		t.Fatal(err)
 	}
 	if o, found, err := b.Owner(ctx, "7"); err != nil || !found || o != "b" {

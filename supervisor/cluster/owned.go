@@ -67,10 +67,17 @@ func (s *ownedSet) set(org string, owned bool) error {
 	return s.saveLocked()
 }
 
-// replace makes the set exactly orgs.
+// replace makes the set exactly orgs; it writes only when that changes it.
 func (s *ownedSet) replace(orgs []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	same := len(orgs) == len(s.orgs)
+	for _, o := range orgs {
+		same = same && s.orgs[o]
+	}
+	if same {
+		return nil
+	}
 	s.orgs = map[string]bool{}
 	for _, o := range orgs {
 		s.orgs[o] = true

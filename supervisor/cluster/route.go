@@ -130,11 +130,18 @@ func (r *Router) FromNode(req *http.Request) bool {
 // start.
 func (r *Router) Route(w http.ResponseWriter, req *http.Request, org string, registers bool) (bool, error) {
 	forwarded := r.FromNode(req)
+	gen := r.c.generation()
 	var l Lookup
 	l.Owner, l.Found, l.Err = r.c.Owner(req.Context(), org)
 	d := Decide(r.c.Self(), l, r.c.OwnsLocally(org), registers, forwarded)
 	switch d.Action {
 	case Local:
+		if l.Found && l.Owner == r.c.Self() {
+			// The node that placed it here did not tell this one.
+			if err := r.c.markOwned(org, gen); err != nil {
+				return true, err
+			}
+		}
 		return false, nil
 	case Unavailable:
 		return true, l.Err

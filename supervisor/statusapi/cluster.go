@@ -1,9 +1,12 @@
 package statusapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -104,4 +107,51 @@ func classifyCluster(r *http.Request, err error) *apiError {
 // is, so that pollers can diff consecutive answers.
 func sortSnapshots(snaps []state.Snapshot) {
 	slices.SortFunc(snaps, func(a, b state.Snapshot) int { return strings.Compare(a.OrganizationID, b.OrganizationID) })
+}
+
+// routedByBody routes the old callers' route, which names the organization
+// in its body, to the owner: the body is read here (bounded as the route
+// bounds it) and handed on whole, to the owner or to next.
+func (s *server) routedByBody(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cluster == nil {
+			next(w, r)
+			return
+		}
+		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			s.writeError(w, r, bodyError(err))
+			return
+		}
+		replay := func() {
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
+		}
+		var req struct {
+			OrganizationID json.RawMessage `json:"organization_id"`
+		}
+		// A body that does not name a valid ID gets its error from next.
+		if json.Unmarshal(raw, &req) == nil {
+			if id, err := seedOrgID(req.OrganizationID); err == nil {
+				r.SetPathValue("id", id)
+				replay()
+				if s.routeOrg(w, r, id) {
+					return
+				}
+			}
+		}
+		replay()
+		next(w, r)
+	}
+}
+
+// serveInternal hands node-to-node routes to Options.Internal; what that
+// mux does not route gets the JSON 404 instead of ServeMux's plain text.
+func (s *server) serveInternal(w http.ResponseWriter, r *http.Request) {
+	if m, ok := s.internal.(*http.ServeMux); ok {
+		if _, pattern := m.Handler(r); pattern == "" {
+			s.writeError(w, r, errNotFound("no internal route for %s %s", r.Method, r.URL.Path))
+			return
+		}
+	}
+	s.internal.ServeHTTP(w, r)
 }

@@ -146,7 +146,7 @@ func (s *server) routes() {
 	s.mux.HandleFunc("POST /v1/orgs/{id}/clear", s.org(s.snapshotAction(s.fleet.Clear)))
 	s.mux.HandleFunc("DELETE /v1/orgs/{id}", s.org(s.delete))
 	s.mux.HandleFunc("POST /v1/orgs/{id}/pair-phone", s.org(s.pairPhone))
-	s.mux.HandleFunc("POST /api/clear-corrupted-session", s.handle(s.clearCorruptedSession))
+	s.mux.HandleFunc("POST /api/clear-corrupted-session", s.routedByBody(s.handle(s.clearCorruptedSession)))
 	if s.outbox != nil {
 		s.mux.HandleFunc("POST /v1/orgs/{id}/messages", s.orgUpTo(maxMessageBody, s.sendMessage))
 		s.mux.HandleFunc("GET /v1/orgs/{id}/messages", s.org(s.listMessages))
@@ -170,7 +170,7 @@ func (s *server) routes() {
 			return http.StatusOK, s.localList(), nil
 		}))
 		if s.internal != nil {
-			s.mux.Handle(internalPrefix, s.internal)
+			s.mux.HandleFunc(internalPrefix, s.serveInternal)
 		}
 	}
 	s.mux.HandleFunc("GET /v1/webhooks/dead", s.handle(s.listDead))
@@ -209,7 +209,8 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		rec.Header().Set(cluster.NodeHeader, s.cluster.Self())
 		fromNode = s.cluster.FromNode(r)
 	}
-	if strings.HasPrefix(r.URL.Path, internalPrefix) && !fromNode {
+	internal := strings.HasPrefix(r.URL.Path, internalPrefix)
+	if internal && !fromNode {
 		s.writeError(rec, r, &apiError{status: http.StatusUnauthorized, code: "unauthorized",
 			msg: "internal routes answer only other nodes of the cluster, with the " + cluster.KeyHeader + " header"})
 		return
@@ -242,7 +243,8 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if ae := jsonBody(r); ae != nil {
+	// Node-to-node routes may carry other bodies (an auth directory).
+	if ae := jsonBody(r); ae != nil && !internal {
 		s.writeError(rec, r, ae)
 		return
 	}

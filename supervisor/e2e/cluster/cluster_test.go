@@ -3,6 +3,8 @@ package clustere2e
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -150,4 +152,27 @@ func TestNineOrgsSpreadAndReachableFromEveryNode(t *testing.T) {
 	}
 	checkReachable(e, owners)
 	sampler.Finish(t)
+}
+
+// Every cluster series that the dashboard and the alert rules query
+// exists on a node (the single-host monitoring test skips them).
+func TestDashboardAndRulesQueryLiveClusterMetrics(t *testing.T) {
+	e := NewEnv(t, Options{Nodes: 1})
+	name := regexp.MustCompile(`wa_sidecar_cluster_[a-z0-9_]+`)
+	n := 0
+	for _, file := range []string{"../../../monitoring/grafana/wa-sidecar.json", "../../../monitoring/prometheus/wa-sidecar-rules.yml"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range name.FindAllString(string(b), -1) {
+			n++
+			if !e.Nodes[0].HasMetric(m) {
+				t.Errorf("%s queries %s, which a node does not expose", file, m)
+			}
+		}
+	}
+	if n < 4 {
+		t.Fatalf("only %d cluster metric references found", n)
+	}
 }

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -391,8 +392,14 @@ func (n *Node) List() []state.Snapshot {
 	return s
 }
 
-// Metric returns the value of the series name{labels} on n, 0 if absent.
-func (n *Node) Metric(name string, labels map[string]string) float64 {
+// HasMetric reports whether n exposes at least one series of the family.
+func (n *Node) HasMetric(name string) bool {
+	n.env.T.Helper()
+	fam, ok := n.families()[name]
+	return ok && len(fam.Metric) > 0
+}
+
+func (n *Node) families() map[string]*dto.MetricFamily {
 	t := n.env.T
 	t.Helper()
 	resp, err := http.Get(n.MetricsURL)
@@ -405,7 +412,14 @@ func (n *Node) Metric(name string, labels map[string]string) float64 {
 	if err != nil {
 		t.Fatalf("parse metrics of %s: %v", n.Name, err)
 	}
-	fam, ok := families[name]
+	return families
+}
+
+// Metric returns the value of the series name{labels} on n, 0 if absent.
+func (n *Node) Metric(name string, labels map[string]string) float64 {
+	t := n.env.T
+	t.Helper()
+	fam, ok := n.families()[name]
 	if !ok {
 		return 0
 	}
@@ -515,13 +529,17 @@ func (e *Env) Control(method, path string, body, out any) {
 	}
 }
 
-// WaitMembers waits until every running node counts n live members.
+// WaitMembers waits until every running node reaches etcd and counts
+// want live members.
 func (e *Env) WaitMembers(want int) {
 	e.T.Helper()
 	e.Eventually(20*time.Second, fmt.Sprintf("%d live members on every node", want), func() error {
 		for _, n := range e.Nodes {
 			if !n.Running() {
 				continue
+			}
+			if up := n.Metric("wa_sidecar_cluster_etcd_up", nil); up != 1 {
+				return fmt.Errorf("node %s does not reach etcd", n.Name)
 			}
 			if got := n.Metric("wa_sidecar_cluster_members", nil); int(got) != want {
 				return fmt.Errorf("node %s sees %v members", n.Name, got)
