@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -257,6 +260,51 @@ func TestMoveThereAndBack(t *testing.T) {
 	}
 	if r := e.Nodes[0].Do(http.MethodPost, "/v1/orgs/nobody/move", statusapi.MoveRequest{To: home}); r.Status != http.StatusNotFound {
 		t.Fatalf("move of an unknown organization: %d %s", r.Status, r.Body)
+	}
+	sampler.Finish(t)
+}
+
+// wa-supervisor drain NODE, the real command against a real node, moves
+// every organization off NODE, one line each, and they stay linked.
+func TestDrainEmptiesANode(t *testing.T) {
+	e := NewEnv(t, Options{})
+	sampler := e.SampleWorkers()
+	orgs := []string{"d-1", "d-2", "d-3", "d-4"}
+	owners := linkAll(e, orgs)
+	drained := owners[orgs[0]]
+	var theirs []string
+	for _, org := range orgs {
+		if owners[org] == drained {
+			theirs = append(theirs, org)
+		}
+	}
+	via := e.other(drained)
+	cfg := filepath.Join(e.Dir, "cli.toml")
+	body := fmt.Sprintf("[api]\nlisten = %q\napi_key_file = %q\n", strings.TrimPrefix(via.URL, "http://"), filepath.Join(e.Dir, "api.key"))
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(binDir, "wa-supervisor"), "drain", drained, "-config", cfg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("drain %s: %v\n%s", drained, err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(theirs) {
+		t.Fatalf("drain printed %d lines for %d organizations:\n%s", len(lines), len(theirs), out)
+	}
+	for _, org := range theirs {
+		s := via.WaitStatus(org, state.Connected, 30*time.Second)
+		if s.Node == drained || s.Node == "" {
+			t.Fatalf("%s is still on %q after the drain", org, s.Node)
+		}
+		if !strings.Contains(string(out), org+"\tmoved to "+s.Node) {
+			t.Errorf("no line says %s moved to %s:\n%s", org, s.Node, out)
+		}
+	}
+	for _, s := range via.List() {
+		if s.Node == drained {
+			t.Errorf("%s still listed on %s", s.OrganizationID, drained)
+		}
 	}
 	sampler.Finish(t)
 }
