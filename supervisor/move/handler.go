@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/transfer"
@@ -110,6 +111,8 @@ func (l *Local) fail(w http.ResponseWriter, r *http.Request, id string, err erro
 		l.answer(w, r, id, http.StatusBadRequest, nil, "bad_body", err)
 	case errors.Is(err, store.ErrOrgExists), errors.Is(err, ErrNotPending), errors.As(err, &conflict):
 		l.answer(w, r, id, http.StatusConflict, nil, "conflict", err)
+	case errors.Is(err, fleet.ErrTooManyOrgs):
+		l.answer(w, r, id, http.StatusConflict, nil, "too_many_orgs", err)
 	case errors.Is(err, ErrNotOwnedHere):
 		l.answer(w, r, id, http.StatusConflict, nil, "not_owner", err)
 	default:

@@ -24,6 +24,7 @@ type Fleet interface {
 	Adopt(ctx context.Context, rec lifecycle.Record) (state.Snapshot, error)
 	Start(ctx context.Context, id string, opts fleet.StartOptions) (state.Snapshot, error)
 	Get(id string) (state.Snapshot, error)
+	List() []state.Snapshot
 }
 
 // Store is what a move needs of state.db; *store.Store implements it.
@@ -51,6 +52,9 @@ type Local struct {
 	Dirs   transfer.Dirs
 	Clock  clock.Clock
 	Log    *slog.Logger
+	// MaxOrgs is workers.max_orgs: an import that would pass it is
+	// refused before the flip, not at the activation after it.
+	MaxOrgs int
 	// Self is this node's name; Owners reads who owns an organization,
 	// so that the target never starts one it does not own.
 	Self   string
@@ -125,6 +129,9 @@ func (l *Local) Forget(ctx context.Context, org string) error {
 // Import writes a bundle another node sent: stopped and pending until
 // Activate.
 func (l *Local) Import(ctx context.Context, b transfer.Bundle) error {
+	if n := len(l.Fleet.List()); l.MaxOrgs > 0 && n >= l.MaxOrgs {
+		return fmt.Errorf("import %s: %d organizations are registered: %w", b.Org, n, fleet.ErrTooManyOrgs)
+	}
 	return transfer.Import(ctx, l.Store, l.Dirs, b, l.Clock.Now())
 }
 

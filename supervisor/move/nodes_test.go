@@ -327,6 +327,10 @@ func TestInternalRoutesRefuseWhatTheyCannotDo(t *testing.T) {
 			}
 		})
 	}
+	b.local.MaxOrgs = 1 // b has one: full
+	if status, code := post("/internal/v1/orgs/other/import", strings.ReplaceAll(registered, org, "other")); status != http.StatusConflict || code != "too_many_orgs" {
+		t.Fatalf("import into a full node: %d %s", status, code)
+	}
 	if recs, _ := b.st.LoadOrgs(context.Background()); len(recs) != 1 || recs[0].Status != state.LoggedOut {
 		t.Fatalf("the refusals changed the node: %+v", recs)
 	}

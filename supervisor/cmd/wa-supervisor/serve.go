@@ -180,7 +180,7 @@ func serve(configPath string, stderr io.Writer) error {
 	internal := http.NewServeMux()
 	// Moves: this node as the source of its own (POST /v1/orgs/{id}/move)
 	// and as the target of the others' (internal routes).
-	mover := &move.Local{Fleet: fl, Store: st, Outbox: ob, Dirs: transfer.DirsOf(cfg.StateDir), Clock: clock.Real{}, Log: log}
+	mover := &move.Local{Fleet: fl, Store: st, Outbox: ob, Dirs: transfer.DirsOf(cfg.StateDir), Clock: clock.Real{}, Log: log, MaxOrgs: cfg.Workers.MaxOrgs}
 	moves := &move.Service{Local: mover}
 	apiOpts.Mover = moves
 	if cl != nil {
