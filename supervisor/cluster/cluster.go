@@ -381,8 +381,9 @@ func (c *Cluster) Run(ctx context.Context) error {
 
 func (c *Cluster) membershipLoop(ctx context.Context) {
 	val, _ := json.Marshal(Member{Node: c.Self(), Advertise: c.o.Advertise, Capacity: c.o.Capacity})
+	var prev clientv3.LeaseID
 	for ctx.Err() == nil {
-		lease, err := c.join(ctx, string(val))
+		lease, err := c.join(ctx, string(val), prev)
 		if err != nil {
 			c.log.Warn("cluster: cannot join; retrying", "err", err)
 			sleep(ctx, probeGap)
@@ -402,20 +403,38 @@ func (c *Cluster) membershipLoop(ctx context.Context) {
 			cancel()
 			return
 		}
+		prev = lease
 		c.log.Warn("cluster: lease lost; joining again")
 	}
 }
 
-func (c *Cluster) join(ctx context.Context, val string) (clientv3.LeaseID, error) {
+// join registers this node under a new lease; prev, this node's lease
+// before an outage, is revoked first so that its key does not stand in
+// the way until it expires.
+func (c *Cluster) join(ctx context.Context, val string, prev clientv3.LeaseID) (clientv3.LeaseID, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
+	if prev != 0 {
+		_, _ = c.cli.Revoke(ctx, prev)
+	}
 	ttl := int64(c.o.LeaseTTL / time.Second)
 	lease, err := c.cli.Grant(ctx, ttl)
 	if err != nil {
 		return 0, unavailable("grant a lease", err)
 	}
-	if _, err := c.cli.Put(ctx, nodesKey+c.Self(), val, clientv3.WithLease(lease.ID)); err != nil {
+	// Only if no live node holds the name: two supervisors under one name
+	// would each take the other's organizations for their own. A node
+	// restarted after a crash waits for its old lease to expire.
+	key := nodesKey + c.Self()
+	resp, err := c.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, val, clientv3.WithLease(lease.ID))).Commit()
+	if err != nil {
 		return 0, unavailable("register the node", err)
+	}
+	if !resp.Succeeded {
+		_, _ = c.cli.Revoke(ctx, lease.ID)
+		return 0, fmt.Errorf("another live node is registered as %q (or this node's previous lease has not expired yet, at most cluster.lease_ttl)", c.Self())
 	}
 	return lease.ID, nil
 }

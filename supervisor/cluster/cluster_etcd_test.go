@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,6 +61,15 @@ func TestOwnershipAndMembershipOnRealEtcd(t *testing.T) {
 		_, lb := a.NodeURL("b")
 		return la && lb
 	})
+
+	// A second supervisor under a live node's name is not let in.
+	dup := newNode(t, etcd.URL, "a", filepath.Join(t.TempDir(), "dup"))
+	if _, err := dup.join(ctx, `{"advertise":"http://127.0.0.1:2"}`, 0); err == nil || !strings.Contains(err.Error(), "another live node") {
+		t.Fatalf("a duplicate name joined: %v", err)
+	}
+	if u, _ := b.NodeURL("a"); u != "http://127.0.0.1:1" {
+		t.Fatalf("the duplicate replaced a's advertise URL: %s", u)
+	}
 
 	// Claims racing for one organization: exactly one owner, the same
 	// answer for every claimant.
