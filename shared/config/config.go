@@ -53,6 +53,7 @@ type Config struct {
 	Media        Media    `toml:"media"`
 	Webhook      Webhook  `toml:"webhook"`
 	WhatsApp     WhatsApp `toml:"whatsapp"`
+	Cluster      Cluster  `toml:"cluster"`
 	Orgs         []Org    `toml:"org"`
 }
 
@@ -228,6 +229,7 @@ func Default() Config {
 		},
 		Media:   Media{MaxBytes: Size{16 << 20}},
 		Webhook: Webhook{GiveUpAfter: Duration{24 * time.Hour}},
+		Cluster: defaultCluster(),
 	}
 }
 
@@ -319,6 +321,12 @@ func (c *Config) Validate() error {
 		if ch.err != nil {
 			return fmt.Errorf("%s: %w", ch.key, ch.err)
 		}
+	}
+	if err := c.Cluster.validate(); err != nil {
+		return err
+	}
+	if c.Cluster.Enabled() && len(c.Orgs) > 0 {
+		return fmt.Errorf("org[0]: [[org]] entries would start on every node of a cluster; in cluster mode register organizations with POST /v1/orgs/{id}/start")
 	}
 	if c.WhatsApp.Emulator != nil {
 		if err := requiredURL(c.WhatsApp.Emulator.URL); err != nil {

@@ -18,7 +18,7 @@ var (
 
 // ArchiveReasons are the words that archived auth directories carry:
 // `<org>_<reason>_<unix-ms>`.
-var ArchiveReasons = []string{"corrupted", "loggedout", "deleted"}
+var ArchiveReasons = []string{"corrupted", "loggedout", "deleted", "moved"}
 
 // Validate returns an error naming the problem when id is not a valid
 // organization ID: 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'.

@@ -75,6 +75,8 @@ type Snapshot struct {
 	// (463) holds messages to contacts never messaged before.
 	SendRestrictedUntil *time.Time `json:"send_restricted_until"`
 	Sending             Sending    `json:"sending"`
+	// Node is the cluster node that owns the organization; empty on one host.
+	Node string `json:"node,omitempty"`
 }
 
 // Sending is the organization's sending schedule today: its daily limit (0

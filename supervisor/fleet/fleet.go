@@ -53,6 +53,9 @@ type Fleet struct {
 	mu       sync.RWMutex
 	orgs     map[string]*runner
 	shutdown bool
+	// moving are the organizations a move is carrying away: only a stop
+	// reaches them (see move.go).
+	moving map[string]bool
 	// registered counts the registered organizations, registering the
 	// runners holding a reservation for a registration under way, for
 	// workers.max_orgs.
@@ -95,7 +98,7 @@ func New(o Options) *Fleet {
 		metrics: o.Metrics, clock: o.Clock, log: o.Log,
 		fps: newFingerprints(o.Intn), procs: newCounter(), listener: o.Listener, decorate: o.Decorate, webhooks: o.Webhooks,
 		resolver: o.Lookup,
-		orgs:     map[string]*runner{}, closing: make(chan struct{}),
+		orgs:     map[string]*runner{}, moving: map[string]bool{}, closing: make(chan struct{}),
 	}
 	f.slots = newSlots(queue.Config{
 		MaxLive:      c.Workers.MaxLive,
@@ -398,6 +401,10 @@ func (f *Fleet) ask(ctx context.Context, id string, in lifecycle.Input, create b
 		if f.shutdown {
 			f.mu.Unlock()
 			return state.Snapshot{}, &lifecycle.ConflictError{Org: id, Msg: "the supervisor is shutting down"}
+		}
+		if err := f.fenced(id, in); err != nil {
+			f.mu.Unlock()
+			return state.Snapshot{}, err
 		}
 		r := f.orgs[id]
 		if r == nil && !create {

@@ -52,6 +52,9 @@ func (s *server) classify(r *http.Request, err error) *apiError {
 		input    *outbox.InputError
 		clash    *outbox.ConflictError
 	)
+	if ce := classifyCluster(r, err); ce != nil {
+		return ce
+	}
 	switch {
 	case errors.As(err, &ae):
 		return ae

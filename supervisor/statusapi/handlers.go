@@ -27,11 +27,15 @@ type handlerFunc func(r *http.Request) (int, any, error)
 // orgHandlerFunc is a handlerFunc for routes under /v1/orgs/{id}; id is valid.
 type orgHandlerFunc func(r *http.Request, id string) (int, any, error)
 
-func (s *server) handle(fn handlerFunc) http.HandlerFunc { return s.handleUpTo(maxBody, fn) }
+func (s *server) handle(fn handlerFunc) http.HandlerFunc { return s.handleUpTo(maxBody, fn, nil) }
 
-// handleUpTo is handle with its own bound on the body.
-func (s *server) handleUpTo(limit int64, fn handlerFunc) http.HandlerFunc {
+// handleUpTo is handle with its own bound on the body; routed, when not
+// nil, may answer the request elsewhere first (true: answered).
+func (s *server) handleUpTo(limit int64, fn handlerFunc, routed func(http.ResponseWriter, *http.Request) bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if routed != nil && routed(w, r) {
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		status, body, err := fn(r)
 		if err != nil {
@@ -53,19 +57,26 @@ func (s *server) orgUpTo(limit int64, fn orgHandlerFunc) http.HandlerFunc {
 			return 0, nil, badID(err)
 		}
 		return fn(r, id)
+	}, func(w http.ResponseWriter, r *http.Request) bool {
+		// Before the body is read: the owner reads it.
+		id := r.PathValue("id")
+		return orgid.Validate(id) == nil && s.routeOrg(w, r, id)
 	})
 }
 
-func (s *server) list(*http.Request) (int, any, error) {
-	snaps := s.fleet.List()
-	if snaps == nil {
-		snaps = []state.Snapshot{} // `[]`, not `null`, for callers that iterate
+func (s *server) list(w http.ResponseWriter, r *http.Request) {
+	if s.cluster == nil || s.cluster.FromNode(r) {
+		s.writeJSON(w, r, http.StatusOK, s.localList())
+		return
 	}
-	return http.StatusOK, snaps, nil
+	s.writeJSON(w, r, http.StatusOK, s.clusterList(w, r))
 }
 
 func (s *server) get(_ *http.Request, id string) (int, any, error) {
 	snap, err := s.fleet.Get(id)
+	if s.cluster != nil {
+		snap.Node = s.cluster.Self()
+	}
 	return http.StatusOK, snap, err
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/cluster"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 )
 
@@ -71,17 +72,31 @@ type Options struct {
 	MediaMaxBytes int64
 	// Contacts serves POST /v1/orgs/{id}/contacts/check; nil: no route.
 	Contacts Contacts
+	// Cluster routes every organization's requests to its owner node;
+	// nil: one host.
+	Cluster Cluster
+	// Internal serves the node-to-node routes under /internal/ besides
+	// the organizations' list; only callers with the cluster key reach
+	// it. Used in cluster mode only.
+	Internal http.Handler
+	// Mover serves POST /v1/orgs/{id}/move; nil: no such route.
+	Mover Mover
 }
 
 // New returns the API handler.
 func New(f Fleet, o Options) http.Handler {
-	s := &server{fleet: f, outbox: o.Outbox, webhooks: o.Webhooks, media: o.Media, mediaMax: o.MediaMaxBytes, contacts: o.Contacts, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
+	s := &server{fleet: f, outbox: o.Outbox, webhooks: o.Webhooks, media: o.Media, mediaMax: o.MediaMaxBytes, contacts: o.Contacts, cluster: o.Cluster, internal: o.Internal, mover: o.Mover, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
 	if o.APIKey != "" {
 		sum := sha256.Sum256([]byte(o.APIKey))
 		s.keySum = sum[:]
 	}
 	for _, rt := range s.routes() {
 		s.mux.HandleFunc(rt.method+" "+rt.pattern, rt.handler)
+	}
+	if s.cluster != nil && s.internal != nil {
+		// Node-to-node routes: their own table (the move's import, discard
+		// and activate), reached only with the cluster key.
+		s.mux.HandleFunc(internalPrefix, s.serveInternal)
 	}
 	// Without a catch-all, ServeMux would answer unknown routes and wrong
 	// methods in plain text, which callers parsing JSON choke on.
@@ -108,6 +123,9 @@ type server struct {
 	media    Media
 	mediaMax int64
 	contacts Contacts
+	cluster  Cluster
+	internal http.Handler
+	mover    Mover
 	log      *slog.Logger
 	mux      *http.ServeMux
 	guard    guard
@@ -133,7 +151,7 @@ func (s *server) routes() []route {
 		{"GET", "/healthz", s.healthz},
 		{"GET", "/readyz", s.readyz},
 		{"GET", openAPIPath, s.openAPI},
-		{"GET", "/v1/orgs", s.handle(s.list)},
+		{"GET", "/v1/orgs", s.list},
 		{"GET", "/v1/orgs/{id}", s.org(s.get)},
 		{"POST", "/v1/orgs/{id}/start", s.org(s.start)},
 		{"POST", "/v1/orgs/{id}/stop", s.org(s.snapshotAction(s.fleet.Stop))},
@@ -141,7 +159,7 @@ func (s *server) routes() []route {
 		{"POST", "/v1/orgs/{id}/clear", s.org(s.snapshotAction(s.fleet.Clear))},
 		{"DELETE", "/v1/orgs/{id}", s.org(s.delete)},
 		{"POST", "/v1/orgs/{id}/pair-phone", s.org(s.pairPhone)},
-		{"POST", "/api/clear-corrupted-session", s.handle(s.clearCorruptedSession)},
+		{"POST", "/api/clear-corrupted-session", s.routedByBody(s.handle(s.clearCorruptedSession))},
 		{"GET", "/v1/webhooks/dead", s.handle(s.listDead)},
 		{"POST", "/v1/webhooks/dead/{event}/retry", s.handle(s.retryDead)},
 	}
@@ -160,6 +178,14 @@ func (s *server) routes() []route {
 	}
 	if s.contacts != nil {
 		rs = append(rs, route{"POST", "/v1/orgs/{id}/contacts/check", s.orgUpTo(maxMessageBody, s.checkNumbers)})
+	}
+	if s.mover != nil {
+		rs = append(rs, route{"POST", "/v1/orgs/{id}/move", s.moveRoute()})
+	}
+	if s.cluster != nil {
+		rs = append(rs, route{"GET", cluster.InternalOrgsPath, s.handle(func(*http.Request) (int, any, error) {
+			return http.StatusOK, s.localList(), nil
+		})})
 	}
 	return rs
 }
@@ -197,7 +223,21 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		s.writeError(rec, r, errNotFound("path %q is not canonical", r.URL.Path))
 		return
 	}
-	if ae := s.guard.host(r); ae != nil {
+	// A call that carries the cluster key comes from another node: the
+	// key, which no browser page knows, stands for the API key and the
+	// Host check (nodes reach each other by names the guard cannot know).
+	fromNode := false
+	if s.cluster != nil {
+		rec.Header().Set(cluster.NodeHeader, s.cluster.Self())
+		fromNode = s.cluster.FromNode(r)
+	}
+	internal := strings.HasPrefix(r.URL.Path, internalPrefix)
+	if internal && !fromNode {
+		s.writeError(rec, r, &apiError{status: http.StatusUnauthorized, code: "unauthorized",
+			msg: "internal routes answer only other nodes of the cluster, with the " + cluster.KeyHeader + " header"})
+		return
+	}
+	if ae := s.guard.host(r); ae != nil && !fromNode {
 		s.writeError(rec, r, ae)
 		return
 	}
@@ -217,7 +257,7 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 			s.writeError(rec, r, err)
 			return
 		}
-		if !s.authorized(r) {
+		if !fromNode && !s.authorized(r) {
 			msg := "x-api-key header does not match the configured API key"
 			if r.Header.Get("x-api-key") == "" {
 				msg = "x-api-key header is missing"
@@ -226,7 +266,8 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if ae := jsonBody(r); ae != nil {
+	// Node-to-node routes may carry other bodies (an auth directory).
+	if ae := jsonBody(r); ae != nil && !internal {
 		s.writeError(rec, r, ae)
 		return
 	}

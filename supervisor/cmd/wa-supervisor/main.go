@@ -42,6 +42,11 @@ commands:
                      send TEXT to the numbers in FILE (one per line, in the
                      same spellings; - reads standard input) and show
                      progress until done
+  move ORG NODE      move the organization to another node of the cluster:
+                     its session (no QR), holds, queued messages and
+                     webhook events go along; prints its status there
+  drain NODE         move every organization off NODE, each to the node
+                     the placement picks; one line per organization
   check ORG NUMBER...
                      whether the numbers are on WhatsApp (cached answers, or
                      asked through the organization's worker); one line each:

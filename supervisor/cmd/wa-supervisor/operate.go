@@ -35,7 +35,7 @@ const atLeastTwo = -2
 // that the same config describes.
 func operate(ctx context.Context, cmd string, args []string, o options) error {
 	want := map[string]int{"status": -1, "qr": 1, "start": 1, "stop": 1, "logout": 1, "clear": 1, "delete": 1,
-		"pair-phone": 2, "send": 3, "broadcast": 3, "check": atLeastTwo}
+		"pair-phone": 2, "send": 3, "broadcast": 3, "check": atLeastTwo, "move": 2, "drain": 1}
 	n, ok := want[cmd]
 	if !ok {
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
@@ -43,7 +43,7 @@ func operate(ctx context.Context, cmd string, args []string, o options) error {
 	if (n >= 0 && len(args) != n) || (n == -1 && len(args) > 1) || (n == atLeastTwo && len(args) < 2) {
 		return usageError{fmt.Sprintf("wrong number of arguments (%d)", len(args))}
 	}
-	if len(args) > 0 {
+	if len(args) > 0 && cmd != "drain" { // drain's argument is a node
 		if err := orgid.Validate(args[0]); err != nil {
 			return err
 		}
@@ -70,6 +70,10 @@ func operate(ctx context.Context, cmd string, args []string, o options) error {
 		return check(ctx, c, args, out)
 	case "qr":
 		return qr(ctx, c, args[0], out)
+	case "move":
+		return moveOrg(ctx, c, args[0], args[1], out)
+	case "drain":
+		return drain(ctx, c, args[0], out)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()

@@ -25,15 +25,19 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/logline"
 	"github.com/wa-sidecar/wa-sidecar/shared/private"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/archive"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/cluster"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/launcher"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lockfile"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/mediastore"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/metrics"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/move"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/outbox"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/retention"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/statusapi"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/transfer"
 )
 
 // serve wires the daemon: config, state, then an oklog/run group of actors
@@ -161,10 +165,31 @@ func serve(configPath string, stderr io.Writer) error {
 		apiLn.Close()
 		return fmt.Errorf("metrics.listen: %w", err)
 	}
-	apiSrv := newServer(statusapi.New(fl, statusapi.Options{
+	cl, err := joinCluster(&cfg, apiLn, promReg, log)
+	if err != nil {
+		apiLn.Close()
+		metricsLn.Close()
+		return err
+	}
+	apiOpts := statusapi.Options{
 		APIKey: apiKey, Listen: cfg.API.Listen, AllowedOrigins: cfg.API.AllowedOrigins, Log: log, Outbox: ob, Contacts: ob,
 		Webhooks: hooks.api(), Media: lib, MediaMaxBytes: cfg.Media.MaxBytes.Bytes,
-	}))
+	}
+	// internal holds the node-to-node routes (under /internal/) besides
+	// the organizations' list, which the status API serves itself.
+	internal := http.NewServeMux()
+	// Moves: this node as the source of its own (POST /v1/orgs/{id}/move)
+	// and as the target of the others' (internal routes).
+	mover := &move.Local{Fleet: fl, Store: st, Outbox: ob, Dirs: transfer.DirsOf(cfg.StateDir), Clock: clock.Real{}, Log: log, MaxOrgs: cfg.Workers.MaxOrgs}
+	moves := &move.Service{Local: mover}
+	apiOpts.Mover = moves
+	if cl != nil {
+		defer cl.Close()
+		apiOpts.Cluster, apiOpts.Internal = cluster.NewRouter(cl, log), internal
+		mover.Self, mover.Owners, mover.Claimer, moves.Cluster = cl.Self(), cl, cl, cl
+		mover.Register(internal)
+	}
+	apiSrv := newServer(statusapi.New(fl, apiOpts))
 	metricsSrv := newServer(metrics.Handler(promReg))
 
 	var g run.Group
@@ -185,6 +210,13 @@ func serve(configPath string, stderr io.Writer) error {
 			// The API already answers /healthz; everything else waits
 			// for this load (503 booting), so no request can act on an
 			// organization before its saved holds are known.
+			if cl != nil {
+				// Before the records load: an import a restart cut off
+				// is finished or dropped, never booted half.
+				if err := mover.ResumeImports(ctx); err != nil {
+					return err
+				}
+			}
 			recs, err := st.LoadOrgs(ctx)
 			if err != nil {
 				return err
@@ -192,7 +224,7 @@ func serve(configPath string, stderr io.Writer) error {
 			if err := ob.Start(ctx); err != nil {
 				return err
 			}
-			fl.Boot(recs)
+			fl.Boot(ownedRecords(ctx, cl, recs))
 			log.Info("supervisor ready", "api", apiLn.Addr().String(), "metrics", metricsLn.Addr().String(),
 				"state_dir", cfg.StateDir, "max_live", cfg.Workers.MaxLive)
 			_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
@@ -208,6 +240,10 @@ func serve(configPath string, stderr io.Writer) error {
 			ob.Stop()
 			fl.Shutdown(sctx)
 		})
+	}
+	if cl != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { return cl.Run(ctx) }, func(error) { cancel() })
 	}
 	if hooks != nil {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -47,10 +47,22 @@ func printTable(out io.Writer, snaps []state.Snapshot, now time.Time) error {
 	snaps = slices.Clone(snaps)
 	slices.SortFunc(snaps, func(a, b state.Snapshot) int { return compareIDs(a.OrganizationID, b.OrganizationID) })
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORG\tSTATUS\tSINCE\tJID\tBAD MAC\tCOOLDOWN\tOUTBOX")
+	// A cluster names each organization's node; one host has none.
+	cluster := slices.ContainsFunc(snaps, func(s state.Snapshot) bool { return s.Node != "" })
+	node := func(s state.Snapshot) string {
+		if !cluster {
+			return ""
+		}
+		return orDash(s.Node) + "\t"
+	}
+	head := "ORG\tSTATUS\tSINCE\tJID\tBAD MAC\tCOOLDOWN\tOUTBOX"
+	if cluster {
+		head = "ORG\tNODE\tSTATUS\tSINCE\tJID\tBAD MAC\tCOOLDOWN\tOUTBOX"
+	}
+	fmt.Fprintln(tw, head)
 	for _, s := range snaps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%d queued, %d sent, %d failed%s\n",
-			s.OrganizationID, s.Status, since(s, now), orDash(s.JID), s.BadMAC.Count, s.BadMAC.Trips,
+		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%s\t%d/%d\t%s\t%d queued, %d sent, %d failed%s\n",
+			s.OrganizationID, node(s), s.Status, since(s, now), orDash(s.JID), s.BadMAC.Count, s.BadMAC.Trips,
 			cooldownLeft(s.CooldownUntil, now), s.Outbox.Queued, s.Outbox.SentToday, s.Outbox.FailedToday, dailyLimit(s.Sending, now))
 	}
 	return tw.Flush()

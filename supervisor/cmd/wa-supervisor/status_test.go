@@ -87,6 +87,17 @@ ORG  STATUS     SINCE  JID  BAD MAC  COOLDOWN  OUTBOX
 2    connected  0s     -    0/0      -         0 queued, 0 sent, 0 failed
 `,
 	}, {
+		name: "a cluster names each organization's node",
+		snaps: []state.Snapshot{
+			{OrganizationID: "2", Status: state.Connected, ConnectedSince: at(-time.Minute), Node: "vps-1"},
+			{OrganizationID: "3", Status: state.QRRequired, Node: "vps-2"},
+		},
+		want: `
+ORG  NODE   STATUS       SINCE  JID  BAD MAC  COOLDOWN  OUTBOX
+2    vps-1  connected    1m0s   -    0/0      -         0 queued, 0 sent, 0 failed
+3    vps-2  qr_required  -      -    0/0      -         0 queued, 0 sent, 0 failed
+`,
+	}, {
 		name: "no organizations",
 		want: `
 ORG  STATUS  SINCE  JID  BAD MAC  COOLDOWN  OUTBOX
