@@ -42,16 +42,18 @@ func status(ctx context.Context, c *apiclient.Client, args []string, asJSON bool
 }
 
 // printTable writes one line per organization, ordered by ID, with the
-// times relative to now.
+// times relative to now and why an organization is not working.
 func printTable(out io.Writer, snaps []state.Snapshot, now time.Time) error {
 	snaps = slices.Clone(snaps)
 	slices.SortFunc(snaps, func(a, b state.Snapshot) int { return compareIDs(a.OrganizationID, b.OrganizationID) })
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORG\tSTATUS\tSINCE\tJID\tBAD MAC\tCOOLDOWN\tOUTBOX")
+	// REASON comes last: it is the one column of any length.
+	fmt.Fprintln(tw, "ORG\tSTATUS\tSINCE\tJID\tBAD MAC\tCOOLDOWN\tOUTBOX\tREASON")
 	for _, s := range snaps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%d queued, %d sent, %d failed%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%d queued, %d sent, %d failed%s\t%s\n",
 			s.OrganizationID, s.Status, since(s, now), orDash(s.JID), s.BadMAC.Count, s.BadMAC.Trips,
-			cooldownLeft(s.CooldownUntil, now), s.Outbox.Queued, s.Outbox.SentToday, s.Outbox.FailedToday, dailyLimit(s.Sending, now))
+			cooldownLeft(s.CooldownUntil, now), s.Outbox.Queued, s.Outbox.SentToday, s.Outbox.FailedToday, dailyLimit(s.Sending, now),
+			orDash(reason(s)))
 	}
 	return tw.Flush()
 }
