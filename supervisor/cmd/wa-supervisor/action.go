@@ -49,6 +49,10 @@ func reason(s state.Snapshot) string {
 	switch s.Status {
 	case state.Failed, state.Queued, state.Disconnected, state.Starting:
 		if s.LastError == "" {
+			if s.Status == state.Failed {
+				// A daemon older than last_error's commit: the event at least.
+				return s.LastEvent
+			}
 			break
 		}
 		why := brief(s.LastError)
