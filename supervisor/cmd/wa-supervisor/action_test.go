@@ -53,6 +53,12 @@ func (a *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.recipients = req.Recipients
 		a.mu.Unlock()
 		json.NewEncoder(w).Encode(bc)
+	case "POST /v1/orgs/2/messages":
+		json.NewEncoder(w).Encode(statusapi.MessageBody{ID: "msg_1", To: "573001234567", Status: "queued"})
+	case "POST /v1/orgs/2/contacts/check":
+		at := time.Date(2025, 1, 1, 10, 0, 0, 0, time.UTC)
+		json.NewEncoder(w).Encode(statusapi.CheckResponse{Results: []statusapi.CheckResult{
+			{Input: "573001234567", OnWhatsApp: true, JID: "573001234567@s.whatsapp.net", CheckedAt: at}}})
 	case "GET /v1/orgs/2/broadcasts/bc_1":
 		json.NewEncoder(w).Encode(bc)
 	default:
@@ -91,6 +97,8 @@ func TestActionsPrintOneLine(t *testing.T) {
 		{[]string{"delete", "2"}, "2 deleted (its session was archived)\n"},
 		{[]string{"pair-phone", "2", "+573001234567"}, "On the phone: WhatsApp > Linked devices > Link with phone number, then enter ABCD-EFGH\n"},
 		{[]string{"cancel", "2", "bc_1"}, "broadcast bc_1 cancelled: sent 1/3, failed 2, pending 0\n"},
+		{[]string{"send", "2", "573001234567", "hi"}, "msg_1 queued\n"},
+		{[]string{"check", "2", "573001234567"}, "573001234567 on_whatsapp 573001234567@s.whatsapp.net 2025-01-01T10:00:00Z\n"},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
