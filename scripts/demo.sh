@@ -35,10 +35,19 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# Ctrl-C is how a demo ends (KEEP=1 waits for it): say so and exit 0, so
+# that make reports no "Error 130". The emulator and the supervisor got
+# the same SIGINT from the terminal; cleanup waits for them to finish.
+trap 'printf "\ndemo: interrupted; stopping everything it started\n"; exit 0' INT
+trap 'exit 143' TERM
 
-bold=$(tput bold 2>/dev/null || true)
-plain=$(tput sgr0 2>/dev/null || true)
+# Bold headings on a terminal only: in a log or a pipe the escape codes
+# would be noise.
+bold="" plain=""
+if [ -t 1 ]; then
+	bold=$(tput bold 2>/dev/null || true)
+	plain=$(tput sgr0 2>/dev/null || true)
+fi
 say() { printf '\n%s==> %s%s\n' "$bold" "$*" "$plain"; [ "$pause" = 0 ] || sleep 1; }
 die() { echo "demo: $*" >&2; echo "--- supervisor log (last 30 lines) ---" >&2; tail -n 30 "$work/supervisor.log" >&2; exit 1; }
 
@@ -99,6 +108,8 @@ say "Starting the supervisor (its JSON log goes to $work/supervisor.log)"
 "$bin/wa-supervisor" serve -config "$work/config.toml" 2>"$work/supervisor.log" &
 pids+=($!)
 poll "the supervisor" grep -q '"supervisor ready"' "$work/supervisor.log"
+metrics=$(sed -n 's/.*"msg":"supervisor ready".*"metrics":"\([^"]*\)".*/\1/p' "$work/supervisor.log" | head -n 1)
+echo "status API on unix:$work/api.sock, metrics on http://$metrics/metrics"
 
 sup() { "$bin/wa-supervisor" "$@" -config "$work/config.toml"; }
 # field NAME prints a string field of the organization's status object.
@@ -161,9 +172,13 @@ esac
 if [ "${KEEP:-0}" = 1 ]; then
 	say "Still running (KEEP=1): organization $org is linked to phone $phone. In another terminal, try:"
 	cat <<EOF
+  bin/wa-supervisor status -config $work/config.toml
   bin/wa-supervisor send -wait -config $work/config.toml $org 573001234568 "Hello again"
   printf '573001230001\\n573001230002\\n' | bin/wa-supervisor broadcast -config $work/config.toml $org - "December offers"
-  curl -s http://$emu/control/devices/$phone/sent
+  bin/wa-supervisor logs -n 20 -log $work/supervisor.log $org
+  curl -s --unix-socket $work/api.sock http://localhost/v1/orgs/$org   # the status API
+  curl -s http://$metrics/metrics | grep '^wa_sidecar_'   # Prometheus metrics
+  curl -s http://$emu/control/devices/$phone/sent   # what the phone sent
 The Django example (examples/django/README.md) against this demo:
   export WA_SIDECAR_API=unix:$work/api.sock
 EOF

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -251,11 +252,18 @@ func Load(path string) (Config, error) {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
-		keys := make([]string, len(undecoded))
-		for i, k := range undecoded {
-			keys[i] = k.String()
+		// The file was just read whole by the decoder; reading it again
+		// only places the key, so an error here leaves out the line.
+		data, _ := os.ReadFile(path)
+		var msgs []string
+		for _, k := range undecoded {
+			// An unknown table's keys are unknown too; naming the table says it.
+			if len(k) > 1 && slices.ContainsFunc(undecoded, func(p toml.Key) bool { return p.String() == k[:len(k)-1].String() }) {
+				continue
+			}
+			msgs = append(msgs, unknownKey(k.String(), data))
 		}
-		return Config{}, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+		return Config{}, fmt.Errorf("config %s: %s", path, strings.Join(msgs, "; "))
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)

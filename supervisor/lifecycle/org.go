@@ -109,6 +109,11 @@ type Record struct {
 	// Proxy is where the organization's worker connects through (socks5,
 	// http or https URL with its credentials); empty: direct.
 	Proxy string
+	// LastError is the worker's last failure, as the status object's
+	// last_error shows it. It is part of the record so that a status the
+	// API shows, its reason included, has been committed, and a failed
+	// organization still says why after the supervisor restarts.
+	LastError string
 }
 
 // Equal reports whether two records hold the same values (times compared
@@ -118,7 +123,7 @@ func (r Record) Equal(o Record) bool {
 		r.Linked == o.Linked && r.JID == o.JID && r.Hold.Until.Equal(o.Hold.Until) &&
 		r.Hold.Reason == o.Hold.Reason && countersEqual(r.BadMAC, o.BadMAC) && r.Crashes == o.Crashes &&
 		r.ArchivePending == o.ArchivePending && r.Deleted == o.Deleted && r.Fingerprint == o.Fingerprint &&
-		r.FromConfig == o.FromConfig && r.AddedAt.Equal(o.AddedAt) && r.Proxy == o.Proxy
+		r.FromConfig == o.FromConfig && r.AddedAt.Equal(o.AddedAt) && r.Proxy == o.Proxy && r.LastError == o.LastError
 }
 
 func countersEqual(a, b badmac.Counter) bool {
@@ -214,7 +219,6 @@ type Org struct {
 	QR             QR
 	PairingCode    string
 	LastEvent      string
-	LastError      string
 	// WakeAt is when the organization next needs a Tick: a hold, a crash
 	// backoff, an archive retry or a tombstone's expiry. Zero: never.
 	WakeAt time.Time

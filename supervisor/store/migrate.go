@@ -251,6 +251,11 @@ CREATE TABLE number_checks (
 	checked_at  INTEGER NOT NULL
 ) STRICT;
 `,
+	12: `
+-- The worker's last failure (the status object's last_error), committed
+-- with the status it explains.
+ALTER TABLE orgs ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

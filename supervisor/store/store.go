@@ -89,7 +89,7 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) Path() string { return s.path }
 
 const orgColumns = `id, status, reason, run, linked, jid, hold_until, hold_reason, badmac, crashes,
-	archive_pending, deleted, fingerprint, from_config, added_at, proxy`
+	archive_pending, deleted, fingerprint, from_config, added_at, proxy, last_error`
 
 // LoadOrgs returns every organization record, tombstones included.
 func (s *Store) LoadOrgs(ctx context.Context) ([]lifecycle.Record, error) {
@@ -109,7 +109,7 @@ func (s *Store) LoadOrgs(ctx context.Context) ([]lifecycle.Record, error) {
 			fromConfig           bool
 		)
 		if err := rows.Scan(&r.ID, &status, &r.Reason, &run, &linked, &r.JID, &holdUntil, &r.Hold.Reason,
-			&badmacJSON, &r.Crashes, &r.ArchivePending, &deleted, &r.Fingerprint, &fromConfig, &addedAt, &r.Proxy); err != nil {
+			&badmacJSON, &r.Crashes, &r.ArchivePending, &deleted, &r.Fingerprint, &fromConfig, &addedAt, &r.Proxy, &r.LastError); err != nil {
 			return nil, fmt.Errorf("load organizations: %w", err)
 		}
 		if err := json.Unmarshal([]byte(badmacJSON), &r.BadMAC); err != nil {
@@ -171,15 +171,16 @@ func saveOrg(ctx context.Context, db execer, r lifecycle.Record, keepExisting bo
 		hold_reason = excluded.hold_reason, badmac = excluded.badmac, crashes = excluded.crashes,
 		archive_pending = excluded.archive_pending, deleted = excluded.deleted,
 		fingerprint = excluded.fingerprint, from_config = excluded.from_config,
-		added_at = excluded.added_at, proxy = excluded.proxy, updated_at = excluded.updated_at`
+		added_at = excluded.added_at, proxy = excluded.proxy, last_error = excluded.last_error,
+		updated_at = excluded.updated_at`
 	if keepExisting {
 		conflict = `ON CONFLICT(id) DO NOTHING`
 	}
 	_, err = db.ExecContext(ctx, `INSERT INTO orgs (`+orgColumns+`, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) `+conflict,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) `+conflict,
 		r.ID, string(r.Status), r.Reason, r.Run, r.Linked, r.JID, millis(r.Hold.Until), r.Hold.Reason,
 		string(counter), r.Crashes, r.ArchivePending, r.Deleted, r.Fingerprint, r.FromConfig,
-		millis(r.AddedAt), r.Proxy, millis(at))
+		millis(r.AddedAt), r.Proxy, r.LastError, millis(at))
 	return err
 }
 

@@ -39,6 +39,7 @@ func full() lifecycle.Record {
 		BadMAC:  badmac.Counter{Count: 2, LastErrorAt: t0, Recent: []badmac.Error{{MessageID: "m1", Sender: "a"}}, Trips: []time.Time{t0.Add(-time.Minute)}, TotalTrips: 4},
 		Crashes: 3, ArchivePending: lifecycle.ArchiveLoggedOut, Deleted: true,
 		Fingerprint: "Chrome/Linux/6.1.0", FromConfig: true, AddedAt: t0.Add(-time.Hour),
+		LastError: "start session: connect for QR pairing: dial tcp: lookup web.whatsapp.com: no such host",
 	}
 }
 

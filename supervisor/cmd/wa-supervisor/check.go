@@ -10,11 +10,15 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/supervisor/statusapi"
 )
 
-// check asks whether numbers are on WhatsApp and prints one line per number.
-func check(ctx context.Context, c *apiclient.Client, args []string, out io.Writer) error {
+// check asks whether numbers are on WhatsApp and prints one line per
+// number, or with asJSON the API's answer.
+func check(ctx context.Context, c *apiclient.Client, args []string, asJSON bool, out io.Writer) error {
 	r, err := c.CheckNumbers(ctx, args[0], args[1:])
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		return printJSON(out, r)
 	}
 	for _, res := range r.Results {
 		if _, err := fmt.Fprintln(out, checkLine(res)); err != nil {

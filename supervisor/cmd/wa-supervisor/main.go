@@ -15,12 +15,12 @@ import (
 	_ "time/tzdata"
 )
 
-const usage = `usage: wa-supervisor [command] [-config FILE] [args]
+const usage = `usage: wa-supervisor [command] [-config FILE] [-json] [args]
 
 commands:
   serve              run the daemon (default)
-  status [ORG]       show every organization, or one, as a table; with
-                     -json, the status objects as the API returns them
+  status [ORG]       show every organization, or one, as a table, with the
+                     REASON an organization is not working
   qr ORG             show the organization's QR code in the terminal, redrawn
                      as it rotates, until the organization is connected
   start [-proxy URL] ORG
@@ -41,7 +41,11 @@ commands:
   broadcast ORG FILE|- TEXT
                      send TEXT to the numbers in FILE (one per line, in the
                      same spellings; - reads standard input) and show
-                     progress until done
+                     progress until done; a number given twice is named on
+                     standard error and sent once; Ctrl-C stops following,
+                     the broadcast goes on
+  cancel ORG BROADCAST
+                     cancel a broadcast (bc_...): its unsent messages fail
   move ORG NODE      move the organization to another node of the cluster:
                      its session (no QR), holds, queued messages and
                      webhook events go along; prints its status there
@@ -51,6 +55,14 @@ commands:
                      whether the numbers are on WhatsApp (cached answers, or
                      asked through the organization's worker); one line each:
                      NUMBER on_whatsapp|not_on_whatsapp JID|- CHECKED_AT
+  logs [-n 50] [-log FILE] ORG
+                     the last log records about the organization (its
+                     worker's included): from FILE, where the daemon's
+                     standard error was sent, or else from journald's
+                     wa-sidecar unit
+
+-json makes every command but serve and logs print the API's JSON objects
+(one per line where a command follows progress) instead of lines for people.
 `
 
 func main() {
@@ -67,7 +79,9 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	configPath := fs.String("config", "config.toml", "configuration file")
 	wait := fs.Bool("wait", false, "send: wait until the message is sent or failed")
-	asJSON := fs.Bool("json", false, "status: print the status objects as JSON")
+	asJSON := fs.Bool("json", false, "print the API's JSON objects, for scripts")
+	lines := fs.Int("n", 50, "logs: how many records")
+	logFile := fs.String("log", "", "logs: the file the daemon's standard error goes to")
 	var proxyURL *string
 	fs.Func("proxy", `start: the organization's proxy from its next start ("" makes it direct)`, func(s string) error {
 		proxyURL = &s
@@ -91,12 +105,16 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		err = serve(*configPath, stderr)
 	} else {
-		err = operate(context.Background(), cmd, positional, options{config: *configPath, wait: *wait, json: *asJSON, proxy: proxyURL, in: stdin, out: stdout})
+		err = operate(context.Background(), cmd, positional, options{config: *configPath, wait: *wait, json: *asJSON,
+			proxy: proxyURL, lines: *lines, logFile: *logFile, in: stdin, out: stdout, errOut: stderr})
 	}
 	var ue usageError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, new(interrupted)):
+		// Said already; 130 is what a shell reports for Ctrl-C.
+		return 130
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "wa-supervisor %s: %v\n%s", cmd, err, usage)
 		return 2

@@ -24,18 +24,33 @@ type options struct {
 	json   bool
 	// proxy is start's -proxy, nil when not given.
 	proxy *string
-	in    io.Reader
-	out   io.Writer
+	// lines and logFile are logs' -n and -log.
+	lines   int
+	logFile string
+	in      io.Reader
+	out     io.Writer
+	// errOut takes what is said beside the result: warnings about the
+	// input, a broadcast left running on Ctrl-C.
+	errOut io.Writer
 }
 
 // atLeastTwo in operate's table: an organization and one or more numbers.
 const atLeastTwo = -2
 
 // operate runs one operator command against the status API of the daemon
-// that the same config describes.
+// that the same config describes. A refusal that names an HTTP route is
+// told as the CLI command that fits.
 func operate(ctx context.Context, cmd string, args []string, o options) error {
+	err := operateAPI(ctx, cmd, args, o)
+	if err != nil && len(args) > 0 {
+		err = withCLIHint(err, args[0])
+	}
+	return err
+}
+
+func operateAPI(ctx context.Context, cmd string, args []string, o options) error {
 	want := map[string]int{"status": -1, "qr": 1, "start": 1, "stop": 1, "logout": 1, "clear": 1, "delete": 1,
-		"pair-phone": 2, "send": 3, "broadcast": 3, "check": atLeastTwo, "move": 2, "drain": 1}
+		"pair-phone": 2, "send": 3, "broadcast": 3, "cancel": 2, "check": atLeastTwo, "logs": 1, "move": 2, "drain": 1}
 	n, ok := want[cmd]
 	if !ok {
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
@@ -48,9 +63,19 @@ func operate(ctx context.Context, cmd string, args []string, o options) error {
 			return err
 		}
 	}
+	if cmd == "logs" && o.lines < 1 {
+		return usageError{fmt.Sprintf("-n %d: logs prints at least 1 record", o.lines)}
+	}
+	if cmd == "logs" && o.logFile != "" {
+		// A log file given needs neither the config nor the daemon.
+		return logs(ctx, args[0], o)
+	}
 	cfg, err := config.Load(o.config)
 	if err != nil {
 		return err
+	}
+	if cmd == "logs" {
+		return logs(ctx, args[0], o)
 	}
 	key, err := cfg.APIKey()
 	if err != nil {
@@ -60,16 +85,16 @@ func operate(ctx context.Context, cmd string, args []string, o options) error {
 	out := o.out
 	switch cmd {
 	case "send":
-		return send(ctx, c, args, o.wait, out)
+		return send(ctx, c, args, o.wait, o.json, out)
 	case "broadcast":
-		return broadcast(ctx, c, args, o.in, out)
+		return broadcast(ctx, c, args, regionOf(cfg, args[0]), o)
 	case "check":
 		// Up to 500 numbers at a paced query a second for every 50.
 		ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
-		return check(ctx, c, args, out)
+		return check(ctx, c, args, o.json, out)
 	case "qr":
-		return qr(ctx, c, args[0], out)
+		return qr(ctx, c, args[0], o.json, out)
 	case "move":
 		return moveOrg(ctx, c, args[0], args[1], out)
 	case "drain":
@@ -82,6 +107,8 @@ func operate(ctx context.Context, cmd string, args []string, o options) error {
 	switch cmd {
 	case "status":
 		return status(ctx, c, args, o.json, out)
+	case "cancel":
+		return cancelBroadcast(ctx, c, args[0], args[1], o.json, out)
 	case "start":
 		if o.proxy != nil {
 			px := *o.proxy
@@ -106,12 +133,18 @@ func operate(ctx context.Context, cmd string, args []string, o options) error {
 		if err := c.Delete(ctx, args[0]); err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(out, "organization %s deleted; its session was archived\n", args[0])
+		if o.json {
+			return printJSON(out, map[string]any{"organization_id": args[0], "deleted": true})
+		}
+		_, err = fmt.Fprintf(out, "%s deleted (its session was archived)\n", args[0])
 		return err
 	case "pair-phone":
 		code, err := c.PairPhone(ctx, args[0], args[1])
 		if err != nil {
 			return err
+		}
+		if o.json {
+			return printJSON(out, map[string]string{"organization_id": args[0], "code": code})
 		}
 		_, err = fmt.Fprintf(out, "On the phone: WhatsApp > Linked devices > Link with phone number, then enter %s\n", code)
 		return err
@@ -119,7 +152,20 @@ func operate(ctx context.Context, cmd string, args []string, o options) error {
 	if err != nil {
 		return err
 	}
-	return printJSON(out, snap)
+	if o.json {
+		return printJSON(out, snap)
+	}
+	_, err = fmt.Fprintln(out, actionLine(cmd, snap, time.Now()))
+	return err
+}
+
+// regionOf is the default_country the daemon reads org's numbers with, so
+// that the CLI sees two spellings of one number as the daemon will.
+func regionOf(cfg config.Config, org string) string {
+	if r, ok := cfg.DefaultCountries()[org]; ok {
+		return r
+	}
+	return cfg.Messages.DefaultCountry
 }
 
 func printJSON(out io.Writer, v any) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -25,12 +26,15 @@ const clearScreen = "\x1b[H\x1b[2J"
 
 // qr shows the organization's QR until it is linked; Ctrl-C ends the wait
 // with a sentence rather than a dead process's half-drawn screen.
-func qr(ctx context.Context, c *apiclient.Client, org string, out io.Writer) error {
+// With asJSON it prints the status object, one line each time the code
+// or the status changes, for a program that draws the code itself.
+func qr(ctx context.Context, c *apiclient.Client, org string, asJSON bool, out io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
 	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
-	err := followQR(ctx, c, org, tick.C, out, isTerminal(out))
+	v := view{tty: isTerminal(out), json: asJSON}
+	err := followQR(ctx, c, org, tick.C, out, v)
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("interrupted before organization %s was linked", org)
 	}
@@ -41,7 +45,7 @@ func qr(ctx context.Context, c *apiclient.Client, org string, out io.Writer) err
 // each new QR code, and returns nil once the organization is connected. On
 // a terminal a new code replaces the old one; in a log or a pipe the codes
 // follow each other, each after a separator line.
-func followQR(ctx context.Context, c *apiclient.Client, org string, ticks <-chan time.Time, out io.Writer, tty bool) error {
+func followQR(ctx context.Context, c *apiclient.Client, org string, ticks <-chan time.Time, out io.Writer, v view) error {
 	shown := ""                 // the code on screen
 	waiting := state.Status("") // the status last reported while no code was on offer
 	for {
@@ -49,15 +53,29 @@ func followQR(ctx context.Context, c *apiclient.Client, org string, ticks <-chan
 		if err != nil {
 			return err
 		}
+		if v.json && !noQRWillCome(s.Status) && (s.QRCode != shown || s.Status != waiting) {
+			if err := json.NewEncoder(out).Encode(s); err != nil {
+				return err
+			}
+			if s.Status == state.Connected {
+				return nil
+			}
+			shown, waiting = s.QRCode, s.Status
+		}
 		switch {
+		case v.json && !noQRWillCome(s.Status):
 		case s.Status == state.Connected:
 			_, err := fmt.Fprintf(out, "organization %s is connected as %s\n", org, s.JID)
 			return err
 		case noQRWillCome(s.Status):
-			return fmt.Errorf("organization %s is %s, so no QR will come: run wa-supervisor start %s first", org, s.Status, org)
+			why := ""
+			if r := reason(s); r != "" {
+				why = " (" + r + ")"
+			}
+			return fmt.Errorf("organization %s is %s%s, so no QR will come: run 'wa-supervisor start %s' first", org, s.Status, why, org)
 		case s.QRCode != "" && s.QRCode != shown:
 			switch {
-			case tty:
+			case v.tty:
 				fmt.Fprint(out, clearScreen)
 			case shown != "":
 				fmt.Fprintln(out, strings.Repeat("-", 40))
@@ -79,6 +97,10 @@ func followQR(ctx context.Context, c *apiclient.Client, org string, ticks <-chan
 		}
 	}
 }
+
+// view is how followQR shows what it sees: redrawn on a terminal, one
+// after another elsewhere, or as JSON lines.
+type view struct{ tty, json bool }
 
 func statusWithin(ctx context.Context, c *apiclient.Client, org string) (state.Snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, qrPollTimeout)

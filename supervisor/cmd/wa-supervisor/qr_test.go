@@ -88,7 +88,7 @@ func TestQRRedrawsEachRotationUntilConnected(t *testing.T) {
 	for _, tty := range []bool{true, false} {
 		api, c := startScripted(t, script...)
 		var out bytes.Buffer
-		if err := followQR(bounded(t), c, "2", closedTicks(), &out, tty); err != nil {
+		if err := followQR(bounded(t), c, "2", closedTicks(), &out, view{tty: tty}); err != nil {
 			t.Fatalf("tty %v: %v", tty, err)
 		}
 		got := out.String()
@@ -117,7 +117,13 @@ func TestQRGivesUpWhereNoCodeWillCome(t *testing.T) {
 		want   string
 	}{
 		{[]state.Snapshot{{Status: state.QRRequired, QRCode: "2@x"}, {Status: state.LoggedOut}},
-			"organization 2 is logged_out, so no QR will come: run wa-supervisor start 2 first"},
+			"organization 2 is logged_out, so no QR will come: run 'wa-supervisor start 2' first"},
+		{[]state.Snapshot{{Status: state.LoggedOut, LastEvent: "device_removed"}},
+			"organization 2 is logged_out (device_removed), so no QR will come"},
+		// The refusal says why it failed, not only that it did.
+		{[]state.Snapshot{{Status: state.Failed, RetryCount: 5, LastEvent: "start_failed",
+			LastError: `start session: start 2: connect for QR pairing: failed to dial whatsapp web websocket: failed to WebSocket dial: failed to send handshake request: Get "https://web.whatsapp.com/ws/chat": dial tcp: lookup web.whatsapp.com on 10.255.255.53:53: no such host`}},
+			"organization 2 is failed (failed 5 times: cannot reach WhatsApp: DNS lookup of web.whatsapp.com failed (no such host)), so no QR will come: run 'wa-supervisor start 2' first"},
 		{[]state.Snapshot{{Status: state.Stopped}}, "organization 2 is stopped, so no QR will come"},
 		{[]state.Snapshot{{Status: state.Banned}}, "organization 2 is banned"},
 		{[]state.Snapshot{{Status: state.Replaced}}, "organization 2 is replaced"},
@@ -125,13 +131,13 @@ func TestQRGivesUpWhereNoCodeWillCome(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, client := startScripted(t, c.script...)
-		err := followQR(bounded(t), client, "2", closedTicks(), &bytes.Buffer{}, false)
+		err := followQR(bounded(t), client, "2", closedTicks(), &bytes.Buffer{}, view{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", c.script[len(c.script)-1].Status, err, c.want)
 		}
 	}
 	_, client := startScripted(t, state.Snapshot{Status: state.QRRequired})
-	err := followQR(bounded(t), client, "9", closedTicks(), &bytes.Buffer{}, false)
+	err := followQR(bounded(t), client, "9", closedTicks(), &bytes.Buffer{}, view{})
 	if !apiclient.IsCode(err, "unknown_org") {
 		t.Errorf("unknown org: %v", err)
 	}
@@ -145,7 +151,7 @@ func TestQRStopsWhenCancelled(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := followQR(ctx, c, "2", nil, pw, false)
+		err := followQR(ctx, c, "2", nil, pw, view{})
 		pw.Close() // a loop that ended early must not leave the reader below blocked
 		done <- err
 	}()
@@ -165,5 +171,31 @@ func TestQRStopsWhenCancelled(t *testing.T) {
 	}
 	if n := api.count(); n != 1 {
 		t.Fatalf("%d requests, want 1", n)
+	}
+}
+
+// qr -json prints the status object each time the code or the status
+// changes, one per line, for a program that draws the code itself.
+func TestQRJSONLines(t *testing.T) {
+	_, c := startScripted(t,
+		state.Snapshot{Status: state.Starting},
+		state.Snapshot{Status: state.QRRequired, QRCode: "2@a"},
+		state.Snapshot{Status: state.QRRequired, QRCode: "2@a"},
+		state.Snapshot{Status: state.QRRequired, QRCode: "2@b"},
+		state.Snapshot{Status: state.Connected, JID: "57300@s.whatsapp.net"})
+	var out bytes.Buffer
+	if err := followQR(bounded(t), c, "2", closedTicks(), &out, view{json: true}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var s state.Snapshot
+		if err := json.Unmarshal([]byte(line), &s); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		got = append(got, string(s.Status)+" "+s.QRCode)
+	}
+	if want := "starting |qr_required 2@a|qr_required 2@b|connected "; strings.Join(got, "|") != want {
+		t.Errorf("got %q, want %q", strings.Join(got, "|"), want)
 	}
 }

@@ -42,7 +42,7 @@ func status(ctx context.Context, c *apiclient.Client, args []string, asJSON bool
 }
 
 // printTable writes one line per organization, ordered by ID, with the
-// times relative to now.
+// times relative to now and why an organization is not working.
 func printTable(out io.Writer, snaps []state.Snapshot, now time.Time) error {
 	snaps = slices.Clone(snaps)
 	slices.SortFunc(snaps, func(a, b state.Snapshot) int { return compareIDs(a.OrganizationID, b.OrganizationID) })
@@ -55,15 +55,17 @@ func printTable(out io.Writer, snaps []state.Snapshot, now time.Time) error {
 		}
 		return orDash(s.Node) + "\t"
 	}
-	head := "ORG\tSTATUS\tSINCE\tJID\tBAD MAC\tCOOLDOWN\tOUTBOX"
+	// REASON comes last: it is the one column of any length.
+	head := "ORG\tSTATUS\tSINCE\tJID\tBAD MAC\tCOOLDOWN\tOUTBOX\tREASON"
 	if cluster {
-		head = "ORG\tNODE\tSTATUS\tSINCE\tJID\tBAD MAC\tCOOLDOWN\tOUTBOX"
+		head = "ORG\tNODE\tSTATUS\tSINCE\tJID\tBAD MAC\tCOOLDOWN\tOUTBOX\tREASON"
 	}
 	fmt.Fprintln(tw, head)
 	for _, s := range snaps {
-		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%s\t%d/%d\t%s\t%d queued, %d sent, %d failed%s\n",
+		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%s\t%d/%d\t%s\t%d queued, %d sent, %d failed%s\t%s\n",
 			s.OrganizationID, node(s), s.Status, since(s, now), orDash(s.JID), s.BadMAC.Count, s.BadMAC.Trips,
-			cooldownLeft(s.CooldownUntil, now), s.Outbox.Queued, s.Outbox.SentToday, s.Outbox.FailedToday, dailyLimit(s.Sending, now))
+			cooldownLeft(s.CooldownUntil, now), s.Outbox.Queued, s.Outbox.SentToday, s.Outbox.FailedToday, dailyLimit(s.Sending, now),
+			orDash(reason(s)))
 	}
 	return tw.Flush()
 }

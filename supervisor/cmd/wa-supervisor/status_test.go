@@ -14,6 +14,10 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 )
 
+// noWhatsApp is the error a worker reports on a host that cannot resolve
+// WhatsApp's address, as a fresh `make run` in a sandbox gets it.
+const noWhatsApp = `start session: start 2: connect for QR pairing: failed to dial whatsapp web websocket: failed to WebSocket dial: failed to send handshake request: Get "https://web.whatsapp.com/ws/chat": dial tcp: lookup web.whatsapp.com on 10.255.255.53:53: no such host`
+
 func TestStatusTable(t *testing.T) {
 	now := time.Date(2025, 1, 1, 10, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) *time.Time { t := now.Add(d); return &t }
@@ -30,8 +34,8 @@ func TestStatusTable(t *testing.T) {
 			Outbox:         state.Outbox{Queued: 3, SentToday: 120, FailedToday: 1},
 		}},
 		want: `
-ORG  STATUS     SINCE  JID                          BAD MAC  COOLDOWN  OUTBOX
-2    connected  3m12s  573001234567@s.whatsapp.net  2/1      -         3 queued, 120 sent, 1 failed
+ORG  STATUS     SINCE  JID                          BAD MAC  COOLDOWN  OUTBOX                        REASON
+2    connected  3m12s  573001234567@s.whatsapp.net  2/1      -         3 queued, 120 sent, 1 failed  -
 `,
 	}, {
 		name: "only a connection is dated; a cooldown counts down, rounded up",
@@ -44,11 +48,11 @@ ORG  STATUS     SINCE  JID                          BAD MAC  COOLDOWN  OUTBOX
 			{OrganizationID: "d", Status: state.QRRequired, CooldownUntil: at(-time.Second)},
 		},
 		want: `
-ORG  STATUS        SINCE  JID  BAD MAC  COOLDOWN  OUTBOX
-a    cooldown      -      -    0/0      4m30s     0 queued, 0 sent, 0 failed
-b    disconnected  -      -    0/0      -         0 queued, 0 sent, 0 failed
-c    banned        -      -    0/0      1d2h      0 queued, 0 sent, 0 failed
-d    qr_required   -      -    0/0      -         0 queued, 0 sent, 0 failed
+ORG  STATUS        SINCE  JID  BAD MAC  COOLDOWN  OUTBOX                      REASON
+a    cooldown      -      -    0/0      4m30s     0 queued, 0 sent, 0 failed  -
+b    disconnected  -      -    0/0      -         0 queued, 0 sent, 0 failed  -
+c    banned        -      -    0/0      1d2h      0 queued, 0 sent, 0 failed  -
+d    qr_required   -      -    0/0      -         0 queued, 0 sent, 0 failed  -
 `,
 	}, {
 		name: "numeric IDs in numeric order, ahead of the others",
@@ -59,11 +63,11 @@ d    qr_required   -      -    0/0      -         0 queued, 0 sent, 0 failed
 			{OrganizationID: "2", Status: state.Connected, ConnectedSince: at(-45 * time.Second)},
 		},
 		want: `
-ORG  STATUS     SINCE  JID  BAD MAC  COOLDOWN  OUTBOX
-2    connected  45s    -    0/0      -         0 queued, 0 sent, 0 failed
-10   connected  2h5m   -    0/0      -         0 queued, 0 sent, 0 failed
-1a   queued     -      -    0/0      -         0 queued, 0 sent, 0 failed
-b1   stopped    -      -    0/0      -         0 queued, 0 sent, 0 failed
+ORG  STATUS     SINCE  JID  BAD MAC  COOLDOWN  OUTBOX                      REASON
+2    connected  45s    -    0/0      -         0 queued, 0 sent, 0 failed  -
+10   connected  2h5m   -    0/0      -         0 queued, 0 sent, 0 failed  -
+1a   queued     -      -    0/0      -         0 queued, 0 sent, 0 failed  -
+b1   stopped    -      -    0/0      -         0 queued, 0 sent, 0 failed  -
 `,
 	}, {
 		name: "a daily limit reached waits for the next local day",
@@ -75,16 +79,35 @@ b1   stopped    -      -    0/0      -         0 queued, 0 sent, 0 failed
 				Sending: state.Sending{LimitToday: 1000, SentToday: 7}},
 		},
 		want: `
-ORG  STATUS     SINCE  JID  BAD MAC  COOLDOWN  OUTBOX
-2    connected  1m0s   -    0/0      -         4 queued, 30 sent, 0 failed; limit 30/30 today, waits 5h10m
-3    connected  1m0s   -    0/0      -         0 queued, 0 sent, 0 failed; limit 7/1000 today
+ORG  STATUS     SINCE  JID  BAD MAC  COOLDOWN  OUTBOX                                                       REASON
+2    connected  1m0s   -    0/0      -         4 queued, 30 sent, 0 failed; limit 30/30 today, waits 5h10m  -
+3    connected  1m0s   -    0/0      -         0 queued, 0 sent, 0 failed; limit 7/1000 today               -
 `,
 	}, {
 		name:  "a clock that stepped back",
 		snaps: []state.Snapshot{{OrganizationID: "2", Status: state.Connected, ConnectedSince: at(time.Minute)}},
 		want: `
-ORG  STATUS     SINCE  JID  BAD MAC  COOLDOWN  OUTBOX
-2    connected  0s     -    0/0      -         0 queued, 0 sent, 0 failed
+ORG  STATUS     SINCE  JID  BAD MAC  COOLDOWN  OUTBOX                      REASON
+2    connected  0s     -    0/0      -         0 queued, 0 sent, 0 failed  -
+`,
+	}, {
+		// A new user saw "queued" for 25 s and then "failed" with no word
+		// of why; the table now says it, and an error got past is history.
+		name: "why an organization is not working",
+		snaps: []state.Snapshot{
+			{OrganizationID: "1", Status: state.Queued, RetryCount: 2, LastEvent: "start_failed", LastError: noWhatsApp},
+			{OrganizationID: "2", Status: state.Failed, RetryCount: 5, LastEvent: "start_failed", LastError: noWhatsApp},
+			{OrganizationID: "3", Status: state.Failed, LastEvent: "proxy_unresolved", LastError: "lookup px.invalid: no such host"},
+			{OrganizationID: "4", Status: state.LoggedOut, LastEvent: "device_removed", LastError: noWhatsApp},
+			{OrganizationID: "5", Status: state.Connected, ConnectedSince: at(-time.Minute), LastError: noWhatsApp},
+		},
+		want: `
+ORG  STATUS      SINCE  JID  BAD MAC  COOLDOWN  OUTBOX                      REASON
+1    queued      -      -    0/0      -         0 queued, 0 sent, 0 failed  failed 2 times: cannot reach WhatsApp: DNS lookup of web.whatsapp.com failed (no such host)
+2    failed      -      -    0/0      -         0 queued, 0 sent, 0 failed  failed 5 times: cannot reach WhatsApp: DNS lookup of web.whatsapp.com failed (no such host)
+3    failed      -      -    0/0      -         0 queued, 0 sent, 0 failed  DNS lookup of px.invalid failed (no such host)
+4    logged_out  -      -    0/0      -         0 queued, 0 sent, 0 failed  device_removed
+5    connected   1m0s   -    0/0      -         0 queued, 0 sent, 0 failed  -
 `,
 	}, {
 		name: "a cluster names each organization's node",
@@ -100,7 +123,7 @@ ORG  NODE   STATUS       SINCE  JID  BAD MAC  COOLDOWN  OUTBOX
 	}, {
 		name: "no organizations",
 		want: `
-ORG  STATUS  SINCE  JID  BAD MAC  COOLDOWN  OUTBOX
+ORG  STATUS  SINCE  JID  BAD MAC  COOLDOWN  OUTBOX  REASON
 `,
 	}}
 	for _, c := range cases {
