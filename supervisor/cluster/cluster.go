@@ -25,6 +25,15 @@ const KeyHeader = "X-Wa-Sidecar-Cluster-Key"
 // NodeHeader names the node that answered (the owner, for a proxied call).
 const NodeHeader = "X-Wa-Sidecar-Node"
 
+// InternalRoute is a node-to-node route (under /internal/), which the
+// status API serves only to callers with the cluster key. A table rather
+// than a ServeMux, so that the API's test can hold every route it serves
+// against its OpenAPI document.
+type InternalRoute struct {
+	Method, Pattern string
+	Handler         http.HandlerFunc
+}
+
 // ErrUnavailable wraps every failure to reach etcd: the node runs fail
 // static and the API answers 503 cluster_unavailable.
 var ErrUnavailable = errors.New("etcd is unreachable: this node keeps running what it owns and refuses what needs the cluster")

@@ -12,6 +12,7 @@
 //
 //	const KeyHeader, NodeHeader        // node-to-node key header, answering node header
 //	const InternalOrgsPath             // GET /internal/v1/orgs: a node's own orgs
+//	type InternalRoute{Method, Pattern, Handler} // a node-to-node route
 //	var ErrUnavailable                 // etcd unreachable: 503 cluster_unavailable
 //	var ErrNotOwner, ErrFull           // a swap found another owner; no node has capacity
 //	type UnreachableError{Node, Err}   // 502 owner_unreachable naming Node
@@ -37,7 +38,8 @@
 //	func Decide(self, Lookup, ownedHere, registers, forwarded) Decision // routing, pure
 //
 // Node-to-node routes live under /internal/ (prefix e.g. /internal/v1/):
-// wa-supervisor serve passes an http.ServeMux to statusapi.Options.Internal,
+// wa-supervisor serve passes their table ([]InternalRoute, the move's) to
+// statusapi.Options.Internal,
 // and the status API lets only callers with the cluster key reach it
 // (without the API key, the Host check or the JSON body check).
 //

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/orgid"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/cluster"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/store"
@@ -21,13 +22,16 @@ import (
 // MiB between two hosts, well past the API server's 20 s read timeout.
 const transferTime = 10 * time.Minute
 
-// Register puts the internal routes of a move on mux. They are mounted
+// Routes are the internal routes of a move on the target. They are mounted
 // where only callers with the cluster key reach them (statusapi's
 // Options.Internal); they answer in the API's error shape.
-func (l *Local) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST "+strings.ReplaceAll(importPath, "%s", "{id}"), l.serveImport)
-	mux.HandleFunc("POST "+strings.ReplaceAll(discardPath, "%s", "{id}"), l.serveDiscard)
-	mux.HandleFunc("POST "+strings.ReplaceAll(activatePath, "%s", "{id}"), l.serveActivate)
+func (l *Local) Routes() []cluster.InternalRoute {
+	pattern := func(path string) string { return strings.ReplaceAll(path, "%s", "{id}") }
+	return []cluster.InternalRoute{
+		{Method: "POST", Pattern: pattern(importPath), Handler: l.serveImport},
+		{Method: "POST", Pattern: pattern(discardPath), Handler: l.serveDiscard},
+		{Method: "POST", Pattern: pattern(activatePath), Handler: l.serveActivate},
+	}
 }
 
 func (l *Local) serveImport(w http.ResponseWriter, r *http.Request) {
@@ -115,6 +119,10 @@ func (l *Local) fail(w http.ResponseWriter, r *http.Request, id string, err erro
 		l.answer(w, r, id, http.StatusConflict, nil, "too_many_orgs", err)
 	case errors.Is(err, ErrNotOwnedHere):
 		l.answer(w, r, id, http.StatusConflict, nil, "not_owner", err)
+	case errors.Is(err, cluster.ErrUnavailable):
+		// etcd is out of reach, which is no failure of this node's.
+		w.Header().Set("Retry-After", "5")
+		l.answer(w, r, id, http.StatusServiceUnavailable, nil, "cluster_unavailable", err)
 	default:
 		l.Log.Error("internal move route failed", "org", id, "path", r.URL.Path, "err", err)
 		l.answer(w, r, id, http.StatusInternalServerError, nil, "internal",

@@ -24,6 +24,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/supervisor/archive"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/cluster"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/fleet"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/lifecycle"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/metrics"
@@ -37,11 +38,16 @@ import (
 type owners struct {
 	mu sync.Mutex
 	of map[string]string
+	// down: etcd cannot be reached.
+	down bool
 }
 
 func (o *owners) Owner(_ context.Context, org string) (string, bool, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.down {
+		return "", false, fmt.Errorf("read owner of %s: %w", org, cluster.ErrUnavailable)
+	}
 	n, ok := o.of[org]
 	return n, ok, nil
 }
@@ -105,9 +111,7 @@ func newNode(t *testing.T, name string, own *owners, recs ...lifecycle.Record) *
 	fl.Boot(loaded)
 	n := &node{name: name, dir: dir, st: st, fleet: fl}
 	n.local = &move.Local{Fleet: fl, Store: st, Outbox: ob, Dirs: transfer.DirsOf(dir), Clock: clk, Log: log, Self: name, Owners: own}
-	mux := http.NewServeMux()
-	n.local.Register(mux)
-	n.srv = httptest.NewServer(mux)
+	n.srv = httptest.NewServer(internalMux(n.local))
 	t.Cleanup(n.srv.Close)
 	return n
 }
@@ -206,9 +210,7 @@ func TestAMoveThatFailsHalfwayLeavesTheOrganizationOnTheSource(t *testing.T) {
 			conn.Close()
 			return
 		}
-		mux := http.NewServeMux()
-		b.local.Register(mux)
-		mux.ServeHTTP(w, r)
+		internalMux(b.local).ServeHTTP(w, r)
 	})
 	m := move.Mover{Source: a.local, Target: move.Remote{Caller: caller{"a": a, "b": b}}, Owners: own, Log: a.local.Log}
 	st, _ := m.Run(context.Background(), move.Request{Org: org, From: "a", To: "b"})
@@ -331,7 +333,24 @@ func TestInternalRoutesRefuseWhatTheyCannotDo(t *testing.T) {
 	if status, code := post("/internal/v1/orgs/other/import", strings.ReplaceAll(registered, org, "other")); status != http.StatusConflict || code != "too_many_orgs" {
 		t.Fatalf("import into a full node: %d %s", status, code)
 	}
+	// Without etcd an activation cannot know the owner: a 503 to retry,
+	// not an internal error of the target's.
+	own.mu.Lock()
+	own.down = true
+	own.mu.Unlock()
+	if status, code := post("/internal/v1/orgs/"+org+"/activate", ""); status != http.StatusServiceUnavailable || code != "cluster_unavailable" {
+		t.Fatalf("activate without etcd: %d %s", status, code)
+	}
 	if recs, _ := b.st.LoadOrgs(context.Background()); len(recs) != 1 || recs[0].Status != state.LoggedOut {
 		t.Fatalf("the refusals changed the node: %+v", recs)
 	}
+}
+
+// internalMux serves l's internal routes as the status API mounts them.
+func internalMux(l *move.Local) *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, rt := range l.Routes() {
+		mux.HandleFunc(rt.Method+" "+rt.Pattern, rt.Handler)
+	}
+	return mux
 }

@@ -143,15 +143,3 @@ func (s *server) routedByBody(next http.HandlerFunc) http.HandlerFunc {
 		next(w, r)
 	}
 }
-
-// serveInternal hands node-to-node routes to Options.Internal; what that
-// mux does not route gets the JSON 404 instead of ServeMux's plain text.
-func (s *server) serveInternal(w http.ResponseWriter, r *http.Request) {
-	if m, ok := s.internal.(*http.ServeMux); ok {
-		if _, pattern := m.Handler(r); pattern == "" {
-			s.writeError(w, r, errNotFound("no internal route for %s %s", r.Method, r.URL.Path))
-			return
-		}
-	}
-	s.internal.ServeHTTP(w, r)
-}

@@ -58,10 +58,9 @@ func (c *fakeCluster) Others(context.Context) ([]state.Snapshot, []string) {
 func newClusterHarness(t *testing.T) (*harness, *fakeCluster) {
 	h := newHarness(t, testKey)
 	fc := &fakeCluster{elsewhere: map[string]bool{}, errs: map[string]error{}}
-	internal := http.NewServeMux()
-	internal.HandleFunc("POST /internal/v1/echo", func(w http.ResponseWriter, r *http.Request) {
+	internal := []cluster.InternalRoute{{Method: "POST", Pattern: "/internal/v1/echo", Handler: func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusTeapot)
-	})
+	}}}
 	h.h = New(h.fleet, Options{APIKey: testKey, Listen: "127.0.0.1:8089", Log: slog.New(slog.DiscardHandler), Cluster: fc, Internal: internal})
 	return h, fc
 }

@@ -46,7 +46,12 @@ func (s *server) move(r *http.Request, id string) (int, any, error) {
 	snap, err := s.mover.Move(r.Context(), id, req.To)
 	var me *move.Error
 	if errors.As(err, &me) {
-		return 0, nil, &apiError{status: me.Status, code: me.Code, msg: me.Msg}
+		ae := &apiError{status: me.Status, code: me.Code, msg: me.Msg}
+		if me.Status == http.StatusServiceUnavailable {
+			// Every 503 says when to retry, as the document promises.
+			ae.retryAfter = 5 * time.Second
+		}
+		return 0, nil, ae
 	}
 	if err != nil {
 		return 0, nil, err

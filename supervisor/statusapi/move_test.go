@@ -74,6 +74,17 @@ func TestMoveErrors(t *testing.T) {
 	}
 }
 
+// A move's own 503 (its target holds no lease, or etcd went away
+// mid-move) says when to retry, as every 503 does.
+func TestMoveUnavailableSaysWhenToRetry(t *testing.T) {
+	h := newMoveHarness(t, &fakeMover{err: &move.Error{Status: http.StatusServiceUnavailable, Code: "cluster_unavailable", Msg: "node b holds no lease in etcd"}})
+	rec := h.do("POST", "/v1/orgs/2/move", `{"to":"b"}`)
+	wantError(t, rec, http.StatusServiceUnavailable, "cluster_unavailable")
+	if rec.Header().Get("Retry-After") == "" {
+		t.Error("a 503 without Retry-After")
+	}
+}
+
 // On one host the real service says there is nowhere to go, as a 409 the
 // caller cannot cure by retrying.
 func TestMoveOnOneHost(t *testing.T) {

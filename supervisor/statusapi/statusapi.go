@@ -75,10 +75,10 @@ type Options struct {
 	// Cluster routes every organization's requests to its owner node;
 	// nil: one host.
 	Cluster Cluster
-	// Internal serves the node-to-node routes under /internal/ besides
-	// the organizations' list; only callers with the cluster key reach
-	// it. Used in cluster mode only.
-	Internal http.Handler
+	// Internal are the node-to-node routes under /internal/ besides the
+	// organizations' list (the move's); only callers with the cluster key
+	// reach them. Used in cluster mode only.
+	Internal []cluster.InternalRoute
 	// Mover serves POST /v1/orgs/{id}/move; nil: no such route.
 	Mover Mover
 }
@@ -92,11 +92,6 @@ func New(f Fleet, o Options) http.Handler {
 	}
 	for _, rt := range s.routes() {
 		s.mux.HandleFunc(rt.method+" "+rt.pattern, rt.handler)
-	}
-	if s.cluster != nil && s.internal != nil {
-		// Node-to-node routes: their own table (the move's import, discard
-		// and activate), reached only with the cluster key.
-		s.mux.HandleFunc(internalPrefix, s.serveInternal)
 	}
 	// Without a catch-all, ServeMux would answer unknown routes and wrong
 	// methods in plain text, which callers parsing JSON choke on.
@@ -124,7 +119,7 @@ type server struct {
 	mediaMax int64
 	contacts Contacts
 	cluster  Cluster
-	internal http.Handler
+	internal []cluster.InternalRoute
 	mover    Mover
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -186,6 +181,9 @@ func (s *server) routes() []route {
 		rs = append(rs, route{"GET", cluster.InternalOrgsPath, s.handle(func(*http.Request) (int, any, error) {
 			return http.StatusOK, s.localList(), nil
 		})})
+		for _, ir := range s.internal {
+			rs = append(rs, route{ir.Method, ir.Pattern, ir.Handler})
+		}
 	}
 	return rs
 }

@@ -175,9 +175,6 @@ func serve(configPath string, stderr io.Writer) error {
 		APIKey: apiKey, Listen: cfg.API.Listen, AllowedOrigins: cfg.API.AllowedOrigins, Log: log, Outbox: ob, Contacts: ob,
 		Webhooks: hooks.api(), Media: lib, MediaMaxBytes: cfg.Media.MaxBytes.Bytes,
 	}
-	// internal holds the node-to-node routes (under /internal/) besides
-	// the organizations' list, which the status API serves itself.
-	internal := http.NewServeMux()
 	// Moves: this node as the source of its own (POST /v1/orgs/{id}/move)
 	// and as the target of the others' (internal routes).
 	mover := &move.Local{Fleet: fl, Store: st, Outbox: ob, Dirs: transfer.DirsOf(cfg.StateDir), Clock: clock.Real{}, Log: log, MaxOrgs: cfg.Workers.MaxOrgs}
@@ -185,9 +182,10 @@ func serve(configPath string, stderr io.Writer) error {
 	apiOpts.Mover = moves
 	if cl != nil {
 		defer cl.Close()
-		apiOpts.Cluster, apiOpts.Internal = cluster.NewRouter(cl, log), internal
+		// The node-to-node routes besides the organizations' list, which
+		// the status API serves itself: the move's, as its target.
+		apiOpts.Cluster, apiOpts.Internal = cluster.NewRouter(cl, log), mover.Routes()
 		mover.Self, mover.Owners, mover.Claimer, moves.Cluster = cl.Self(), cl, cl, cl
-		mover.Register(internal)
 	}
 	apiSrv := newServer(statusapi.New(fl, apiOpts))
 	metricsSrv := newServer(metrics.Handler(promReg))

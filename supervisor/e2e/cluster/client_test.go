@@ -69,7 +69,7 @@ func (n *Node) DoWith(method, path string, body any, headers map[string]string) 
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := n.env.api.Do(req)
 	if err != nil {
 		t.Fatalf("node %s %s %s: %v", n.Name, method, path, err)
 	}

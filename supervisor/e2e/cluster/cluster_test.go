@@ -128,6 +128,31 @@ func TestNineOrgsSpreadAndReachableFromEveryNode(t *testing.T) {
 	if r := n1.DoWith(http.MethodGet, cluster.InternalOrgsPath, nil, map[string]string{cluster.KeyHeader: ClusterKey}); r.Status != http.StatusOK {
 		t.Errorf("internal route with the cluster key: %d %s", r.Status, r.Body)
 	}
+	// The move's internal routes refuse, by name, what does not fit; the
+	// transport holds each answer against openapi.json's /internal/ paths.
+	mine, theirs := orgs[0], ""
+	owner := e.Node(owners[mine])
+	for org, o := range owners {
+		if o != owner.Name {
+			theirs = org
+		}
+	}
+	nodeKey := map[string]string{cluster.KeyHeader: ClusterKey}
+	for _, c := range []struct {
+		path   string
+		body   any
+		status int
+		code   string
+	}{
+		{"/internal/v1/orgs/" + mine + "/discard", nil, http.StatusConflict, "conflict"},
+		{"/internal/v1/orgs/" + theirs + "/activate", nil, http.StatusConflict, "not_owner"},
+		{"/internal/v1/orgs/" + mine + "/import", map[string]any{"version": 1, "org": theirs}, http.StatusBadRequest, "bad_body"},
+		{"/internal/v1/orgs/no.such/import", map[string]any{}, http.StatusBadRequest, "bad_id"},
+	} {
+		if r := owner.DoWith(http.MethodPost, c.path, c.body, nodeKey); r.Status != c.status || r.Code() != c.code {
+			t.Errorf("POST %s: %d %s, want %d %s", c.path, r.Status, r.Body, c.status, c.code)
+		}
+	}
 	// The public routes still want the API key, also for orgs of other nodes.
 	for org, owner := range owners {
 		if owner == n1.Name {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,6 +95,9 @@ type Env struct {
 	EmuURL string
 	Nodes  []*Node
 
+	// api calls the nodes' APIs, checking every answer against openapi.json.
+	api *http.Client
+
 	mu      sync.Mutex
 	supPIDs map[int]bool // every supervisor PID ever started, to match workers to
 }
@@ -134,6 +138,7 @@ func NewEnv(t *testing.T, o Options) *Env {
 		o.Capacity = 10
 	}
 	e := &Env{T: t, Dir: t.TempDir(), supPIDs: map[int]bool{}}
+	e.api = e.newAPIClient()
 	e.Etcd = etcdtest.Start(t)
 
 	emu, err := emulator.New(emulator.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})

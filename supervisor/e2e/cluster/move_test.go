@@ -39,7 +39,7 @@ func (n *Node) moveAsync(org, to string) <-chan Response {
 		req, _ := http.NewRequest(http.MethodPost, n.URL+"/v1/orgs/"+org+"/move", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("x-api-key", APIKey)
-		resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+		resp, err := (&http.Client{Timeout: 2 * time.Minute, Transport: n.env.api.Transport}).Do(req)
 		if err != nil {
 			ch <- Response{Status: 0, Body: []byte(err.Error())}
 			return
