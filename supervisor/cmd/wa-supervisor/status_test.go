@@ -116,9 +116,9 @@ ORG  STATUS      SINCE  JID  BAD MAC  COOLDOWN  OUTBOX                      REAS
 			{OrganizationID: "3", Status: state.QRRequired, Node: "vps-2"},
 		},
 		want: `
-ORG  NODE   STATUS       SINCE  JID  BAD MAC  COOLDOWN  OUTBOX
-2    vps-1  connected    1m0s   -    0/0      -         0 queued, 0 sent, 0 failed
-3    vps-2  qr_required  -      -    0/0      -         0 queued, 0 sent, 0 failed
+ORG  NODE   STATUS       SINCE  JID  BAD MAC  COOLDOWN  OUTBOX                      REASON
+2    vps-1  connected    1m0s   -    0/0      -         0 queued, 0 sent, 0 failed  -
+3    vps-2  qr_required  -      -    0/0      -         0 queued, 0 sent, 0 failed  -
 `,
 	}, {
 		name: "no organizations",
