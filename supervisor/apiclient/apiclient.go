@@ -111,9 +111,26 @@ func (c *Client) Ready(ctx context.Context) error {
 
 // List returns every organization's status.
 func (c *Client) List(ctx context.Context) ([]state.Snapshot, error) {
-	var snaps []state.Snapshot
-	err := c.do(ctx, http.MethodGet, "/v1/orgs", nil, &snaps)
+	snaps, _, err := c.ListCluster(ctx)
 	return snaps, err
+}
+
+// ListCluster returns every organization's status and, in a cluster, the
+// nodes that did not answer (X-Wa-Sidecar-Unreachable-Nodes): their
+// organizations are missing from the list.
+func (c *Client) ListCluster(ctx context.Context) ([]state.Snapshot, []string, error) {
+	var snaps []state.Snapshot
+	h, err := c.send(ctx, http.MethodGet, "/v1/orgs", nil, &snaps)
+	if err != nil {
+		return nil, nil, err
+	}
+	var unreachable []string
+	for _, n := range strings.Split(h.Get(statusapi.UnreachableHeader), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			unreachable = append(unreachable, n)
+		}
+	}
+	return snaps, unreachable, nil
 }
 
 // Status returns one organization's status.
@@ -281,17 +298,23 @@ func (c *Client) SendMedia(ctx context.Context, id, to, media, caption, key stri
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	_, err := c.send(ctx, method, path, in, out)
+	return err
+}
+
+// send is do that also hands back the answer's headers.
+func (c *Client) send(ctx context.Context, method, path string, in, out any) (http.Header, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("status api: encode request: %w", err)
+			return nil, fmt.Errorf("status api: encode request: %w", err)
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return fmt.Errorf("status api: %w", err)
+		return nil, fmt.Errorf("status api: %w", err)
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -306,31 +329,31 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		// than with the placeholder URL a unix socket is dialled through.
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" && ctx.Err() == nil {
-			return fmt.Errorf("status api: cannot reach the daemon at %s: %w", c.listen, op.Err)
+			return nil, fmt.Errorf("status api: cannot reach the daemon at %s: %w", c.listen, op.Err)
 		}
-		return fmt.Errorf("status api: %w", err)
+		return nil, fmt.Errorf("status api: %w", err)
 	}
 	defer resp.Body.Close()
 	// Bounded: a snapshot list is small, and a wrong server must not make
 	// the CLI read forever.
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return fmt.Errorf("status api: read %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("status api: read %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		ae := apiError(resp.StatusCode, raw)
 		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
 			ae.RetryAfter = time.Duration(secs) * time.Second
 		}
-		return ae
+		return nil, ae
 	}
 	if out == nil {
-		return nil
+		return resp.Header, nil
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("status api: decode %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("status api: decode %s %s: %w", method, path, err)
 	}
-	return nil
+	return resp.Header, nil
 }
 
 func apiError(status int, raw []byte) *APIError {

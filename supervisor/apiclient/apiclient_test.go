@@ -251,3 +251,17 @@ func TestClientDaemonDown(t *testing.T) {
 		}
 	}
 }
+
+// A cluster's list names the nodes that did not answer in a header; the
+// CLI needs them to tell a missing organization from a gone one.
+func TestListClusterNamesTheNodesThatDidNotAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set(statusapi.UnreachableHeader, "vps-3, vps-4")
+		w.Write([]byte(`[{"organization_id":"a","status":"connected","node":"vps-1"}]`))
+	}))
+	t.Cleanup(srv.Close)
+	snaps, unreachable, err := New(srv.Listener.Addr().String(), "").ListCluster(context.Background())
+	if err != nil || len(snaps) != 1 || snaps[0].Node != "vps-1" || strings.Join(unreachable, " ") != "vps-3 vps-4" {
+		t.Fatalf("ListCluster: %v, %+v, %q", err, snaps, unreachable)
+	}
+}

@@ -438,7 +438,7 @@ func (f *Fleet) ask(ctx context.Context, id string, in lifecycle.Input, create b
 		defer timer.Stop()
 		select {
 		case rep := <-answer:
-			return rep.snap, rep.err
+			return f.decorated(rep.snap, rep.err)
 		case <-ctx.Done():
 			return state.Snapshot{}, ctx.Err()
 		case <-timer.C:
@@ -448,6 +448,17 @@ func (f *Fleet) ask(ctx context.Context, id string, in lifecycle.Input, create b
 			return state.Snapshot{}, ErrTimeout
 		}
 	}
+}
+
+// decorated completes a runner's answer as Get does (the outbox counts,
+// the sending schedule): a runner's own snapshot has only what the
+// lifecycle holds, and an action's answer read "0 queued" for an
+// organization with messages waiting.
+func (f *Fleet) decorated(s state.Snapshot, err error) (state.Snapshot, error) {
+	if err == nil && f.decorate != nil && s.OrganizationID != "" {
+		f.decorate(&s)
+	}
+	return s, err
 }
 
 func (f *Fleet) lookup(id string) *runner {

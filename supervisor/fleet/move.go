@@ -204,7 +204,7 @@ func (f *Fleet) Adopt(ctx context.Context, rec lifecycle.Record) (state.Snapshot
 	}
 	select {
 	case rep := <-answer:
-		return rep.snap, rep.err
+		return f.decorated(rep.snap, rep.err)
 	case <-ctx.Done():
 		return state.Snapshot{}, ctx.Err()
 	}

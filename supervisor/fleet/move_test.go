@@ -109,3 +109,21 @@ func TestAdoptRunsWhatRanOnTheSource(t *testing.T) {
 }
 
 func h0() time.Time { return clocktest.Origin() }
+
+// An action's answer and a move's carry the outbox counts as Get does:
+// they came from the runner undecorated, so a moved organization with
+// messages waiting answered "0 queued".
+func TestAnswersCarryTheDecoration(t *testing.T) {
+	h := newUnbootedHarness(t, testConfig(), nil)
+	h.f.decorate = func(s *state.Snapshot) { s.Outbox.Queued = 6 }
+	h.f.Boot(nil)
+	h.ready()
+	snap, err := h.f.Adopt(context.Background(), lifecycle.Record{ID: "moved", Status: state.Stopped, Run: true, Linked: true, JID: "571:2@s.whatsapp.net", Fingerprint: "Chrome/Linux/6.1.0"})
+	if err != nil || snap.Outbox.Queued != 6 {
+		t.Fatalf("adopt: %v, outbox %+v", err, snap.Outbox)
+	}
+	snap, err = h.f.Start(context.Background(), "new", StartOptions{})
+	if err != nil || snap.Outbox.Queued != 6 {
+		t.Fatalf("start: %v, outbox %+v", err, snap.Outbox)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
@@ -15,7 +16,7 @@ const moveTimeout = 20 * time.Minute
 
 // mover is what move and drain need of the status API.
 type mover interface {
-	List(ctx context.Context) ([]state.Snapshot, error)
+	ListCluster(ctx context.Context) ([]state.Snapshot, []string, error)
 	Move(ctx context.Context, id, to string) (state.Snapshot, error)
 }
 
@@ -33,13 +34,20 @@ func moveOrg(ctx context.Context, c mover, org, node string, out io.Writer) erro
 // drain moves every organization off node, one at a time, each to the
 // node the placement picks, with one line per organization. It goes on
 // past a failure (that organization stays where it was) and fails at the
-// end if any did not move.
+// end if any did not move. A node that does not answer is refused: the
+// list cannot show what it owns.
 func drain(ctx context.Context, c mover, node string, out io.Writer) error {
 	lctx, cancel := context.WithTimeout(ctx, time.Minute)
-	all, err := c.List(lctx)
+	all, unreachable, err := c.ListCluster(lctx)
 	cancel()
 	if err != nil {
 		return err
+	}
+	// A node that does not answer is missing from the list: its
+	// organizations would read as none, and only the owner carries a move
+	// out.
+	if slices.Contains(unreachable, node) {
+		return fmt.Errorf("node %s does not answer: its organizations cannot be moved until it is back", node)
 	}
 	var orgs []string
 	for _, s := range all {

@@ -13,12 +13,15 @@ import (
 // fakeCluster answers the list and moves each organization to "c" unless
 // it is in refuse.
 type fakeCluster struct {
-	orgs   []state.Snapshot
-	refuse map[string]bool
-	moved  []string
+	orgs        []state.Snapshot
+	unreachable []string
+	refuse      map[string]bool
+	moved       []string
 }
 
-func (f *fakeCluster) List(context.Context) ([]state.Snapshot, error) { return f.orgs, nil }
+func (f *fakeCluster) ListCluster(context.Context) ([]state.Snapshot, []string, error) {
+	return f.orgs, f.unreachable, nil
+}
 
 func (f *fakeCluster) Move(_ context.Context, id, to string) (state.Snapshot, error) {
 	if to != "" {
@@ -53,5 +56,16 @@ func TestDrainOfAnEmptyNode(t *testing.T) {
 	var out bytes.Buffer
 	if err := drain(context.Background(), &fakeCluster{}, "a", &out); err != nil || !strings.Contains(out.String(), "owns no organizations") {
 		t.Fatalf("drain of an empty node: %v, %q", err, out.String())
+	}
+}
+
+// A node that is down is missing from the cluster's list; its drain used
+// to say "owns no organizations" and succeed.
+func TestDrainOfANodeThatDoesNotAnswer(t *testing.T) {
+	f := &fakeCluster{orgs: []state.Snapshot{{OrganizationID: "1", Node: "b"}}, unreachable: []string{"a"}}
+	var out bytes.Buffer
+	err := drain(context.Background(), f, "a", &out)
+	if err == nil || !strings.Contains(err.Error(), "node a does not answer") || out.Len() != 0 || len(f.moved) != 0 {
+		t.Fatalf("drain of a node that does not answer: %v, %q, moved %v", err, out.String(), f.moved)
 	}
 }

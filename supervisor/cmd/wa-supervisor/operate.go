@@ -106,7 +106,7 @@ func operateAPI(ctx context.Context, cmd string, args []string, o options) error
 	var snap state.Snapshot
 	switch cmd {
 	case "status":
-		return status(ctx, c, args, o.json, out)
+		return status(ctx, c, args, o.json, out, o.errOut)
 	case "cancel":
 		return cancelBroadcast(ctx, c, args[0], args[1], o.json, out)
 	case "start":

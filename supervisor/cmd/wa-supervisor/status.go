@@ -16,13 +16,17 @@ import (
 
 // status prints every organization, or the one in args, as a table for
 // people, or with asJSON as the status objects the API returns, which
-// scripts parse.
-func status(ctx context.Context, c *apiclient.Client, args []string, asJSON bool, out io.Writer) error {
+// scripts parse. The cluster's nodes that did not answer are named on
+// errOut: their organizations are missing, not gone.
+func status(ctx context.Context, c *apiclient.Client, args []string, asJSON bool, out, errOut io.Writer) error {
 	var snaps []state.Snapshot
 	if len(args) == 0 {
-		list, err := c.List(ctx)
+		list, unreachable, err := c.ListCluster(ctx)
 		if err != nil {
 			return err
+		}
+		if len(unreachable) > 0 {
+			fmt.Fprintf(errOut, "wa-supervisor status: node(s) %s did not answer: their organizations are not listed\n", strings.Join(unreachable, ", "))
 		}
 		if asJSON {
 			return printJSON(out, list)
