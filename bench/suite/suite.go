@@ -164,17 +164,6 @@ func Run(ctx context.Context, cfg Config, n int, tab *report.Table) (err error) 
 		return fmt.Errorf("run %d, process per organization: %w", n, err)
 	}
 	for _, k := range Ks {
-		one, err := r.oneProcess(ctx, filepath.Join(dir, "oneproc-"+strconv.Itoa(k)), k)
-		if err != nil {
-			return fmt.Errorf("run %d, one process with %d sessions: %w", n, k, err)
-		}
-		tab.Add(rowOneRSS, kCol(k), mib(one.RSS))
-		tab.Add(rowOnePSS, kCol(k), mib(one.PSS))
-		tab.Add(rowOneAnon, kCol(k), mib(one.PSSAnon))
-		tab.Add(rowOneFile, kCol(k), mib(one.PSSFile))
-		tab.Add(rowRatio, kCol(k), model[k]/mib(one.PSS))
-	}
-	for _, k := range Ks {
 		floor, err := r.floor(ctx, filepath.Join(dir, "bare-"+strconv.Itoa(k)), k)
 		if err != nil {
 			return fmt.Errorf("run %d, floor of %d bare processes: %w", n, k, err)
@@ -185,6 +174,17 @@ func Run(ctx context.Context, cfg Config, n int, tab *report.Table) (err error) 
 		tab.Add(rowFloorFile, kCol(k), mib(floor.PSSFile)/each)
 		tab.Add(rowFloorSum, kCol(k), mib(floor.PSS))
 		tab.Add(rowFloorRatio, kCol(k), model[k]/mib(floor.PSS))
+	}
+	for _, k := range Ks {
+		one, err := r.oneProcess(ctx, filepath.Join(dir, "oneproc-"+strconv.Itoa(k)), k)
+		if err != nil {
+			return fmt.Errorf("run %d, one process with %d sessions: %w", n, k, err)
+		}
+		tab.Add(rowOneRSS, kCol(k), mib(one.RSS))
+		tab.Add(rowOnePSS, kCol(k), mib(one.PSS))
+		tab.Add(rowOneAnon, kCol(k), mib(one.PSSAnon))
+		tab.Add(rowOneFile, kCol(k), mib(one.PSSFile))
+		tab.Add(rowRatio, kCol(k), model[k]/mib(one.PSS))
 	}
 	return nil
 }
