@@ -14,7 +14,7 @@ all: build
 
 build:
 	$(GO) build -o $(BIN)/wa-supervisor ./supervisor/cmd/wa-supervisor
-	ln -f $(BIN)/wa-supervisor $(BIN)/wa-worker
+	$(GO) build -o $(BIN)/wa-worker ./worker/cmd/wa-worker
 	$(GO) build -o $(BIN)/wa-emulator ./worker/cmd/wa-emulator
 
 run: build

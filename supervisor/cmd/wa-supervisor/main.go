@@ -1,10 +1,5 @@
 // Command wa-supervisor runs the wa-sidecar daemon (`serve`) and the
-// operator commands that talk to a running daemon's status API. The same
-// executable is the worker: run under the name wa-worker (`make build`
-// makes bin/wa-worker a hard link to it) or with the hidden command
-// `worker`, it is package worker/server and nothing else. Workers and
-// supervisor then map one file, whose pages the kernel shares among them
-// all, as Nomad does by re-executing its own binary for its plugins.
+// operator commands that talk to a running daemon's status API.
 package main
 
 import (
@@ -14,9 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-
-	"github.com/wa-sidecar/wa-sidecar/worker/server"
 
 	// The IANA zone database is built in, so that messages.timezone works
 	// on a host without tzdata (a minimal container); about 450 KB.
@@ -56,14 +48,7 @@ commands:
                      NUMBER on_whatsapp|not_on_whatsapp JID|- CHECKED_AT
 `
 
-// workerName is the name under which this executable is a worker.
-const workerName = "wa-worker"
-
 func main() {
-	if filepath.Base(os.Args[0]) == workerName || len(os.Args) > 1 && os.Args[1] == "worker" {
-		server.Main()
-		return
-	}
 	os.Exit(dispatch(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
