@@ -100,7 +100,7 @@ bench: build
 # status API (bench/cmd/wa-bench; `make bench-table BENCH_RUNS=5`).
 BENCH_RUNS ?= 3
 bench-table: build
-	$(GO) build -o $(BIN)/ ./bench/cmd/wa-bench ./bench/cmd/wa-oneproc
+	$(GO) build -o $(BIN)/ ./bench/cmd/wa-bench ./bench/cmd/wa-oneproc ./bench/cmd/wa-bare
 	$(BIN)/wa-bench -bin $(BIN) -runs $(BENCH_RUNS)
 
 # The soak test, not in `make test`: real supervisor and workers against the

@@ -25,10 +25,15 @@ type Table struct {
 }
 
 // New returns an empty table with these value columns (between the
-// metric's name and its unit) and rows.
+// metric's name and its unit) and rows. A row given twice (same name and
+// unit) would pool two figures' samples into one median, so it panics: a
+// bug in the caller.
 func New(cols []string, rows ...Row) *Table {
 	t := &Table{rows: rows, cols: cols, samples: map[Row]map[string][]float64{}}
 	for _, r := range rows {
+		if _, twice := t.samples[r]; twice {
+			panic(fmt.Sprintf("report: row %q is declared twice", r.Name))
+		}
 		t.samples[r] = map[string][]float64{}
 	}
 	return t

@@ -45,3 +45,14 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+// Two "of which anon" rows under different figures once shared one set of
+// samples, so each printed the median of both.
+func TestRowDeclaredTwice(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("New accepted a row declared twice")
+		}
+	}()
+	New([]string{"K=1"}, Row{"  of which anon", "MiB"}, Row{"worker PSS", "MiB"}, Row{"  of which anon", "MiB"})
+}

@@ -1,6 +1,6 @@
 // Package rig starts and stops what `make bench` measures: the WhatsApp
-// emulator (inside this process), a wa-supervisor with its workers, and the
-// wa-oneproc program. Addresses come from the kernel (127.0.0.1:0), state
+// emulator (inside this process), a wa-supervisor with its workers, the
+// wa-oneproc program and the wa-bare floor. Addresses come from the kernel (127.0.0.1:0), state
 // lives in the directory the caller gives, and every Start has a Stop or
 // Close that ends what it started.
 package rig
@@ -118,7 +118,8 @@ func (s *Supervisor) PID() int { return s.p.cmd.Process.Pid }
 // Stop ends the supervisor with SIGTERM; it closes its workers first.
 func (s *Supervisor) Stop() error { return s.p.stop(supervisorStopGrace) }
 
-// OneProc is a running wa-oneproc holding its sessions connected.
+// OneProc is a running wa-oneproc or wa-bare holding its sessions
+// connected.
 type OneProc struct {
 	p *proc
 }
@@ -135,6 +136,22 @@ func StartOneProc(ctx context.Context, bin, dir, emulatorURL string, phones []st
 		"-emulator", emulatorURL, "-dir", dir, "-phones", strings.Join(phones, ","))
 	want := fmt.Sprintf("connected %d", len(phones))
 	p, _, err := start(ctx, "wa-oneproc", cmd, func(line string) bool { return line == want })
+	if err != nil {
+		return nil, err
+	}
+	return &OneProc{p: p}, nil
+}
+
+// StartBare runs bin/wa-bare, one session linked by phone with its store
+// in dir, and returns once it reports the session connected.
+func StartBare(ctx context.Context, bin, dir, emulatorURL, phone string) (*OneProc, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("start wa-bare: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	cmd := exec.Command(filepath.Join(bin, "wa-bare"), "-emulator", emulatorURL, "-dir", dir, "-phone", phone)
+	p, _, err := start(ctx, "wa-bare", cmd, func(line string) bool { return line == "connected 1" })
 	if err != nil {
 		return nil, err
 	}

@@ -40,7 +40,7 @@ func orgPhone(i int) string { return fmt.Sprintf("573001%06d", i) }
 // MiB for the ratio.
 func (r *run) processPerOrg(ctx context.Context, dir string) (model map[int]float64, err error) {
 	r.say("process per organization: starting the supervisor")
-	sup, err := rig.StartSupervisor(ctx, r.cfg.Bin, dir, r.emu, supervisorConfig)
+	sup, err := rig.StartSupervisor(ctx, r.cfg.Bin, dir, r.emu, supervisorConfig(r.cfg.MemoryLimit))
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +78,9 @@ func (r *run) processPerOrg(ctx context.Context, dir string) (model map[int]floa
 		}
 	}
 
+	if r.cfg.MemoryOnly {
+		return model, nil
+	}
 	r.say("process per organization: %d status polls, idle", polls)
 	if err := r.pollStatus(ctx, orgID(1), rowIdleP50, rowIdleP99); err != nil {
 		return nil, err
@@ -180,6 +183,9 @@ func (r *run) readMemory(ctx context.Context, k, supervisor int) (float64, error
 	r.tab.Add(rowWorkerAnon, col, mib(sum.PSSAnon)/each)
 	r.tab.Add(rowWorkerFile, col, mib(sum.PSSFile)/each)
 	r.tab.Add(rowSupRSS, col, mib(sup.RSS))
+	r.tab.Add(rowSupPSS, col, mib(sup.PSS))
+	r.tab.Add(rowSupAnon, col, mib(sup.PSSAnon))
+	r.tab.Add(rowSupFile, col, mib(sup.PSSFile))
 	model := mib(sum.PSS + sup.PSS)
 	r.tab.Add(rowModel, col, model)
 	return model, nil

@@ -1,8 +1,9 @@
 // Package suite is one run of `make bench`'s table: against one emulator,
 // it links organizations through a real wa-supervisor and its workers,
 // times the supervisor's reactions and its API, then links the same numbers
-// of sessions inside one wa-oneproc, and adds one sample of every figure to
-// the table. Both models are measured in the same run, one after the other,
+// of sessions inside one wa-oneproc and in as many wa-bare processes (the
+// floor: one bare whatsmeow session per process), and adds one sample of
+// every figure to the table. Both models are measured in the same run, one after the other,
 // so that their ratio holds on a machine whose speed drifts between runs.
 package suite
 
@@ -25,11 +26,16 @@ import (
 
 // Config is what a run needs from the command line.
 type Config struct {
-	// Bin holds wa-supervisor, wa-worker and wa-oneproc.
+	// Bin holds wa-supervisor, wa-worker, wa-oneproc and wa-bare.
 	Bin string
 	// Settle is how long every session stays connected and idle before
 	// memory is read: the startup's garbage is collected by then.
 	Settle time.Duration
+	// MemoryOnly stops the supervisor's run after start → QR and the
+	// memory readings: no Bad MAC trip, kill, API or outbox figures.
+	MemoryOnly bool
+	// MemoryLimit, if not empty, is the workers' workers.memory_limit.
+	MemoryLimit string
 	// Progress gets one line per step: a run takes a minute or more.
 	Progress io.Writer
 }
@@ -55,9 +61,14 @@ const (
 
 // supervisorConfig leaves room for Ks' largest plus the organization that
 // relinks after its Bad MAC trip and the outbox's.
-var supervisorConfig = fmt.Sprintf(`
+func supervisorConfig(memoryLimit string) string {
+	limit := ""
+	if memoryLimit != "" {
+		limit = fmt.Sprintf("memory_limit = %q\n", memoryLimit)
+	}
+	return fmt.Sprintf(`
 [workers]
-max_live = %[1]d
+%[6]smax_live = %[1]d
 max_live_per_egress = %[1]d
 start_gap = "0s"
 start_jitter = ["0s", "0s"]
@@ -68,7 +79,8 @@ limit = %[3]d
 restart_delay = %[4]q
 [messages]
 max_recipients = %[5]d
-`, Ks[len(Ks)-1]+2, crashBackoffMin, badMACLimit, restartDelay, queued)
+`, Ks[len(Ks)-1]+2, crashBackoffMin, badMACLimit, restartDelay, queued, limit)
+}
 
 // colValue is the column of the figures that are not per K.
 const colValue = "value"
@@ -81,12 +93,20 @@ var (
 	rowWorkerAnon = report.Row{Name: "  of which anon (heap, stacks)", Unit: "MiB"}
 	rowWorkerFile = report.Row{Name: "  of which file (the binary, shared)", Unit: "MiB"}
 	rowSupRSS     = report.Row{Name: "supervisor RSS, K workers", Unit: "MiB"}
+	rowSupPSS     = report.Row{Name: "supervisor PSS", Unit: "MiB"}
+	rowSupAnon    = report.Row{Name: "  of which anon (its heap)", Unit: "MiB"}
+	rowSupFile    = report.Row{Name: "  of which file (its binary)", Unit: "MiB"}
 	rowModel      = report.Row{Name: "process per org: Σ worker PSS + supervisor PSS", Unit: "MiB"}
 	rowOneRSS     = report.Row{Name: "one process, K sessions: RSS", Unit: "MiB"}
 	rowOnePSS     = report.Row{Name: "one process, K sessions: PSS", Unit: "MiB"}
 	rowOneAnon    = report.Row{Name: "  of which anon", Unit: "MiB"}
 	rowOneFile    = report.Row{Name: "  of which file", Unit: "MiB"}
 	rowRatio      = report.Row{Name: "ratio process per org / one process (PSS)", Unit: "x"}
+	rowFloorPSS   = report.Row{Name: "floor, K bare whatsmeow processes: PSS each", Unit: "MiB"}
+	rowFloorAnon  = report.Row{Name: "  of which anon, each", Unit: "MiB"}
+	rowFloorFile  = report.Row{Name: "  of which file, each", Unit: "MiB"}
+	rowFloorSum   = report.Row{Name: "floor: Σ PSS", Unit: "MiB"}
+	rowFloorRatio = report.Row{Name: "ratio process per org / floor (PSS)", Unit: "x"}
 	rowStartQR    = report.Row{Name: "start → QR, no stagger", Unit: "ms"}
 	rowBadMAC     = report.Row{Name: "Bad MAC trip → new QR, beyond restart_delay", Unit: "ms"}
 	rowKill       = report.Row{Name: "worker kill -9 → connected, beyond crash backoff", Unit: "ms"}
@@ -104,8 +124,9 @@ func NewTable() *report.Table {
 	for _, k := range Ks {
 		cols = append(cols, kCol(k))
 	}
-	return report.New(cols, rowWorkerRSS, rowWorkerPSS, rowWorkerAnon, rowWorkerFile, rowSupRSS, rowModel,
-		rowOneRSS, rowOnePSS, rowOneAnon, rowOneFile, rowRatio, rowStartQR, rowBadMAC, rowKill,
+	return report.New(cols, rowWorkerRSS, rowWorkerPSS, rowWorkerAnon, rowWorkerFile, rowSupRSS, rowSupPSS, rowSupAnon, rowSupFile, rowModel,
+		rowOneRSS, rowOnePSS, rowOneAnon, rowOneFile, rowRatio,
+		rowFloorPSS, rowFloorAnon, rowFloorFile, rowFloorSum, rowFloorRatio, rowStartQR, rowBadMAC, rowKill,
 		rowIdleP50, rowIdleP99, rowFullP50, rowFullP99, rowEnqP50, rowEnqP99, rowCheckAsked, rowCheckCached,
 		rowMediaSent, rowMediaBroadcast)
 }
@@ -141,6 +162,18 @@ func Run(ctx context.Context, cfg Config, n int, tab *report.Table) (err error) 
 	model, err := r.processPerOrg(ctx, filepath.Join(dir, "supervisor"))
 	if err != nil {
 		return fmt.Errorf("run %d, process per organization: %w", n, err)
+	}
+	for _, k := range Ks {
+		floor, err := r.floor(ctx, filepath.Join(dir, "bare-"+strconv.Itoa(k)), k)
+		if err != nil {
+			return fmt.Errorf("run %d, floor of %d bare processes: %w", n, k, err)
+		}
+		each := float64(k)
+		tab.Add(rowFloorPSS, kCol(k), mib(floor.PSS)/each)
+		tab.Add(rowFloorAnon, kCol(k), mib(floor.PSSAnon)/each)
+		tab.Add(rowFloorFile, kCol(k), mib(floor.PSSFile)/each)
+		tab.Add(rowFloorSum, kCol(k), mib(floor.PSS))
+		tab.Add(rowFloorRatio, kCol(k), model[k]/mib(floor.PSS))
 	}
 	for _, k := range Ks {
 		one, err := r.oneProcess(ctx, filepath.Join(dir, "oneproc-"+strconv.Itoa(k)), k)

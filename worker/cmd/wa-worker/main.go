@@ -20,6 +20,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/shared/logline"
 	"github.com/wa-sidecar/wa-sidecar/worker/badmac"
 	"github.com/wa-sidecar/wa-sidecar/worker/parentwatch"
+	"github.com/wa-sidecar/wa-sidecar/worker/scavenge"
 	"github.com/wa-sidecar/wa-sidecar/worker/session"
 )
 
@@ -81,8 +82,10 @@ func main() {
 
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: contract.Handshake,
-		Plugins:         contract.PluginMap(sess),
-		GRPCServer:      contract.GRPCServer,
+		// The heap a link or a send burst grew goes back to the OS once
+		// the worker is quiet (worker/scavenge; docs/memory.md).
+		Plugins:    contract.PluginMap(scavenge.Worker{Worker: sess, S: scavenge.NewOS()}),
+		GRPCServer: contract.GRPCServer,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name:       "wa-worker",
 			Output:     logline.NewRelay(sink).Writer(),
