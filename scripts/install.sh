@@ -92,10 +92,11 @@ fi
 
 # 3. Binaries. wa-worker is only ever started by the supervisor, so it is not on PATH.
 step "binaries"
-run install -d -m 0755 "$dest$bindir" "$dest$libdir" "$dest$docdir"
+run install -d -m 0755 "$dest$bindir" "$dest$libdir" "$dest$docdir" "$dest$docdir/docs"
 run install -m 0755 bin/wa-supervisor "$dest$bindir/wa-supervisor"
 run install -m 0755 bin/wa-worker "$dest$libdir/wa-worker"
 run install -m 0644 README.md "$dest$docdir/README.md"
+run install -m 0644 docs/*.md "$dest$docdir/docs/"
 
 # 4. Configuration directory: root owns it, the service reads it.
 step "configuration in $etc"
