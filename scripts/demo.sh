@@ -181,6 +181,7 @@ if [ "${KEEP:-0}" = 1 ]; then
   curl -s http://$emu/control/devices/$phone/sent   # what the phone sent
 The Django example (examples/django/README.md) against this demo:
   export WA_SIDECAR_API=unix:$work/api.sock
+  export EMU=http://$emu   # the emulator, whose control API scans a QR (step 4 there)
 EOF
 	if [ -n "${WEBHOOK:-}" ]; then
 		echo "  export WA_SIDECAR_WEBHOOK_SECRET_FILE=$work/webhook_secret   # the events go to $WEBHOOK"

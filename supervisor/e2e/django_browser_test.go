@@ -129,6 +129,9 @@ func TestDjangoPageInChromium(t *testing.T) {
 	shots := t.TempDir()
 
 	submit(t, tab, "open the page", chromedp.Navigate(d.url+"/"))
+	// Before Start the page says what to press, not the API's route.
+	do(t, tab, 30*time.Second, "see the page say to press Start",
+		until(`document.querySelector("#error").textContent.includes("not registered yet: press Start / link")`, 20*time.Second))
 	submit(t, tab, "press Start", chromedp.Click(chromedp.CSS(`#start`)))
 	do(t, tab, 40*time.Second, "see a QR",
 		until(`document.querySelector("#qr").src.startsWith("data:image/png;base64,") && !document.querySelector("#qr").hidden`,

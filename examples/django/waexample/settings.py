@@ -7,6 +7,8 @@ WA_SIDECAR_WEBHOOK_SECRET_FILE  the sidecar's webhook.secret_file (empty: webhoo
 WA_SIDECAR_ORG                  the organization the page shows
 WA_SIDECAR_OWNER_EMAIL          who is emailed when that organization must scan again
                                 (empty: nobody); the email is printed on the console
+WA_SIDECAR_RELINK_URL           where the email says the QR is (default: this example's
+                                page under `runserver 127.0.0.1:8000`)
 """
 import os
 import sys
@@ -24,6 +26,7 @@ WA_SIDECAR = {
     "API_KEY_FILE": os.environ.get("WA_SIDECAR_API_KEY_FILE", ""),
     "WEBHOOK_SECRET_FILE": os.environ.get("WA_SIDECAR_WEBHOOK_SECRET_FILE", ""),
     "OWNER_EMAIL": {WA_SIDECAR_ORG: _owner} if _owner else None,
+    "RELINK_URL": os.environ.get("WA_SIDECAR_RELINK_URL", "http://127.0.0.1:8000/"),
 }
 # The example prints emails instead of sending them; a real project sets
 # its EMAIL_BACKEND (SMTP) and DEFAULT_FROM_EMAIL.

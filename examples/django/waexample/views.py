@@ -59,7 +59,8 @@ def _queue(data):
 def _page(request, form=None, error=None):
     if form is None:
         form = SendForm(initial={"idempotency_key": uuid.uuid4().hex})
-    context = {"org": ORG, "form": form, "error": error}
+    context = {"org": ORG, "form": form, "error": error,
+               "not_registered": f"Organization {ORG} is not registered yet: press Start / link to register it and show its QR."}
     wa = client()
     try:
         context["status"] = wa.status(ORG)

@@ -47,7 +47,8 @@ func qr(ctx context.Context, c *apiclient.Client, org string, asJSON bool, out i
 // follow each other, each after a separator line.
 func followQR(ctx context.Context, c *apiclient.Client, org string, ticks <-chan time.Time, out io.Writer, v view) error {
 	shown := ""                 // the code on screen
-	waiting := state.Status("") // the status last reported while no code was on offer
+	waiting := state.Status("") // the status last reported as JSON while no code was on offer
+	said := ""                  // the line last printed while no code was on offer
 	for {
 		s, err := statusWithin(ctx, c, org)
 		if err != nil {
@@ -83,12 +84,21 @@ func followQR(ctx context.Context, c *apiclient.Client, org string, ticks <-chan
 			if err := printQR(out, s); err != nil {
 				return err
 			}
-			shown, waiting = s.QRCode, ""
-		case s.QRCode == "" && s.Status != waiting:
-			if _, err := fmt.Fprintf(out, "organization %s is %s; waiting for a QR\n", org, s.Status); err != nil {
-				return err
+			shown, said = s.QRCode, ""
+		case s.QRCode == "":
+			// A start that fails is retried (queued, starting, queued, ...):
+			// the reason goes along, so a host that cannot reach WhatsApp
+			// says so on the first failure, not after the last.
+			line := fmt.Sprintf("organization %s is %s", org, s.Status)
+			if r := reason(s); r != "" {
+				line += " (" + r + ")"
 			}
-			waiting = s.Status
+			if line != said {
+				if _, err := fmt.Fprintf(out, "%s; waiting for a QR\n", line); err != nil {
+					return err
+				}
+				said = line
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -111,6 +111,36 @@ func TestQRRedrawsEachRotationUntilConnected(t *testing.T) {
 	}
 }
 
+// A start that keeps failing is retried before it is given up: while
+// waiting, qr says why on the first failure (and again when the count
+// changes), not only in the refusal after the last one.
+func TestQRWaitingSaysWhyStartsFail(t *testing.T) {
+	const dns = `start session: start 2: connect for QR pairing: failed to dial whatsapp web websocket: dial tcp: lookup web.whatsapp.com on 10.255.255.53:53: no such host`
+	_, c := startScripted(t,
+		state.Snapshot{Status: state.Queued},
+		state.Snapshot{Status: state.Starting},
+		state.Snapshot{Status: state.Queued, RetryCount: 1, LastError: dns},
+		state.Snapshot{Status: state.Queued, RetryCount: 1, LastError: dns},
+		state.Snapshot{Status: state.Starting, RetryCount: 1, LastError: dns},
+		state.Snapshot{Status: state.Queued, RetryCount: 2, LastError: dns},
+		state.Snapshot{Status: state.Failed, RetryCount: 3, LastError: dns},
+	)
+	var out bytes.Buffer
+	err := followQR(bounded(t), c, "2", closedTicks(), &out, view{})
+	if err == nil || !strings.Contains(err.Error(), "failed 3 times: cannot reach WhatsApp") {
+		t.Fatalf("err = %v, want the refusal with the reason", err)
+	}
+	why := "cannot reach WhatsApp: DNS lookup of web.whatsapp.com failed (no such host)"
+	want := "organization 2 is queued; waiting for a QR\n" +
+		"organization 2 is starting; waiting for a QR\n" +
+		"organization 2 is queued (failed once: " + why + "); waiting for a QR\n" +
+		"organization 2 is starting (failed once: " + why + "); waiting for a QR\n" +
+		"organization 2 is queued (failed 2 times: " + why + "); waiting for a QR\n"
+	if got := out.String(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestQRGivesUpWhereNoCodeWillCome(t *testing.T) {
 	cases := []struct {
 		script []state.Snapshot
