@@ -70,6 +70,9 @@ e2e:
 # Every fuzz target for FUZZTIME each (a few seconds in `make test`; run a
 # long session with e.g. `make fuzz FUZZTIME=10m`). Inputs that crash are
 # written to the package's testdata/fuzz/ and stay there as regression cases.
+# Go 1.26's coordinator can fail a target with a bare "context deadline
+# exceeded" when -fuzztime ends under load (golang/go#75804): no input is
+# written then, and that outcome alone is not a finding.
 FUZZTIME ?= 3s
 FUZZ_TARGETS := \
 	./shared/config:FuzzLoad \
@@ -86,7 +89,12 @@ fuzz:
 	for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg >$$out 2>&1 || { cat $$out; exit 1; }; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg >$$out 2>&1 && continue; \
+		if grep -q 'context deadline exceeded' $$out && ! grep -q -e 'Failing input written' -e 'panic:' $$out; then \
+			echo "  stopped at the -fuzztime boundary with nothing found (Go's coordinator race, golang/go#75804, fixed in Go 1.27)"; \
+			continue; \
+		fi; \
+		cat $$out; exit 1; \
 	done
 
 # The Go microbenchmarks (benchstat's input format), then bench-table.

@@ -2,9 +2,10 @@ package cluster
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// MoveResults are the values of cluster_moves_total's result label; each
-// exists from the start so that alerts never see a gap.
-var MoveResults = []string{"ok", "failed"}
+// MoveResults are the values of cluster_moves_total's result label (the
+// move package's Result values); each exists from the start so that
+// alerts never see a gap.
+var MoveResults = []string{"ok", "failed", "unfinished", "unknown"}
 
 type clusterMetrics struct {
 	members prometheus.Gauge
