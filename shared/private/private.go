@@ -53,3 +53,17 @@ func SQLite(path string) error {
 	}
 	return nil
 }
+
+// SyncDir makes a rename or a new entry in dir durable: without it the
+// directory entry may still point at the old name after a power loss.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}

@@ -68,7 +68,7 @@ func move(authRoot, org, reason string, now time.Time) (string, error) {
 		if err := os.Chmod(dst, private.DirMode); err != nil {
 			return dst, fmt.Errorf("archive %s: moved to %s but %w", org, dst, err)
 		}
-		if err := syncDir(authRoot); err != nil {
+		if err := private.SyncDir(authRoot); err != nil {
 			return dst, fmt.Errorf("archive %s: moved to %s but %w", org, dst, err)
 		}
 		return dst, nil
@@ -97,18 +97,4 @@ func validate(org, reason string) error {
 
 func name(org, reason string, ms int64) string {
 	return org + "_" + reason + "_" + strconv.FormatInt(ms, 10)
-}
-
-// syncDir makes a rename in dir durable: without it the directory entry may
-// still point at the old name after a power loss.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
 }

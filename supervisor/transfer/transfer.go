@@ -257,7 +257,7 @@ func Import(ctx context.Context, st Store, dirs Dirs, b Bundle, now time.Time) e
 			return fmt.Errorf("put the auth directory in place: %w", err)
 		}
 		renamed = true
-		return syncDir(dirs.Auth)
+		return private.SyncDir(dirs.Auth)
 	})
 	if err != nil && renamed {
 		// The rows are not committed: the directory goes back where
@@ -310,7 +310,7 @@ func writeTree(root string, files []File) error {
 		}
 	}
 	for d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := private.SyncDir(d); err != nil {
 			return err
 		}
 	}
@@ -364,7 +364,7 @@ func writeMedia(dir string, f File) error {
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return private.SyncDir(dir)
 }
 
 // Forget removes org's rows from the source and archives its auth
@@ -392,16 +392,4 @@ func Decode(r io.Reader) (Bundle, error) {
 		return Bundle{}, fmt.Errorf("read bundle: %w", err)
 	}
 	return b, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
 }
