@@ -2,7 +2,6 @@ package parentwatch
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -24,27 +23,30 @@ func TestOrphaned(t *testing.T) {
 }
 
 func TestWatchFiresOnceWhenParentChanges(t *testing.T) {
-	var ppid atomic.Int64
-	ppid.Store(4242)
+	// Each check reads its answer from the test, so the test knows which
+	// tick saw which parent: taking a tick alone does not mean the check
+	// that follows it has run (a parent that changed right after a tick was
+	// taken once made that tick fire and left the next send blocked).
+	answers := make(chan int)
 	tick := make(chan time.Time)
 	fired := make(chan struct{}, 2)
 	done := make(chan struct{})
 	go func() {
-		Watch(context.Background(), 4242, func() int { return int(ppid.Load()) }, tick, func() { fired <- struct{}{} })
+		Watch(context.Background(), 4242, func() int { return <-answers }, tick, func() { fired <- struct{}{} })
 		close(done)
 	}()
 
 	for range 3 {
-		tick <- time.Time{} // unbuffered: returns once Watch has taken the tick
+		tick <- time.Time{}
+		answers <- 4242
 	}
+	tick <- time.Time{}
 	select {
 	case <-fired:
 		t.Fatal("fired while the parent was alive")
 	default:
 	}
-
-	ppid.Store(1)
-	tick <- time.Time{}
+	answers <- 1
 	<-done
 	if len(fired) != 1 {
 		t.Fatalf("onOrphan ran %d times, want 1", len(fired))
