@@ -16,8 +16,12 @@ import (
 	"time"
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/clock/clocktest"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/statusapi"
 )
+
+// checkedAt is when the fake API says a number was checked.
+var checkedAt = clocktest.Origin().Truncate(time.Second)
 
 // fakeAPI answers the routes the action commands call, as the status API
 // does, and keeps the recipients of the broadcast it was asked for.
@@ -56,9 +60,8 @@ func (a *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "POST /v1/orgs/2/messages":
 		json.NewEncoder(w).Encode(statusapi.MessageBody{ID: "msg_1", To: "573001234567", Status: "queued"})
 	case "POST /v1/orgs/2/contacts/check":
-		at := time.Date(2025, 1, 1, 10, 0, 0, 0, time.UTC)
 		json.NewEncoder(w).Encode(statusapi.CheckResponse{Results: []statusapi.CheckResult{
-			{Input: "573001234567", OnWhatsApp: true, JID: "573001234567@s.whatsapp.net", CheckedAt: at}}})
+			{Input: "573001234567", OnWhatsApp: true, JID: "573001234567@s.whatsapp.net", CheckedAt: checkedAt}}})
 	case "GET /v1/orgs/2/broadcasts/bc_1":
 		json.NewEncoder(w).Encode(bc)
 	default:
@@ -98,7 +101,7 @@ func TestActionsPrintOneLine(t *testing.T) {
 		{[]string{"pair-phone", "2", "+573001234567"}, "On the phone: WhatsApp > Linked devices > Link with phone number, then enter ABCD-EFGH\n"},
 		{[]string{"cancel", "2", "bc_1"}, "broadcast bc_1 cancelled: sent 1/3, failed 2, pending 0\n"},
 		{[]string{"send", "2", "573001234567", "hi"}, "msg_1 queued\n"},
-		{[]string{"check", "2", "573001234567"}, "573001234567 on_whatsapp 573001234567@s.whatsapp.net 2025-01-01T10:00:00Z\n"},
+		{[]string{"check", "2", "573001234567"}, "573001234567 on_whatsapp 573001234567@s.whatsapp.net " + checkedAt.Format(time.RFC3339) + "\n"},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
@@ -134,7 +137,7 @@ func TestHintsAreCLICommands(t *testing.T) {
 }
 
 func TestActionLine(t *testing.T) {
-	now := time.Date(2025, 1, 1, 10, 0, 0, 0, time.UTC)
+	now := clocktest.Origin()
 	cases := []struct {
 		cmd  string
 		s    state.Snapshot
