@@ -51,7 +51,7 @@ func TestSendRefusals(t *testing.T) {
 			t.Fatalf("a message to a new contact is %s during the restriction", m.Status)
 		}
 	}
-	for _, m := range e.waitMessages("rf", held, 30*time.Second, "sent", "delivered") {
+	for _, m := range e.withSentAt("rf", e.waitMessages("rf", held, 30*time.Second, "sent", "delivered")) {
 		if m.SentAt.Before(until) {
 			t.Fatalf("%s sent at %s, before the restriction ended at %s", m.ID, m.SentAt, until)
 		}

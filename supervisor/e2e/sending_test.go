@@ -55,6 +55,22 @@ func (e *env) waitMessages(org string, ids []string, timeout time.Duration, stat
 	return out
 }
 
+// withSentAt re-reads messages that went out until each has its sent_at: a
+// receipt can overtake the send's ack (store.Receipt), so a message is
+// delivered for a moment before the ack adds its sent_at.
+func (e *env) withSentAt(org string, msgs []statusapi.MessageBody) []statusapi.MessageBody {
+	e.t.Helper()
+	e.eventually(10*time.Second, "every sent_at recorded", func() error {
+		for i := range msgs {
+			if msgs[i] = e.message(org, msgs[i].ID); msgs[i].SentAt == nil {
+				return fmt.Errorf("%s is %s without sent_at", msgs[i].ID, msgs[i].Status)
+			}
+		}
+		return nil
+	})
+	return msgs
+}
+
 // deliveries is what the emulator saw the org's phone send: each message
 // ID once as a recipient's phone shows it, or every delivery with raw.
 func (e *env) deliveries(phone string, raw bool) []emulator.Delivery {
@@ -79,7 +95,7 @@ func TestSendDeliversInOrder(t *testing.T) {
 	for i := range 5 {
 		ids = append(ids, e.send("sd", to, fmt.Sprint("hola ", i), "").ID)
 	}
-	msgs := e.waitMessages("sd", ids, 30*time.Second, "delivered")
+	msgs := e.withSentAt("sd", e.waitMessages("sd", ids, 30*time.Second, "delivered"))
 	for i := 1; i < len(msgs); i++ {
 		if gap := msgs[i].SentAt.Sub(*msgs[i-1].SentAt); gap < 200*time.Millisecond {
 			t.Fatalf("messages %d and %d sent %s apart, below min_interval", i-1, i, gap)
