@@ -25,6 +25,7 @@ import (
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/apiclient"
+	"github.com/wa-sidecar/wa-sidecar/supervisor/e2e/binaries"
 	"github.com/wa-sidecar/wa-sidecar/worker/emulator"
 )
 
@@ -32,33 +33,7 @@ import (
 // WA_SIDECAR_BIN; otherwise TestMain builds them into a temporary directory.
 var binDir string
 
-func TestMain(m *testing.M) {
-	binDir = os.Getenv("WA_SIDECAR_BIN")
-	var cleanup func()
-	if binDir == "" {
-		dir, err := os.MkdirTemp("", "wa-sidecar-e2e-bin")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		cleanup = func() { os.RemoveAll(dir) }
-		for _, pkg := range []string{"supervisor/cmd/wa-supervisor", "worker/cmd/wa-worker"} {
-			cmd := exec.Command("go", "build", "-o", dir, "github.com/wa-sidecar/wa-sidecar/"+pkg)
-			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-			if err := cmd.Run(); err != nil {
-				fmt.Fprintf(os.Stderr, "build %s: %v\n", pkg, err)
-				cleanup()
-				os.Exit(1)
-			}
-		}
-		binDir = dir
-	}
-	code := m.Run()
-	if cleanup != nil {
-		cleanup()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { binaries.Main(m, &binDir) }
 
 // env is one emulator and one real supervisor (with real workers) in a
 // temporary state directory.
