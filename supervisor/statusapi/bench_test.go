@@ -21,7 +21,7 @@ func BenchmarkAPIWithFullOutbox(b *testing.B) {
 	var anyMessage string
 	for job := range 10 {
 		for i := range recipients {
-			recipients[i] = fmt.Sprintf("57%d%08d", 30+job, i)
+			recipients[i] = fmt.Sprintf("57300%07d", job*len(recipients)+i)
 		}
 		if _, _, err := ob.CreateBroadcast(b.Context(), "2", outbox.BroadcastRequest{Recipients: recipients, Text: "offer"}); err != nil {
 			b.Fatal(err)
