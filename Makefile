@@ -8,7 +8,7 @@ PROMTOOL  ?= $(shell command -v promtool 2>/dev/null || echo $(TOOLS)/promtool)
 export PROMTOOL
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run test unit unit-shifted e2e lint fuzz proto bench bench-table soak demo clean tools
+.PHONY: all build run test unit unit-shifted e2e lint fuzz proto bench bench-table bench-smoke soak demo clean tools
 
 all: build
 
@@ -31,7 +31,7 @@ tools:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 
-test: lint unit unit-shifted fuzz e2e
+test: lint unit unit-shifted fuzz e2e bench-smoke
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -110,6 +110,16 @@ BENCH_RUNS ?= 3
 bench-table: build
 	$(GO) build -o $(BIN)/ ./bench/cmd/wa-bench ./bench/cmd/wa-oneproc ./bench/cmd/wa-bare
 	$(BIN)/wa-bench -bin $(BIN) -runs $(BENCH_RUNS)
+
+# What `make bench` runs, each once and with nothing asserted about its
+# figures: every Go benchmark for one iteration and one run of the table,
+# so that a change that breaks a benchmark fails `make test` instead of the
+# next `make bench` (a benchmark's recipients stopped being valid numbers
+# once recipients were parsed, and nothing noticed).
+BENCH_PKGS = $$(grep -rl --include='*_test.go' '^func Benchmark' . | xargs -n1 dirname | sort -u)
+bench-smoke: build
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x $(BENCH_PKGS)
+	@$(MAKE) --no-print-directory bench-table BENCH_RUNS=1
 
 # The soak test, not in `make test`: real supervisor and workers against the
 # emulator through Bad MAC storms, worker kills, supervisor restarts
