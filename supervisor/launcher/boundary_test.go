@@ -29,6 +29,7 @@ func TestWorkerGetsAnExplicitEnvironment(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
 	t.Setenv("HTTPS_PROXY", "http://proxy.example:3128")
 	t.Setenv("GOMEMLIMIT", "1GiB")
+	t.Setenv("GOMAXPROCS", "4")
 	l := newLauncher(t, workerBin, io.Discard)
 	l.memoryLimit = "12MiB" // workers.memory_limit
 	p := launch(t, l, "env")
@@ -50,7 +51,7 @@ func TestWorkerGetsAnExplicitEnvironment(t *testing.T) {
 		t.Error("the API key is in the worker's environment")
 	}
 	if env["WA_SIDECAR_ORG"] != "env" || env["TMPDIR"] != l.socketDir || env["PATH"] == "" || env["PLUGIN_CLIENT_CERT"] == "" ||
-		env["GOMEMLIMIT"] != "12MiB" {
+		env["GOMEMLIMIT"] != "12MiB" || env["GOMAXPROCS"] != "1" {
 		t.Errorf("environment %v", env)
 	}
 }

@@ -81,6 +81,9 @@ func New(o Options) (*Launcher, error) {
 	return &Launcher{binary: abs, sum: sum, log: o.Log, socketDir: socketDir, memoryLimit: o.MemoryLimit}, nil
 }
 
+// workerProcs is every worker's GOMAXPROCS.
+const workerProcs = "GOMAXPROCS=1"
+
 // env is all a worker gets of the supervisor's environment: the API key,
 // NOTIFY_SOCKET and the rest stay out of the process that parses what
 // WhatsApp sends. go-plugin adds its handshake variables.
@@ -95,6 +98,11 @@ func (l *Launcher) env(org string) []string {
 		plugin.EnvUnixSocketDir + "=" + l.socketDir,
 		"WA_SIDECAR_ORG=" + org,
 		fmt.Sprintf("%s=%d", contract.SupervisorPIDEnv, os.Getpid()),
+		// A worker drives one websocket and one SQLite store: a second P
+		// buys it nothing, and each P costs heap of its own (mcache, GC
+		// work buffers): about 0.4 MiB a worker on 2 cores, more on a
+		// larger host, with no reaction time slower (docs/memory.md).
+		workerProcs,
 	}
 	if l.memoryLimit != "" {
 		env = append(env, "GOMEMLIMIT="+l.memoryLimit)
