@@ -20,7 +20,9 @@ type Cluster struct {
 	// the API's own TCP address (enough on one machine, not across hosts).
 	Advertise string `toml:"advertise"`
 	// Capacity is how many organizations this node takes; it weighs the
-	// placement and a full node takes none.
+	// placement and a full node takes none. Unset, it is workers.max_live:
+	// an organization placed past max_live would wait queued on this node
+	// while another node has room.
 	Capacity int `toml:"capacity"`
 	// KeyFile holds the cluster's shared key for node-to-node calls.
 	KeyFile  string   `toml:"key_file"`
@@ -35,7 +37,7 @@ func (c *Cluster) Enabled() bool { return len(c.Etcd) > 0 }
 const MinClusterKey = 16
 
 func defaultCluster() Cluster {
-	return Cluster{Etcd: []string{}, Capacity: 25, LeaseTTL: Duration{10 * time.Second}}
+	return Cluster{Etcd: []string{}, Capacity: maxLive, LeaseTTL: Duration{10 * time.Second}}
 }
 
 func (c *Cluster) validate() error {

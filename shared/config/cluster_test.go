@@ -48,6 +48,32 @@ lease_ttl = "5s"
 	}
 }
 
+// The default capacity was a fixed 25 beside max_live's 5: a node took 25
+// organizations and ran 5, and the other 20 waited queued while other
+// nodes had room.
+func TestClusterCapacityFollowsMaxLive(t *testing.T) {
+	on := "[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nkey_file = \"k\"\n"
+	cases := []struct {
+		name, body string
+		want       int
+	}{
+		{"unset", on, 5},
+		{"unset, max_live raised", "[workers]\nmax_live = 8\nmax_live_per_egress = 8\n" + on, 8},
+		{"set below", on + "capacity = 3\n", 3},
+		{"set above", on + "capacity = 9\n", 9},
+		{"zero takes none", on + "capacity = 0\n", 0},
+	}
+	for _, c := range cases {
+		cfg, err := Load(write(t, c.body))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if cfg.Cluster.Capacity != c.want {
+			t.Errorf("%s: capacity %d, want %d", c.name, cfg.Cluster.Capacity, c.want)
+		}
+	}
+}
+
 func TestClusterErrorsNameTheKey(t *testing.T) {
 	on := "[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nkey_file = \"k\"\n"
 	cases := map[string]struct{ body, want string }{

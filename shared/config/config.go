@@ -180,6 +180,10 @@ type Org struct {
 	DefaultCountry string `toml:"default_country"`
 }
 
+// maxLive is workers.max_live's default: WhatsApp grows suspicious of more
+// sessions from one IP.
+const maxLive = 5
+
 // Default returns the configuration used for every key the file leaves out.
 func Default() Config {
 	return Config{
@@ -190,7 +194,7 @@ func Default() Config {
 		Metrics:      Metrics{Listen: "127.0.0.1:9189"},
 		Workers: Workers{
 			MaxOrgs:          1000,
-			MaxLive:          5,
+			MaxLive:          maxLive,
 			MaxLivePerEgress: 5,
 			StartGap:         Duration{2 * time.Second},
 			StartJitter:      [2]Duration{{time.Second}, {3 * time.Second}},
@@ -250,6 +254,9 @@ func Load(path string) (Config, error) {
 			return Config{}, fmt.Errorf("config %s: line %d: %s%s", path, perr.Position.Line, key, perr.Message)
 		}
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if !md.IsDefined("cluster", "capacity") {
+		cfg.Cluster.Capacity = cfg.Workers.MaxLive
 	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		// The file was just read whole by the decoder; reading it again

@@ -315,6 +315,54 @@ func (c *Cluster) Restorable(ctx context.Context, local []string) []string {
 	return out
 }
 
+// Release deletes orgs/<org> when this node owns it, so that an
+// organization deleted for good (its tombstone purged once its holds
+// ended) no longer fills this node's capacity. Another node's key is left
+// alone. The caller releases only what its store no longer holds: while a
+// tombstone keeps a hold, the key keeps a registration again on the node
+// that enforces the hold.
+func (c *Cluster) Release(ctx context.Context, org string) error {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	key := orgsKey + org
+	resp, err := c.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.Value(key), "=", c.Self()), clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
+		Then(clientv3.OpDelete(key)).Commit()
+	if err != nil {
+		return unavailable("release "+org, err)
+	}
+	if err := c.owned.set(org, false); err != nil {
+		return err
+	}
+	if resp.Succeeded {
+		c.log.Info("cluster: organization released", "org", org)
+	}
+	return nil
+}
+
+// ReleaseUnstored releases every organization etcd says this node owns
+// but stored (this node's organizations and tombstones) does not hold: a
+// purge whose release was cut off by a crash or an etcd outage. It runs at
+// boot, before the API takes a registration.
+func (c *Cluster) ReleaseUnstored(ctx context.Context, stored []string) error {
+	if c.down() {
+		return unavailable("release what is no longer stored", errors.New("the last probe failed"))
+	}
+	owners, err := c.Ownership(ctx)
+	if err != nil {
+		return err
+	}
+	for org, owner := range owners {
+		if owner != c.Self() || slices.Contains(stored, org) {
+			continue
+		}
+		if err := c.Release(ctx, org); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // NodeURL is the advertise URL of node as last seen, and whether it is
 // live (under its lease) now.
 func (c *Cluster) NodeURL(node string) (string, bool) {

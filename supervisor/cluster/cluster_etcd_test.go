@@ -16,7 +16,12 @@ import (
 
 func newNode(t *testing.T, etcd, name, stateDir string) *Cluster {
 	t.Helper()
-	c, err := New(Options{Endpoints: []string{etcd}, Node: name, Advertise: "http://127.0.0.1:1", Capacity: 10,
+	return newNodeHolding(t, etcd, name, stateDir, 10)
+}
+
+func newNodeHolding(t *testing.T, etcd, name, stateDir string, capacity int) *Cluster {
+	t.Helper()
+	c, err := New(Options{Endpoints: []string{etcd}, Node: name, Advertise: "http://127.0.0.1:1", Capacity: capacity,
 		Key: "0123456789abcdef", LeaseTTL: 2 * time.Second, StateDir: stateDir,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -154,5 +159,57 @@ func TestOwnershipAndMembershipOnRealEtcd(t *testing.T) {
 	got = a2.Restorable(ctx, []string{"7", "8", "fresh"})
 	if len(got) != 2 || got[0] != "8" || got[1] != "fresh" {
 		t.Fatalf("restorable with etcd: %v, want [8 fresh]", got)
+	}
+}
+
+// A deleted organization kept its orgs/ key for good, so a node filled
+// up with organizations that no longer existed and refused new ones.
+// Release gives the place back, only for this node's own keys, and
+// ReleaseUnstored gives back what a crash kept from being released.
+func TestReleaseGivesThePlaceBack(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	ctx := context.Background()
+	a := newNodeHolding(t, etcd.URL, "a", filepath.Join(t.TempDir(), "a"), 2)
+	b := newNode(t, etcd.URL, "b", filepath.Join(t.TempDir(), "b"))
+	runNode(t, a)
+	eventually(t, "a live", func() bool { _, live := a.NodeURL("a"); return live })
+
+	for _, org := range []string{"x", "y"} {
+		if o, err := a.PlaceNew(ctx, org); err != nil || o != "a" {
+			t.Fatalf("place %s: %s %v", org, o, err)
+		}
+	}
+	if _, err := a.PlaceNew(ctx, "z"); !errors.Is(err, ErrFull) {
+		t.Fatalf("a third organization on a node of capacity 2: %v", err)
+	}
+	if err := b.Release(ctx, "y"); err != nil {
+		t.Fatal(err)
+	}
+	if o, found, err := a.Owner(ctx, "y"); err != nil || !found || o != "a" {
+		t.Fatalf("another node released a's organization: %s %v %v", o, found, err)
+	}
+	if err := a.Release(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := a.Owner(ctx, "x"); err != nil || found {
+		t.Fatalf("x still placed after its release: %v %v", found, err)
+	}
+	if a.OwnsLocally("x") {
+		t.Fatal("a still believes it owns x")
+	}
+	if o, err := a.PlaceNew(ctx, "z"); err != nil || o != "a" {
+		t.Fatalf("place z after x's release: %s %v", o, err)
+	}
+
+	// A boot that stores y but not z (purged, its release cut off).
+	if err := a.ReleaseUnstored(ctx, []string{"y"}); err != nil {
+		t.Fatal(err)
+	}
+	owners, err := a.Ownership(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(owners) != 1 || owners["y"] != "a" {
+		t.Fatalf("owners after the boot's release: %v, want only y on a", owners)
 	}
 }

@@ -222,6 +222,9 @@ func (r *runner) purge() {
 		cancel()
 		if err == nil {
 			r.stored = false
+			if f.purged != nil {
+				f.purged(r.id)
+			}
 			return
 		}
 		f.metrics.PersistError()

@@ -49,6 +49,7 @@ type Fleet struct {
 	decorate func(*state.Snapshot)
 	webhooks bool
 	resolver proxy.LookupFunc
+	purged   func(org string)
 
 	mu       sync.RWMutex
 	orgs     map[string]*runner
@@ -97,8 +98,8 @@ func New(o Options) *Fleet {
 		cfg: c, policy: lifecycle.PolicyFrom(c), store: o.Store, launch: o.Launch, archive: o.Archive,
 		metrics: o.Metrics, clock: o.Clock, log: o.Log,
 		fps: newFingerprints(o.Intn), procs: newCounter(), listener: o.Listener, decorate: o.Decorate, webhooks: o.Webhooks,
-		resolver: o.Lookup,
-		orgs:     map[string]*runner{}, moving: map[string]bool{}, closing: make(chan struct{}),
+		resolver: o.Lookup, purged: o.Purged,
+		orgs: map[string]*runner{}, moving: map[string]bool{}, closing: make(chan struct{}),
 	}
 	f.slots = newSlots(queue.Config{
 		MaxLive:      c.Workers.MaxLive,

@@ -212,10 +212,19 @@ func TestLogoutHoldsAcrossDelete(t *testing.T) {
 	if rec, ok := h.store.get("2"); !ok || !rec.Deleted || !rec.Hold.Until.Equal(*s.CooldownUntil) {
 		t.Fatalf("tombstone %+v %v", rec, ok)
 	}
+	// While the tombstone holds the cooldown, a cluster keeps the
+	// organization's place: a registration again must reach this node.
+	if p := h.purgedOrgs(); len(p) != 0 {
+		t.Fatalf("purge heard while the tombstone holds: %v", p)
+	}
 	h.advance(5 * time.Minute)
 	h.eventually("tombstone purged", func() bool { _, ok := h.store.get("2"); return !ok })
+	h.eventually("the purge heard once", func() bool { return slices.Equal(h.purgedOrgs(), []string{"2"}) })
 	if s := h.start("2"); s.Status != state.Queued {
 		t.Fatalf("start after the cooldown: %+v", s)
+	}
+	if p := h.purgedOrgs(); !slices.Equal(p, []string{"2"}) {
+		t.Fatalf("purges heard: %v", p)
 	}
 }
 

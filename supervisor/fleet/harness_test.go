@@ -338,6 +338,20 @@ type harness struct {
 	// gate, when set, holds every launch until closed or cancelled.
 	gate     chan struct{}
 	stopGate chan struct{}
+	// purged lists the organizations Options.Purged heard, in order.
+	purged []string
+}
+
+func (h *harness) purge(org string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.purged = append(h.purged, org)
+}
+
+func (h *harness) purgedOrgs() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.purged)
 }
 
 func testConfig() config.Config {
@@ -381,6 +395,7 @@ func newUnbootedHarness(t testing.TB, cfg config.Config, intn func(int) int, rec
 		Intn:     intn,
 		Lookup:   fakeLookup,
 		Webhooks: true,
+		Purged:   h.purge,
 	})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -98,6 +98,12 @@ type Options struct {
 	Decorate func(*state.Snapshot)
 	// Webhooks makes every transition commit its webhook events.
 	Webhooks bool
+	// Purged, when set, hears each deleted organization once its
+	// tombstone is gone from the store (its holds have ended); in cluster
+	// mode it releases the organization's place in etcd. It runs on the
+	// organization's own goroutine, before that goroutine takes anything
+	// else about it.
+	Purged func(org string)
 }
 
 // ErrBooting refuses calls before Boot has loaded the state.

@@ -34,6 +34,10 @@ func joinCluster(cfg *config.Config, apiLn net.Listener, reg prometheus.Register
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Cluster.Capacity > cfg.Workers.MaxLive {
+		log.Warn("cluster.capacity is above workers.max_live: organizations placed here past max_live wait queued while other nodes have room",
+			"capacity", cfg.Cluster.Capacity, "max_live", cfg.Workers.MaxLive)
+	}
 	return cluster.New(cluster.Options{
 		Endpoints: cfg.Cluster.Etcd, Node: node, Advertise: advertise, Capacity: cfg.Cluster.Capacity,
 		Key: key, LeaseTTL: cfg.Cluster.LeaseTTL.Duration, StateDir: filepath.Join(cfg.StateDir, "cluster"),
@@ -57,15 +61,27 @@ func advertiseURL(configured string, addr net.Addr) (string, error) {
 	return "http://" + tcp.String(), nil
 }
 
+// releaseOrg gives up a purged organization's place in etcd. A failure is
+// only logged: the next boot releases what this node owns but no longer
+// stores (ownedRecords).
+func releaseOrg(cl *cluster.Cluster, org string, log *slog.Logger) {
+	if err := cl.Release(context.Background(), org); err != nil {
+		log.Warn("cluster: could not release a deleted organization's place; the next boot does", "org", org, "err", err)
+	}
+}
+
 // ownedRecords keeps, of the stored organizations, those this node may
 // start at boot (cl.Restorable) and the deleted ones, whose holds must
-// outlive them; on one host (cl nil) it keeps everything.
-func ownedRecords(ctx context.Context, cl *cluster.Cluster, recs []lifecycle.Record) []lifecycle.Record {
+// outlive them; on one host (cl nil) it keeps everything. It also
+// releases what etcd says this node owns but it stores nothing of (a
+// purge whose release a crash or an outage cut off).
+func ownedRecords(ctx context.Context, cl *cluster.Cluster, recs []lifecycle.Record, log *slog.Logger) []lifecycle.Record {
 	if cl == nil {
 		return recs
 	}
-	var ids []string
+	var ids, stored []string
 	for _, r := range recs {
+		stored = append(stored, r.ID)
 		if !r.Deleted {
 			ids = append(ids, r.ID)
 		}
@@ -73,6 +89,9 @@ func ownedRecords(ctx context.Context, cl *cluster.Cluster, recs []lifecycle.Rec
 	keep := map[string]bool{}
 	for _, id := range cl.Restorable(ctx, ids) {
 		keep[id] = true
+	}
+	if err := cl.ReleaseUnstored(ctx, stored); err != nil {
+		log.Warn("cluster: could not release the places of organizations purged before; the next boot tries again", "err", err)
 	}
 	out := make([]lifecycle.Record, 0, len(recs))
 	for _, r := range recs {

@@ -127,6 +127,8 @@ func serve(configPath string, stderr io.Writer) error {
 		return err
 	}
 	var fl *fleet.Fleet
+	// Set below once the API listens; purges only come after the boot.
+	var cl *cluster.Cluster
 	ob := outbox.New(outbox.Options{
 		Config: cfg.Messages, Store: st, Metrics: m, Log: log, Zone: zone, OrgZones: orgZones,
 		Countries: cfg.DefaultCountries(), Media: lib,
@@ -154,6 +156,11 @@ func serve(configPath string, stderr io.Writer) error {
 		Webhooks: hooks != nil,
 		Metrics:  m,
 		Log:      log,
+		Purged: func(org string) {
+			if cl != nil {
+				releaseOrg(cl, org, log)
+			}
+		},
 	})
 
 	apiLn, err := statusapi.Listen(cfg.API.Listen)
@@ -165,7 +172,7 @@ func serve(configPath string, stderr io.Writer) error {
 		apiLn.Close()
 		return fmt.Errorf("metrics.listen: %w", err)
 	}
-	cl, err := joinCluster(&cfg, apiLn, promReg, log)
+	cl, err = joinCluster(&cfg, apiLn, promReg, log)
 	if err != nil {
 		apiLn.Close()
 		metricsLn.Close()
@@ -222,7 +229,7 @@ func serve(configPath string, stderr io.Writer) error {
 			if err := ob.Start(ctx); err != nil {
 				return err
 			}
-			fl.Boot(ownedRecords(ctx, cl, recs))
+			fl.Boot(ownedRecords(ctx, cl, recs, log))
 			log.Info("supervisor ready", "api", apiLn.Addr().String(), "metrics", metricsLn.Addr().String(),
 				"state_dir", cfg.StateDir, "max_live", cfg.Workers.MaxLive)
 			_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)

@@ -201,3 +201,33 @@ func TestDashboardAndRulesQueryLiveClusterMetrics(t *testing.T) {
 		t.Fatalf("only %d cluster metric references found", n)
 	}
 }
+
+// A deleted organization kept its place in etcd for good: a node of
+// capacity 1 refused every registration (cluster_full) once its first
+// organization had been deleted. Now the place comes back once the
+// tombstone is purged, and stays back across a restart.
+func TestADeletedOrgGivesItsPlaceBack(t *testing.T) {
+	e := NewEnv(t, Options{Nodes: 1, Capacity: 1})
+	n := e.Nodes[0]
+	n.StartOrg("first")
+	if r := n.Do(http.MethodPost, "/v1/orgs/second/start", nil); r.Status != http.StatusServiceUnavailable || r.Code() != "cluster_full" {
+		t.Fatalf("a second organization on a node of capacity 1: %d %s", r.Status, r.Body)
+	}
+	if r := n.Do(http.MethodDelete, "/v1/orgs/first", nil); r.Status/100 != 2 {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	e.Eventually(30*time.Second, "second placed once first's place is released", func() error {
+		if r := n.Do(http.MethodPost, "/v1/orgs/second/start", nil); r.Status/100 != 2 {
+			return fmt.Errorf("%d %s", r.Status, r.Body)
+		}
+		return nil
+	})
+	n.Stop()
+	n.Start()
+	if s := n.Status("second"); s.OrganizationID != "second" {
+		t.Fatalf("second after the restart: %+v", s)
+	}
+	if r := n.Do(http.MethodGet, "/v1/orgs/first", nil); r.Status != http.StatusNotFound {
+		t.Fatalf("first after the restart: %d %s", r.Status, r.Body)
+	}
+}
