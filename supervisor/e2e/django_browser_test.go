@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -169,6 +170,7 @@ func TestDjangoPageInChromium(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#sent`)),
 		until(`(() => { const r = document.querySelector("#outbox tbody tr[data-id]");
 			return r !== null && /^(delivered|read)/.test(r.querySelector(".status").textContent) &&
+				r.querySelector(".text").textContent === `+strconv.Quote(text)+` &&
 				/^(delivered|read)/.test(document.querySelector("#sent .status").textContent); })()`,
 			45*time.Second),
 	)

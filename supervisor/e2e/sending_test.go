@@ -109,6 +109,10 @@ func TestSendDeliversInOrder(t *testing.T) {
 		if d.Text != fmt.Sprint("hola ", i) || d.To != to || d.ID != msgs[i].WAMessageID {
 			t.Fatalf("delivery %d: %+v, want %q as %s", i, d, fmt.Sprint("hola ", i), msgs[i].WAMessageID)
 		}
+		// The API shows what it sends: a Django page lists the texts.
+		if msgs[i].Text != d.Text {
+			t.Fatalf("message %s shows text %q, sent %q", msgs[i].ID, msgs[i].Text, d.Text)
+		}
 	}
 	if raw := e.deliveries(phone, true); len(raw) != 5 {
 		t.Fatalf("%d raw deliveries: a message went twice", len(raw))

@@ -44,6 +44,7 @@ type MessageRequest struct {
 type MessageBody struct {
 	ID             string     `json:"id"`
 	To             string     `json:"to"`
+	Text           string     `json:"text,omitempty"`
 	Status         string     `json:"status"`
 	Reason         string     `json:"reason,omitempty"`
 	QueuedAt       *time.Time `json:"queued_at"`
@@ -74,7 +75,7 @@ func stamp(t time.Time) *time.Time {
 
 func messageBody(m outbox.Message) MessageBody {
 	return MessageBody{
-		ID: m.ID, To: m.To, Status: string(m.Status), Reason: m.Reason, WAMessageID: m.WAID,
+		ID: m.ID, To: m.To, Text: m.Text, Status: string(m.Status), Reason: m.Reason, WAMessageID: m.WAID,
 		QueuedAt: stamp(m.QueuedAt), SendingAt: stamp(m.SendingAt), SentAt: stamp(m.SentAt),
 		DeliveredAt: stamp(m.DeliveredAt), ReadAt: stamp(m.ReadAt), FailedAt: stamp(m.FailedAt),
 		BroadcastID: m.Broadcast, IdempotencyKey: m.IdempotencyKey, Media: m.Media,
