@@ -61,7 +61,11 @@ type Snapshot struct {
 	CooldownUntil  *time.Time `json:"cooldown_until"`
 	LastEvent      string     `json:"last_event,omitempty"`
 	LastError      string     `json:"last_error,omitempty"`
-	WorkerPID      int        `json:"worker_pid,omitempty"`
+	// WaitingFor is what a queued organization's start waits for in the
+	// start queue: max_live, max_live_per_egress, turn or start_gap; empty
+	// otherwise (a crash backoff shows in last_error and retry_count).
+	WaitingFor string `json:"waiting_for,omitempty"`
+	WorkerPID  int    `json:"worker_pid,omitempty"`
 	// Sandbox is what confines the running worker ("landlock abi 7: fs,
 	// net, scope; ..." or "off"), as the worker reported it at start.
 	Sandbox string `json:"sandbox,omitempty"`

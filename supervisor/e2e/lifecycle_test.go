@@ -125,8 +125,8 @@ func TestMaxLiveOneHoldsUnderStopsDuringLaunchAndFrozenWorkers(t *testing.T) {
 	e.start("frozen")
 	pid := e.waitStatus("frozen", state.QRRequired, 30*time.Second).WorkerPID
 	e.start("next")
-	if s := e.status("next"); s.Status != state.Queued {
-		t.Fatalf("next: %s while the only slot is taken", s.Status)
+	if s := e.status("next"); s.Status != state.Queued || s.WaitingFor != "max_live" {
+		t.Fatalf("next: %s waiting for %q while the only slot is taken", s.Status, s.WaitingFor)
 	}
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)

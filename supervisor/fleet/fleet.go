@@ -253,10 +253,19 @@ func (f *Fleet) Get(id string) (state.Snapshot, error) {
 
 func (f *Fleet) snapshot(o *lifecycle.Org, now time.Time) state.Snapshot {
 	s := o.Snapshot(now, f.policy)
-	if f.decorate != nil {
-		f.decorate(&s)
-	}
+	f.complete(&s)
 	return s
+}
+
+// complete adds to a status what the lifecycle's record does not hold:
+// what a queued organization's start waits for, and the outbox counts.
+func (f *Fleet) complete(s *state.Snapshot) {
+	if s.Status == state.Queued {
+		s.WaitingFor = f.slots.waitsFor(s.OrganizationID)
+	}
+	if f.decorate != nil {
+		f.decorate(s)
+	}
 }
 
 // ConnectedWorker returns org's worker while the organization is connected.
@@ -456,8 +465,8 @@ func (f *Fleet) ask(ctx context.Context, id string, in lifecycle.Input, create b
 // lifecycle holds, and an action's answer read "0 queued" for an
 // organization with messages waiting.
 func (f *Fleet) decorated(s state.Snapshot, err error) (state.Snapshot, error) {
-	if err == nil && f.decorate != nil && s.OrganizationID != "" {
-		f.decorate(&s)
+	if err == nil && s.OrganizationID != "" {
+		f.complete(&s)
 	}
 	return s, err
 }

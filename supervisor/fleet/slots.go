@@ -66,6 +66,13 @@ func (s *slots) fire(t queue.Ticket) {
 	}
 }
 
+// waitsFor is what org's start waits for in the queue, or "".
+func (s *slots) waitsFor(org string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.q.WaitsFor(org)
+}
+
 // close stops admitting: nothing starts during a shutdown.
 func (s *slots) close() {
 	s.mu.Lock()

@@ -153,6 +153,36 @@ func (q *Queue) Started(t Ticket) {
 	}
 }
 
+// What a request waits for, as WaitsFor reports it.
+const (
+	// WaitMaxLive: every one of the host's MaxLive slots is held.
+	WaitMaxLive = "max_live"
+	// WaitMaxPerEgress: its egress holds MaxPerEgress slots.
+	WaitMaxPerEgress = "max_live_per_egress"
+	// WaitTurn: a slot is free, but starts go one at a time, in order.
+	WaitTurn = "turn"
+	// WaitGap: admitted, its start is due after the gap and the jitter.
+	WaitGap = "start_gap"
+)
+
+// WaitsFor reports what org's request waits for, or "" when org has none
+// waiting: the host's cap first, then its egress's, else its turn.
+func (q *Queue) WaitsFor(org string) string {
+	if q.hasAdmitted && q.admitted.Org == org {
+		return WaitGap
+	}
+	i := slices.IndexFunc(q.waiting, func(t Ticket) bool { return t.Org == org })
+	switch {
+	case i < 0:
+		return ""
+	case len(q.held) >= q.cfg.MaxLive:
+		return WaitMaxLive
+	case q.perEgress[q.waiting[i].Egress] >= q.cfg.MaxPerEgress:
+		return WaitMaxPerEgress
+	}
+	return WaitTurn
+}
+
 // Depth is the number of waiting requests.
 func (q *Queue) Depth() int { return len(q.waiting) }
 

@@ -316,3 +316,35 @@ func live(q *Queue) int {
 	}
 	return n
 }
+
+// An organization queued behind a full host showed "queued" and nothing
+// else; WaitsFor says which bound holds it, the host's before its egress's.
+func TestWaitsFor(t *testing.T) {
+	egress := func(org, e string) Ticket { return Ticket{Org: org, N: 1, Egress: e} }
+	q := New(Config{MaxLive: 3, MaxPerEgress: 1}, noJitter)
+	a, b, c, d := egress("a", "x"), egress("b", "x"), egress("c", "y"), egress("d", "z")
+	steps := []struct {
+		when string
+		do   func()
+		want map[string]string
+	}{
+		{"a admitted, its start due", func() { q.Request(a); q.Request(b); q.Request(c); q.Next(t0) },
+			map[string]string{"a": WaitGap, "b": WaitMaxPerEgress, "c": WaitTurn, "none": ""}},
+		{"a started, c admitted past b", func() { q.Started(a); q.Next(t0) },
+			map[string]string{"a": "", "b": WaitMaxPerEgress, "c": WaitGap}},
+		{"c started, d admitted: the host is full", func() { q.Started(c); q.Request(d); q.Next(t0) },
+			map[string]string{"b": WaitMaxLive, "c": "", "d": WaitGap}},
+		{"a gone while d's start is in flight", func() { q.Cancel(a); q.Next(t0) },
+			map[string]string{"a": "", "b": WaitTurn, "d": WaitGap}},
+		{"d started, b admitted", func() { q.Started(d); q.Next(t0) },
+			map[string]string{"b": WaitGap, "d": ""}},
+	}
+	for _, s := range steps {
+		s.do()
+		for org, want := range s.want {
+			if got := q.WaitsFor(org); got != want {
+				t.Errorf("%s: %s waits for %q, want %q", s.when, org, got, want)
+			}
+		}
+	}
+}

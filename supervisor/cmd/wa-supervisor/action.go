@@ -46,6 +46,12 @@ func actionLine(cmd string, s state.Snapshot, now time.Time) string {
 // event that stopped it otherwise. A connected organization has none: an
 // error it got past is history, which status -json still shows.
 func reason(s state.Snapshot) string {
+	if wait := waitingFor[s.WaitingFor]; s.Status == state.Queued && wait != "" {
+		if s.RetryCount > 0 && s.LastError != "" {
+			return fmt.Sprintf("failed %s: %s; %s", times(s.RetryCount), brief(s.LastError), wait)
+		}
+		return wait
+	}
 	switch s.Status {
 	case state.Failed, state.Queued, state.Disconnected, state.Starting:
 		if s.LastError == "" {
@@ -64,6 +70,14 @@ func reason(s state.Snapshot) string {
 		return s.LastEvent
 	}
 	return ""
+}
+
+// waitingFor words the start queue's waiting_for. An admitted start
+// (start_gap) is due within seconds and needs no word.
+var waitingFor = map[string]string{
+	"max_live":            "waiting for a slot: workers.max_live workers are live",
+	"max_live_per_egress": "waiting for a slot on its egress: workers.max_live_per_egress are live there",
+	"turn":                "waiting its turn: workers start one at a time, workers.start_gap apart",
 }
 
 func times(n int) string {

@@ -100,6 +100,9 @@ ORG  STATUS     SINCE  JID  BAD MAC  COOLDOWN  OUTBOX                      REASO
 			{OrganizationID: "3", Status: state.Failed, LastEvent: "proxy_unresolved", LastError: "lookup px.invalid: no such host"},
 			{OrganizationID: "4", Status: state.LoggedOut, LastEvent: "device_removed", LastError: noWhatsApp},
 			{OrganizationID: "5", Status: state.Connected, ConnectedSince: at(-time.Minute), LastError: noWhatsApp},
+			{OrganizationID: "6", Status: state.Queued, WaitingFor: "max_live"},
+			{OrganizationID: "7", Status: state.Queued, RetryCount: 1, LastError: noWhatsApp, WaitingFor: "turn"},
+			{OrganizationID: "8", Status: state.Queued, WaitingFor: "start_gap"},
 		},
 		want: `
 ORG  STATUS      SINCE  JID  BAD MAC  COOLDOWN  OUTBOX                      REASON
@@ -108,6 +111,9 @@ ORG  STATUS      SINCE  JID  BAD MAC  COOLDOWN  OUTBOX                      REAS
 3    failed      -      -    0/0      -         0 queued, 0 sent, 0 failed  DNS lookup of px.invalid failed (no such host)
 4    logged_out  -      -    0/0      -         0 queued, 0 sent, 0 failed  device_removed
 5    connected   1m0s   -    0/0      -         0 queued, 0 sent, 0 failed  -
+6    queued      -      -    0/0      -         0 queued, 0 sent, 0 failed  waiting for a slot: workers.max_live workers are live
+7    queued      -      -    0/0      -         0 queued, 0 sent, 0 failed  failed once: cannot reach WhatsApp: DNS lookup of web.whatsapp.com failed (no such host); waiting its turn: workers start one at a time, workers.start_gap apart
+8    queued      -      -    0/0      -         0 queued, 0 sent, 0 failed  -
 `,
 	}, {
 		name: "a cluster names each organization's node",
