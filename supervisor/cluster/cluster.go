@@ -322,6 +322,11 @@ func (c *Cluster) Restorable(ctx context.Context, local []string) []string {
 // tombstone keeps a hold, the key keeps a registration again on the node
 // that enforces the hold.
 func (c *Cluster) Release(ctx context.Context, org string) error {
+	if c.down() {
+		// Not worth the timeout on the organization's own goroutine: the
+		// next boot releases it (ReleaseUnstored).
+		return unavailable("release "+org, errors.New("the last probe failed"))
+	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	key := orgsKey + org
