@@ -65,6 +65,11 @@ type API struct {
 	// AllowedOrigins are the browser origins ("https://app.example") whose
 	// requests the API accepts; every other cross-site request is refused.
 	AllowedOrigins []string `toml:"allowed_origins"`
+	// AllowedHosts are more names the Host header may carry (a Kubernetes
+	// Service's, a reverse proxy's); the listen address, localhost and the
+	// loopback IPs always pass. The Host check is the defence against DNS
+	// rebinding, so list only names whose DNS you control.
+	AllowedHosts []string `toml:"allowed_hosts"`
 }
 
 // Metrics is the Prometheus endpoint.
@@ -190,7 +195,7 @@ func Default() Config {
 		StateDir:     "./var",
 		WorkerBinary: "./bin/wa-worker",
 		LogLevel:     "info",
-		API:          API{Listen: "127.0.0.1:8089", AllowedOrigins: []string{}},
+		API:          API{Listen: "127.0.0.1:8089", AllowedOrigins: []string{}, AllowedHosts: []string{}},
 		Metrics:      Metrics{Listen: "127.0.0.1:9189"},
 		Workers: Workers{
 			MaxOrgs:          1000,
@@ -290,6 +295,7 @@ func (c *Config) Validate() error {
 		{"api.listen", listenAddr(c.API.Listen)},
 		{"metrics.listen", listenAddr(c.Metrics.Listen)},
 		{"api.allowed_origins", origins(c.API.AllowedOrigins)},
+		{"api.allowed_hosts", hostNames(c.API.AllowedHosts)},
 		{"workers.max_orgs", atLeast(c.Workers.MaxOrgs, 1)},
 		{"workers.max_live", atLeast(c.Workers.MaxLive, 1)},
 		{"workers.max_live_per_egress", atLeast(c.Workers.MaxLivePerEgress, 1)},
@@ -551,6 +557,19 @@ func origins(list []string) error {
 	}
 	return nil
 }
+
+// hostNames accepts DNS names as a Host header carries them, without the
+// port: the API's own port is the only one it answers on.
+func hostNames(list []string) error {
+	for _, h := range list {
+		if len(h) > 253 || !hostName.MatchString(h) {
+			return fmt.Errorf("%q is not a host name such as \"wa-sidecar-api.wa-sidecar.svc\" (no scheme, no port)", h)
+		}
+	}
+	return nil
+}
+
+var hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 
 // memoryLimit accepts GOMEMLIMIT's own syntax, a number of bytes with an
 // optional B, KiB, MiB or GiB, from 8MiB: below that the worker's own

@@ -16,10 +16,12 @@ import (
 
 // The report of the issue, as a browser would send it: in keyless dev mode
 // a page on any origin POSTed text/plain to logout, and DNS rebinding read
-// the QR codes. Neither gets through, and the device stays linked.
+// the QR codes. Neither gets through, and the device stays linked. A name
+// listed in api.allowed_hosts (a Kubernetes Service's) passes the Host
+// check; any other name still does not.
 func TestABrowserPageCannotDriveTheAPI(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, options{tcp: true})
+	e := newEnvWith(t, options{tcp: true, api: `allowed_hosts = ["wa-sidecar-api.wa-sidecar.svc"]`})
 	e.link("br", "573007915290")
 	send := func(method, path, body string, header map[string]string, host string) (int, string) {
 		t.Helper()
@@ -66,6 +68,9 @@ func TestABrowserPageCannotDriveTheAPI(t *testing.T) {
 	}
 	if code, _ := send("GET", "/v1/orgs/br", "", nil, "localhost"); code != http.StatusOK {
 		t.Fatalf("a local caller is refused: %d", code)
+	}
+	if code, body := send("GET", "/v1/orgs/br", "", nil, "wa-sidecar-api.wa-sidecar.svc:8089"); code != http.StatusOK {
+		t.Fatalf("a name listed in api.allowed_hosts is refused: %d %s", code, body)
 	}
 }
 

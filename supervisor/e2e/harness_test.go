@@ -109,6 +109,8 @@ type options struct {
 	// tcp puts the API on a loopback TCP port (e.apiURL) instead of a
 	// unix socket.
 	tcp bool
+	// api is added to the [api] section.
+	api string
 	// worker overrides the worker binary.
 	worker string
 }
@@ -162,12 +164,13 @@ worker_binary = %q
 log_level = "debug"
 [api]
 listen = %q
+%s
 [metrics]
 listen = "127.0.0.1:0"
 [whatsapp.emulator]
 url = %q
 %s
-%s`, e.stateDir, worker, listen, e.emuURL, tm, o.extra)
+%s`, e.stateDir, worker, listen, o.api, e.emuURL, tm, o.extra)
 	e.cfgPath = filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -17,14 +17,16 @@ import (
 // the answers under its own host name.
 type guard struct {
 	origins []string
+	// hosts are the names api.allowed_hosts adds to the Host check.
+	hosts []string
 	// listenHost is the IP the API listens on ("" for a unix socket, where
 	// no browser can reach it and the Host header means nothing).
 	listenHost  string
 	unspecified bool
 }
 
-func newGuard(listen string, origins []string) guard {
-	g := guard{}
+func newGuard(listen string, origins, hosts []string) guard {
+	g := guard{hosts: hosts}
 	for _, o := range origins {
 		g.origins = append(g.origins, normalOrigin(o))
 	}
@@ -74,14 +76,15 @@ func (g guard) host(r *http.Request) *apiError {
 		name = h
 	}
 	name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
-	if strings.EqualFold(name, "localhost") || name == g.listenHost {
+	if strings.EqualFold(name, "localhost") || name == g.listenHost ||
+		slices.ContainsFunc(g.hosts, func(h string) bool { return strings.EqualFold(h, name) }) {
 		return nil
 	}
 	if ip := net.ParseIP(name); ip != nil && (ip.IsLoopback() || g.unspecified) {
 		return nil
 	}
 	return &apiError{status: http.StatusForbidden, code: "bad_host",
-		msg: "Host " + truncate(r.Host) + " is not this API's address; use " + g.listenHost + ", localhost or a loopback IP"}
+		msg: "Host " + truncate(r.Host) + " is not this API's address; use " + g.listenHost + ", localhost or a loopback IP, or list the name in api.allowed_hosts"}
 }
 
 // cors answers for a listed origin: the headers that let its page read the

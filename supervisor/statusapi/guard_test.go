@@ -43,16 +43,23 @@ func TestLoopbackHostsAndServerSideCallersPass(t *testing.T) {
 func TestHostCheckFollowsTheListenAddress(t *testing.T) {
 	cases := []struct {
 		listen, host string
+		allowed      []string
 		ok           bool
 	}{
-		{"10.0.0.5:8089", "10.0.0.5:8089", true},
-		{"10.0.0.5:8089", "10.0.0.6:8089", false},
-		{"0.0.0.0:8089", "10.0.0.6:8089", true},
-		{"0.0.0.0:8089", "sidecar.internal:8089", false},
-		{"unix:/run/wa-sidecar/api.sock", "wa-supervisor", true},
+		{"10.0.0.5:8089", "10.0.0.5:8089", nil, true},
+		{"10.0.0.5:8089", "10.0.0.6:8089", nil, false},
+		{"0.0.0.0:8089", "10.0.0.6:8089", nil, true},
+		{"0.0.0.0:8089", "sidecar.internal:8089", nil, false},
+		{"unix:/run/wa-sidecar/api.sock", "wa-supervisor", nil, true},
+		// A Kubernetes Service's name was refused, so the application had
+		// to call the Service's IP; api.allowed_hosts lists such names.
+		{"0.0.0.0:8089", "wa-sidecar-api.wa-sidecar.svc:8089", []string{"wa-sidecar-api.wa-sidecar.svc"}, true},
+		{"0.0.0.0:8089", "WA-SIDECAR-API.wa-sidecar.svc", []string{"wa-sidecar-api.wa-sidecar.svc"}, true},
+		{"0.0.0.0:8089", "evil.example:8089", []string{"wa-sidecar-api.wa-sidecar.svc"}, false},
+		{"0.0.0.0:8089", "api.wa-sidecar.svc.evil.example", []string{"wa-sidecar.svc"}, false},
 	}
 	for _, c := range cases {
-		g := newGuard(c.listen, nil)
+		g := newGuard(c.listen, nil, c.allowed)
 		r := httptest.NewRequest("GET", "/v1/orgs", nil)
 		r.Host = c.host
 		if err := g.host(r); (err == nil) != c.ok {
@@ -77,7 +84,7 @@ func TestAllowedOriginGetsCORS(t *testing.T) {
 }
 
 func TestOriginsAreComparedAsBrowsersSendThem(t *testing.T) {
-	g := newGuard("127.0.0.1:8089", []string{"https://App.Example:443/", "http://localhost:3000"})
+	g := newGuard("127.0.0.1:8089", []string{"https://App.Example:443/", "http://localhost:3000"}, nil)
 	for origin, ok := range map[string]bool{
 		"https://app.example": true, "https://app.example:443": true, "http://localhost:3000": true,
 		"http://app.example": false, "https://app.example:8443": false, "null": false,
@@ -125,7 +132,7 @@ func TestTooManyOrgsIs409(t *testing.T) {
 
 // A client may send the token in any case; only the refusal may not vary.
 func TestSecFetchSiteIsCaseInsensitive(t *testing.T) {
-	g := newGuard("127.0.0.1:8089", nil)
+	g := newGuard("127.0.0.1:8089", nil, nil)
 	for value, refused := range map[string]bool{
 		"cross-site": true, "CROSS-SITE": true, "Cross-Site": true, " cross-site ": true,
 		"same-origin": false, "SAME-ORIGIN": false, "none": false, "same-site": false,

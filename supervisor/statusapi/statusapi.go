@@ -61,7 +61,9 @@ type Options struct {
 	Listen string
 	// AllowedOrigins are the browser origins that may call the API.
 	AllowedOrigins []string
-	Log            *slog.Logger
+	// AllowedHosts are more names the Host header may carry.
+	AllowedHosts []string
+	Log          *slog.Logger
 	// Outbox serves the message and broadcast routes.
 	Outbox Outbox
 	// Webhooks serves the dead letters; nil when webhooks are off.
@@ -85,7 +87,7 @@ type Options struct {
 
 // New returns the API handler.
 func New(f Fleet, o Options) http.Handler {
-	s := &server{fleet: f, outbox: o.Outbox, webhooks: o.Webhooks, media: o.Media, mediaMax: o.MediaMaxBytes, contacts: o.Contacts, cluster: o.Cluster, internal: o.Internal, mover: o.Mover, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins)}
+	s := &server{fleet: f, outbox: o.Outbox, webhooks: o.Webhooks, media: o.Media, mediaMax: o.MediaMaxBytes, contacts: o.Contacts, cluster: o.Cluster, internal: o.Internal, mover: o.Mover, log: o.Log, mux: http.NewServeMux(), guard: newGuard(o.Listen, o.AllowedOrigins, o.AllowedHosts)}
 	if o.APIKey != "" {
 		sum := sha256.Sum256([]byte(o.APIKey))
 		s.keySum = sum[:]

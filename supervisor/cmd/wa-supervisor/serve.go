@@ -179,7 +179,7 @@ func serve(configPath string, stderr io.Writer) error {
 		return err
 	}
 	apiOpts := statusapi.Options{
-		APIKey: apiKey, Listen: cfg.API.Listen, AllowedOrigins: cfg.API.AllowedOrigins, Log: log, Outbox: ob, Contacts: ob,
+		APIKey: apiKey, Listen: cfg.API.Listen, AllowedOrigins: cfg.API.AllowedOrigins, AllowedHosts: cfg.API.AllowedHosts, Log: log, Outbox: ob, Contacts: ob,
 		Webhooks: hooks.api(), Media: lib, MediaMaxBytes: cfg.Media.MaxBytes.Bytes,
 	}
 	// Moves: this node as the source of its own (POST /v1/orgs/{id}/move)
