@@ -27,6 +27,7 @@ import (
 	"github.com/wa-sidecar/wa-sidecar/supervisor/apiclient"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/e2e/binaries"
 	"github.com/wa-sidecar/wa-sidecar/worker/emulator"
+	"github.com/wa-sidecar/wa-sidecar/worker/emulator/emuctl"
 )
 
 // binDir holds wa-supervisor and wa-worker: `make e2e` passes bin/ in
@@ -395,26 +396,8 @@ func (e *env) scanQR(org, phone string) string {
 // control calls the emulator's control API.
 func (e *env) control(method, path string, body, out any) {
 	e.t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, e.emuURL+path, r)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatalf("emulator %s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		e.t.Fatalf("emulator %s %s: %s %s", method, path, resp.Status, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			e.t.Fatalf("emulator %s %s: %v in %s", method, path, err, b)
-		}
+	if err := emuctl.New(e.emuURL).Do(context.Background(), method, path, body, out); err != nil {
+		e.t.Fatal(err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wa-sidecar/wa-sidecar/shared/state"
 	"github.com/wa-sidecar/wa-sidecar/supervisor/cluster"
+	"github.com/wa-sidecar/wa-sidecar/worker/emulator/emuctl"
 )
 
 // The calls the tests make to the nodes' APIs, metrics, and the emulator.
@@ -218,25 +219,7 @@ func (n *Node) Link(org, phone string) string {
 // Control calls the emulator's control API.
 func (e *Env) Control(method, path string, body, out any) {
 	e.T.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, e.EmuURL+path, r)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.T.Fatalf("emulator %s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		e.T.Fatalf("emulator %s %s: %s %s", method, path, resp.Status, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			e.T.Fatalf("emulator %s %s: %v in %s", method, path, err, b)
-		}
+	if err := emuctl.New(e.EmuURL).Do(context.Background(), method, path, body, out); err != nil {
+		e.T.Fatal(err)
 	}
 }

@@ -69,17 +69,17 @@ func New(baseURL string) *Client {
 // returns once the emulator has paired the device, before the client
 // reconnects as that device.
 func (c *Client) Scan(ctx context.Context, qrCode, phone string) error {
-	return c.call(ctx, http.MethodPost, "/control/scan", map[string]string{"qr_code": qrCode, "phone": phone}, nil)
+	return c.Do(ctx, http.MethodPost, "/control/scan", map[string]string{"qr_code": qrCode, "phone": phone}, nil)
 }
 
 // BadMAC sends count messages with a corrupted MAC to phone's linked device.
 func (c *Client) BadMAC(ctx context.Context, phone string, count int) error {
-	return c.call(ctx, http.MethodPost, devicePath(phone, "badmac"), map[string]int{"count": count}, nil)
+	return c.Do(ctx, http.MethodPost, devicePath(phone, "badmac"), map[string]int{"count": count}, nil)
 }
 
 // Logout is WhatsApp removing phone's linked device (LOGOUT).
 func (c *Client) Logout(ctx context.Context, phone string) error {
-	return c.call(ctx, http.MethodPost, devicePath(phone, "logout"), nil, nil)
+	return c.Do(ctx, http.MethodPost, devicePath(phone, "logout"), nil, nil)
 }
 
 // Sent is what phone's devices sent as the recipients decrypted it: each
@@ -90,7 +90,7 @@ func (c *Client) Sent(ctx context.Context, phone string, raw bool) ([]Delivery, 
 		path += "?raw=1"
 	}
 	var out []Delivery
-	err := c.call(ctx, http.MethodGet, path, nil, &out)
+	err := c.Do(ctx, http.MethodGet, path, nil, &out)
 	return out, err
 }
 
@@ -98,14 +98,14 @@ func (c *Client) Sent(ctx context.Context, phone string, raw bool) ([]Delivery, 
 // answer them all (!stall), so that a test can kill a sender mid-upload.
 func (c *Client) SetMediaStall(ctx context.Context, stall bool) (MediaState, error) {
 	var out MediaState
-	err := c.call(ctx, http.MethodPut, "/control/media", map[string]bool{"stall": stall}, &out)
+	err := c.Do(ctx, http.MethodPut, "/control/media", map[string]bool{"stall": stall}, &out)
 	return out, err
 }
 
 // MediaState reports the media host's stall and its uploads.
 func (c *Client) MediaState(ctx context.Context) (MediaState, error) {
 	var out MediaState
-	err := c.call(ctx, http.MethodGet, "/control/media", nil, &out)
+	err := c.Do(ctx, http.MethodGet, "/control/media", nil, &out)
 	return out, err
 }
 
@@ -113,9 +113,10 @@ func devicePath(phone, action string) string {
 	return "/control/devices/" + url.PathEscape(phone) + "/" + action
 }
 
-// call sends in as JSON (none when nil) and decodes a 2xx answer into out
-// (ignored when nil).
-func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+// Do calls any control route, for those the methods above do not name:
+// it sends in as JSON (none when nil) and decodes a 2xx answer into out
+// (ignored when nil); any other answer is an error quoting its body.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -154,7 +155,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 // emulator's usync contact queries (whatsmeow IsOnWhatsApp) answer so.
 // Every number never marked is on WhatsApp.
 func (c *Client) SetOnWhatsApp(ctx context.Context, phone string, on bool) error {
-	return c.call(ctx, http.MethodPut, "/control/directory/"+url.PathEscape(phone), map[string]bool{"on_whatsapp": on}, nil)
+	return c.Do(ctx, http.MethodPut, "/control/directory/"+url.PathEscape(phone), map[string]bool{"on_whatsapp": on}, nil)
 }
 
 // HistoryState is the emulator's history sync (GET/PUT /control/history):
@@ -184,13 +185,13 @@ type HistorySent struct {
 // History reports the history blob size and the notifications sent.
 func (c *Client) History(ctx context.Context) (HistoryState, error) {
 	var out HistoryState
-	err := c.call(ctx, http.MethodGet, "/control/history", nil, &out)
+	err := c.Do(ctx, http.MethodGet, "/control/history", nil, &out)
 	return out, err
 }
 
 // SetHistoryBytes sizes the history every later link is sent (0: none).
 func (c *Client) SetHistoryBytes(ctx context.Context, n int) (HistoryState, error) {
 	var out HistoryState
-	err := c.call(ctx, http.MethodPut, "/control/history", map[string]int{"bytes": n}, &out)
+	err := c.Do(ctx, http.MethodPut, "/control/history", map[string]int{"bytes": n}, &out)
 	return out, err
 }
